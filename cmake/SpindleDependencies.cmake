@@ -1,0 +1,34 @@
+# Third-party dependencies, all from Debian's packages (scripts/setup.sh installs them).
+# With SPINDLE_STATIC, libraries are linked statically where Debian ships archives, and
+# the shared ones that remain (libudev, which static hwloc needs) are copied beside the
+# binaries, found through an $ORIGIN rpath (shared/GPU.md).
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+
+if(SPINDLE_STATIC)
+  set(Boost_USE_STATIC_LIBS ON)
+  find_library(SPINDLE_HWLOC_ARCHIVE NAMES libhwloc.a REQUIRED)
+  find_library(SPINDLE_UDEV_LIBRARY NAMES libudev.so.1 udev REQUIRED)
+  find_path(SPINDLE_HWLOC_INCLUDE_DIR hwloc.h REQUIRED)
+  add_library(spindle_hwloc INTERFACE IMPORTED)
+  target_include_directories(spindle_hwloc INTERFACE ${SPINDLE_HWLOC_INCLUDE_DIR})
+  target_link_libraries(spindle_hwloc INTERFACE
+    ${SPINDLE_HWLOC_ARCHIVE} ${SPINDLE_UDEV_LIBRARY} m Threads::Threads)
+  set(SPINDLE_BUNDLED_LIBRARIES ${SPINDLE_UDEV_LIBRARY})
+  set(CMAKE_BUILD_RPATH "$ORIGIN")
+  set(CMAKE_FIND_LIBRARY_SUFFIXES .a ${CMAKE_FIND_LIBRARY_SUFFIXES})
+else()
+  pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc>=2.0)
+  add_library(spindle_hwloc INTERFACE IMPORTED)
+  target_link_libraries(spindle_hwloc INTERFACE PkgConfig::HWLOC)
+endif()
+
+# Copies the shared libraries a portable build still needs into the binaries' folder.
+function(spindle_bundle_runtime_libraries)
+  foreach(library IN LISTS SPINDLE_BUNDLED_LIBRARIES)
+    get_filename_component(name ${library} NAME)
+    file(REAL_PATH ${library} real)
+    configure_file(${real} ${CMAKE_RUNTIME_OUTPUT_DIRECTORY}/${name} COPYONLY)
+  endforeach()
+endfunction()

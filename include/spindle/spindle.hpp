@@ -1,0 +1,8 @@
+// spindle: Ray Core's programming model for native code, on real hardware.
+//
+// The one header users include.
+#pragma once
+
+#include "spindle/errors.hpp"
+#include "spindle/resources.hpp"
+#include "spindle/topology.hpp"

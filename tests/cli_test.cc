@@ -1,0 +1,86 @@
+// The `spindle` command line tool, run as a user runs it.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "spindle/spindle.hpp"
+#include "support/command.hpp"
+
+namespace spindle {
+namespace {
+
+using testing::run_command;
+
+std::string spindle_command(const std::string& args) {
+  return std::string(SPINDLE_CLI_PATH) + " " + args;
+}
+
+TEST(Cli, InfoPrintsTopologyAndTotals) {
+  Topology topology = Topology::discover();
+  auto result = run_command(spindle_command("info"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("Machine: "), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("Resources (total):\n  cpu: " + std::to_string(topology.num_cores())),
+            std::string::npos)
+      << result.output;
+  if (topology.gpus.empty()) {
+    EXPECT_NE(result.output.find("GPUs: none ("), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find("  gpu: 0\n"), std::string::npos) << result.output;
+  }
+}
+
+TEST(Cli, InfoJsonDescribesThisMachine) {
+  Topology topology = Topology::discover();
+  auto result = run_command(spindle_command("info --json"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  nlohmann::json json = nlohmann::json::parse(result.output);
+  EXPECT_EQ(json["topology"]["cores"].size(), topology.num_cores());
+  EXPECT_EQ(json["topology"]["allowed_pus"].size(), topology.num_pus());
+  EXPECT_EQ(json["topology"]["gpus"].size(), topology.gpus.size());
+  EXPECT_EQ(json["resources"]["total"]["cpu"], topology.num_cores());
+}
+
+// `taskset` narrows the process's affinity; spindle must see one PU and one core.
+TEST(Cli, TasksetRestrictionIsHonoured) {
+  Topology topology = Topology::discover();
+  unsigned pu = topology.allowed_pus.back();
+  auto result = run_command("taskset -c " + std::to_string(pu) + " " + spindle_command("info --json"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  nlohmann::json json = nlohmann::json::parse(result.output);
+  EXPECT_EQ(json["topology"]["allowed_pus"], nlohmann::json::array({pu}));
+  EXPECT_EQ(json["topology"]["cores"].size(), 1u);
+  EXPECT_EQ(json["topology"]["machine_pus"], topology.machine_pus);
+  EXPECT_EQ(json["resources"]["total"]["cpu"], 1);
+}
+
+TEST(Cli, OverridesShowInTheTotals) {
+  auto result = run_command(spindle_command("info --json --num-cpus 16 --num-gpus 4 --resource disk=2.5"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  nlohmann::json total = nlohmann::json::parse(result.output)["resources"]["total"];
+  EXPECT_EQ(total["cpu"], 16);
+  EXPECT_EQ(total["gpu"], 4);
+  EXPECT_EQ(total["disk"], 2.5);
+}
+
+TEST(Cli, BadInputIsNamed) {
+  auto fractional = run_command(spindle_command("info --num-gpus 1.5 2>&1"));
+  EXPECT_EQ(fractional.exit_code, 2);
+  EXPECT_NE(fractional.output.find("num_gpus = 1.5: the total is a number of devices, so it must be whole"),
+            std::string::npos)
+      << fractional.output;
+
+  auto option = run_command(spindle_command("info --bogus 2>&1"));
+  EXPECT_EQ(option.exit_code, 2);
+  EXPECT_NE(option.output.find("unknown option '--bogus' for info"), std::string::npos) << option.output;
+
+  auto number = run_command(spindle_command("info --num-cpus many 2>&1"));
+  EXPECT_EQ(number.exit_code, 2);
+  EXPECT_NE(number.output.find("--num-cpus 'many': expected a number"), std::string::npos);
+
+  auto command = run_command(spindle_command("frobnicate 2>&1"));
+  EXPECT_EQ(command.exit_code, 2);
+  EXPECT_NE(command.output.find("unknown command 'frobnicate': allowed are info, help"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace spindle
