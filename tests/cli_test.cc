@@ -1,5 +1,7 @@
 // The `spindle` command line tool, run as a user runs it.
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "spindle/spindle.hpp"
@@ -10,8 +12,11 @@ namespace {
 
 using testing::run_command;
 
+// The tool is built beside the tests (build/bin), so the suite also runs where the binaries
+// were carried to another machine.
 std::string spindle_command(const std::string& args) {
-  return std::string(SPINDLE_CLI_PATH) + " " + args;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
+  return (self.parent_path() / "spindle").string() + " " + args;
 }
 
 TEST(Cli, InfoPrintsTopologyAndTotals) {
@@ -19,8 +24,9 @@ TEST(Cli, InfoPrintsTopologyAndTotals) {
   auto result = run_command(spindle_command("info"));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("Machine: "), std::string::npos) << result.output;
-  EXPECT_NE(result.output.find("Resources (total):\n  cpu: " + std::to_string(topology.num_cores())),
-            std::string::npos)
+  EXPECT_NE(
+      result.output.find("Resources (total):\n  cpu: " + std::to_string(topology.num_cores())),
+      std::string::npos)
       << result.output;
   if (topology.gpus.empty()) {
     EXPECT_NE(result.output.find("GPUs: none ("), std::string::npos) << result.output;
@@ -43,7 +49,8 @@ TEST(Cli, InfoJsonDescribesThisMachine) {
 TEST(Cli, TasksetRestrictionIsHonoured) {
   Topology topology = Topology::discover();
   unsigned pu = topology.allowed_pus.back();
-  auto result = run_command("taskset -c " + std::to_string(pu) + " " + spindle_command("info --json"));
+  auto result =
+      run_command("taskset -c " + std::to_string(pu) + " " + spindle_command("info --json"));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   nlohmann::json json = nlohmann::json::parse(result.output);
   EXPECT_EQ(json["topology"]["allowed_pus"], nlohmann::json::array({pu}));
@@ -53,7 +60,8 @@ TEST(Cli, TasksetRestrictionIsHonoured) {
 }
 
 TEST(Cli, OverridesShowInTheTotals) {
-  auto result = run_command(spindle_command("info --json --num-cpus 16 --num-gpus 4 --resource disk=2.5"));
+  auto result =
+      run_command(spindle_command("info --json --num-cpus 16 --num-gpus 4 --resource disk=2.5"));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   nlohmann::json total = nlohmann::json::parse(result.output)["resources"]["total"];
   EXPECT_EQ(total["cpu"], 16);
@@ -64,13 +72,15 @@ TEST(Cli, OverridesShowInTheTotals) {
 TEST(Cli, BadInputIsNamed) {
   auto fractional = run_command(spindle_command("info --num-gpus 1.5 2>&1"));
   EXPECT_EQ(fractional.exit_code, 2);
-  EXPECT_NE(fractional.output.find("num_gpus = 1.5: the total is a number of devices, so it must be whole"),
+  EXPECT_NE(fractional.output.find(
+                "num_gpus = 1.5: the total is a number of devices, so it must be whole"),
             std::string::npos)
       << fractional.output;
 
   auto option = run_command(spindle_command("info --bogus 2>&1"));
   EXPECT_EQ(option.exit_code, 2);
-  EXPECT_NE(option.output.find("unknown option '--bogus' for info"), std::string::npos) << option.output;
+  EXPECT_NE(option.output.find("unknown option '--bogus' for info"), std::string::npos)
+      << option.output;
 
   auto number = run_command(spindle_command("info --num-cpus many 2>&1"));
   EXPECT_EQ(number.exit_code, 2);

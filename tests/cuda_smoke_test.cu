@@ -21,7 +21,8 @@ TEST(CudaSmoke, KernelWritesEveryElement) {
   write_indices<<<(kCount + 255) / 256, 256>>>(device, kCount);
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
   std::vector<int> host(kCount, -1);
-  ASSERT_EQ(cudaMemcpy(host.data(), device, kCount * sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(host.data(), device, kCount * sizeof(int), cudaMemcpyDeviceToHost),
+            cudaSuccess);
   ASSERT_EQ(cudaFree(device), cudaSuccess);
   for (int i = 0; i < kCount; ++i) ASSERT_EQ(host[i], i);
 }

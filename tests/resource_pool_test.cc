@@ -117,7 +117,8 @@ TEST(ResourcePool, RejectsFractionalGpuTotal) {
     ResourcePool pool(totals);
     FAIL() << "no error";
   } catch (const InvalidArgumentError& error) {
-    EXPECT_STREQ(error.what(), "gpu total = 1.5: GPUs are whole devices, so the total must be whole");
+    EXPECT_STREQ(error.what(),
+                 "gpu total = 1.5: GPUs are whole devices, so the total must be whole");
   }
 }
 
@@ -136,8 +137,10 @@ TEST(ResourcePool, ReleasingTwiceIsCaught) {
 TEST(ResourcePool, StressKeepsInvariantsAcrossThreads) {
   constexpr int kGpus = 3;
   ResourcePool pool = make_pool(4, kGpus);
-  const std::array demands = {ResourceSet::demand(1, 0.25), ResourceSet::demand(0.5, 0.5),
-                              ResourceSet::demand(0, 1),    ResourceSet::demand(1, 2),
+  const std::array demands = {ResourceSet::demand(1, 0.25),
+                              ResourceSet::demand(0.5, 0.5),
+                              ResourceSet::demand(0, 1),
+                              ResourceSet::demand(1, 2),
                               ResourceSet::demand(0.25, 0.75, 1 << 20, {{"disk", 1}}),
                               ResourceSet::demand(2)};
   std::atomic<std::int64_t> cpu_held{0};
@@ -154,7 +157,8 @@ TEST(ResourcePool, StressKeepsInvariantsAcrossThreads) {
       ++grants;
       if (cpu_held += demand.cpu().units(); cpu_held > Quantity::whole(4).units()) ++violations;
       for (const GpuShare& share : allocation->gpus) {
-        if ((gpu_held[share.device] += share.amount.units()) > Quantity::kUnitsPerWhole) ++violations;
+        if ((gpu_held[share.device] += share.amount.units()) > Quantity::kUnitsPerWhole)
+          ++violations;
       }
       for (const GpuShare& share : allocation->gpus) gpu_held[share.device] -= share.amount.units();
       cpu_held -= demand.cpu().units();

@@ -41,8 +41,9 @@ TEST(Quantity, PrintsExactDecimals) {
 TEST(Quantity, RejectsBadAmountsNamingTheValueAndRule) {
   expect_invalid([] { Quantity::from_double(-1, "num_cpus"); },
                  "num_cpus = -1: must not be negative");
-  expect_invalid([] { Quantity::from_double(std::numeric_limits<double>::quiet_NaN(), "num_cpus"); },
-                 "num_cpus = nan: must be a finite number");
+  expect_invalid(
+      [] { Quantity::from_double(std::numeric_limits<double>::quiet_NaN(), "num_cpus"); },
+      "num_cpus = nan: must be a finite number");
   expect_invalid([] { Quantity::from_double(std::numeric_limits<double>::infinity(), "num_gpus"); },
                  "num_gpus = inf: must be a finite number");
   expect_invalid([] { Quantity::from_double(0.00005, "num_cpus"); },
@@ -68,8 +69,11 @@ TEST(ResourceSetDemand, RejectsFractionsAboveOne) {
                  "num_gpus = 1.5: a demand above 1 must be a whole number");
   expect_invalid([] { ResourceSet::demand(2.5); },
                  "num_cpus = 2.5: a demand above 1 must be a whole number");
-  expect_invalid([] { ResourceSet::demand(1, 0, 0, {{"disk", 1.25}}); },
-                 "resources[\"disk\"] = 1.25: a demand above 1 must be a whole number");
+  expect_invalid(
+      [] {
+        ResourceSet::demand(1, 0, 0, {{"disk", 1.25}});
+      },
+      "resources[\"disk\"] = 1.25: a demand above 1 must be a whole number");
 }
 
 TEST(ResourceSetDemand, RejectsFractionalBytes) {
@@ -78,16 +82,31 @@ TEST(ResourceSetDemand, RejectsFractionalBytes) {
 }
 
 TEST(ResourceSetDemand, RejectsBadCustomNames) {
-  expect_invalid([] { ResourceSet::demand(1, 0, 0, {{"", 1}}); },
-                 "resource name '': a resource needs a non-empty name");
-  expect_invalid([] { ResourceSet::demand(1, 0, 0, {{"fast disk", 1}}); },
-                 "resource name 'fast disk': only letters, digits and _ - . : / are allowed");
-  expect_invalid([] { ResourceSet::demand(1, 0, 0, {{"gpu", 1}}); },
-                 "resources[\"gpu\"]: 'gpu' is reserved; use num_cpus, num_gpus or memory");
-  expect_invalid([] { ResourceSet::demand(1, 0, 0, {{std::string(65, 'a'), 1}}); },
-                 "resource name '" + std::string(65, 'a') + "': at most 64 characters are allowed");
-  expect_invalid([] { ResourceSet::demand(1, 0, 0, {{"disk", -2}}); },
-                 "resources[\"disk\"] = -2: must not be negative");
+  expect_invalid(
+      [] {
+        ResourceSet::demand(1, 0, 0, {{"", 1}});
+      },
+      "resource name '': a resource needs a non-empty name");
+  expect_invalid(
+      [] {
+        ResourceSet::demand(1, 0, 0, {{"fast disk", 1}});
+      },
+      "resource name 'fast disk': only letters, digits and _ - . : / are allowed");
+  expect_invalid(
+      [] {
+        ResourceSet::demand(1, 0, 0, {{"gpu", 1}});
+      },
+      "resources[\"gpu\"]: 'gpu' is reserved; use num_cpus, num_gpus or memory");
+  expect_invalid(
+      [] {
+        ResourceSet::demand(1, 0, 0, {{std::string(65, 'a'), 1}});
+      },
+      "resource name '" + std::string(65, 'a') + "': at most 64 characters are allowed");
+  expect_invalid(
+      [] {
+        ResourceSet::demand(1, 0, 0, {{"disk", -2}});
+      },
+      "resources[\"disk\"] = -2: must not be negative");
 }
 
 TEST(ResourceSet, ZeroAmountsAreAbsent) {
@@ -119,7 +138,8 @@ TEST(ResourceTotals, TakeTheMachineThenOverrides) {
   ResourceSet machine = resource_totals(topology);
   EXPECT_EQ(machine.to_string(), "{cpu: 3, memory: 2 GiB}");
 
-  ResourceOverrides overrides{.num_cpus = 16, .num_gpus = 4, .memory = 1024, .resources = {{"disk", 2}}};
+  ResourceOverrides overrides{
+      .num_cpus = 16, .num_gpus = 4, .memory = 1024, .resources = {{"disk", 2}}};
   EXPECT_EQ(resource_totals(topology, overrides).to_string(),
             "{cpu: 16, gpu: 4, memory: 1 KiB, disk: 2}");
 }
@@ -130,8 +150,11 @@ TEST(ResourceTotals, RejectBadOverrides) {
                  "num_gpus = 1.5: the total is a number of devices, so it must be whole");
   expect_invalid([&] { resource_totals(topology, {.num_cpus = -4}); },
                  "num_cpus = -4: must not be negative");
-  expect_invalid([&] { resource_totals(topology, {.resources = {{"memory", 1}}}); },
-                 "resources[\"memory\"]: 'memory' is reserved; use num_cpus, num_gpus or memory");
+  expect_invalid(
+      [&] {
+        resource_totals(topology, {.resources = {{"memory", 1}}});
+      },
+      "resources[\"memory\"]: 'memory' is reserved; use num_cpus, num_gpus or memory");
 }
 
 }  // namespace

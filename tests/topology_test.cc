@@ -1,10 +1,10 @@
 // Topology: counts agree with hwloc's and the OS's, CUDA_VISIBLE_DEVICES, the no-GPU path.
 #include <gtest/gtest.h>
 #include <hwloc.h>
-#include <nlohmann/json.hpp>
 #include <sched.h>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "spindle/spindle.hpp"
 
@@ -27,9 +27,9 @@ HwlocCounts count_with_hwloc() {
   hwloc_topology_restrict(topology, bound, 0);
   hwloc_bitmap_free(bound);
   int caches = 0;
-  for (hwloc_obj_type_t type : {HWLOC_OBJ_L1CACHE, HWLOC_OBJ_L2CACHE, HWLOC_OBJ_L3CACHE,
-                                HWLOC_OBJ_L4CACHE, HWLOC_OBJ_L5CACHE, HWLOC_OBJ_L1ICACHE,
-                                HWLOC_OBJ_L2ICACHE, HWLOC_OBJ_L3ICACHE}) {
+  for (hwloc_obj_type_t type :
+       {HWLOC_OBJ_L1CACHE, HWLOC_OBJ_L2CACHE, HWLOC_OBJ_L3CACHE, HWLOC_OBJ_L4CACHE,
+        HWLOC_OBJ_L5CACHE, HWLOC_OBJ_L1ICACHE, HWLOC_OBJ_L2ICACHE, HWLOC_OBJ_L3ICACHE}) {
     caches += hwloc_get_nbobjs_by_type(topology, type);
   }
   HwlocCounts counts{hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_PACKAGE),
@@ -45,7 +45,8 @@ TEST(Topology, CountsAgreeWithHwloc) {
   HwlocCounts hwloc = count_with_hwloc();
   EXPECT_EQ(topology.packages.size(), static_cast<std::size_t>(std::max(hwloc.packages, 1)));
   EXPECT_EQ(topology.numa_nodes.size(), static_cast<std::size_t>(hwloc.numa_nodes));
-  EXPECT_EQ(topology.num_cores(), static_cast<std::size_t>(hwloc.cores > 0 ? hwloc.cores : hwloc.pus));
+  EXPECT_EQ(topology.num_cores(),
+            static_cast<std::size_t>(hwloc.cores > 0 ? hwloc.cores : hwloc.pus));
   EXPECT_EQ(topology.num_pus(), static_cast<std::size_t>(hwloc.pus));
   EXPECT_EQ(topology.caches.size(), static_cast<std::size_t>(hwloc.caches));
 }
@@ -99,14 +100,16 @@ TEST(Topology, TextShowsCoresAndGpus) {
 // With no driver or no device (the CI machine) discovery succeeds with zero GPUs and says why.
 TEST(Topology, NoGpuMeansZeroGpusWithAReason) {
   Topology topology = Topology::discover();
-  if (!topology.gpus.empty()) GTEST_SKIP() << "this machine has " << topology.gpus.size() << " GPUs";
+  if (!topology.gpus.empty())
+    GTEST_SKIP() << "this machine has " << topology.gpus.size() << " GPUs";
   EXPECT_FALSE(topology.gpu_note.empty());
 #ifdef SPINDLE_HAVE_CUDA
   EXPECT_TRUE(topology.built_with_cuda);
   EXPECT_TRUE(topology.gpu_note.find("CUDA") != std::string::npos) << topology.gpu_note;
 #else
   EXPECT_FALSE(topology.built_with_cuda);
-  EXPECT_EQ(topology.gpu_note, "spindle was built without CUDA (SPINDLE_CUDA=OFF or no nvcc found)");
+  EXPECT_EQ(topology.gpu_note,
+            "spindle was built without CUDA (SPINDLE_CUDA=OFF or no nvcc found)");
 #endif
 }
 
@@ -133,8 +136,7 @@ TEST(CudaVisibleDevices, UnsetMeansNoRestriction) {
 TEST(CudaVisibleDevices, ParsesIndicesAndUuids) {
   CudaVisibleDevices visible = parse_cuda_visible_devices("2, 0,GPU-8e3b-41aa ,MIG-1f2e");
   EXPECT_TRUE(visible.set);
-  EXPECT_EQ(visible.entries,
-            (std::vector<std::string>{"2", "0", "GPU-8e3b-41aa", "MIG-1f2e"}));
+  EXPECT_EQ(visible.entries, (std::vector<std::string>{"2", "0", "GPU-8e3b-41aa", "MIG-1f2e"}));
   EXPECT_EQ(visible.problem, "");
 }
 

@@ -40,9 +40,7 @@ class Quantity {
   static Quantity from_double(double value, std::string_view what);
 
   [[nodiscard]] constexpr std::int64_t units() const { return units_; }
-  [[nodiscard]] double to_double() const {
-    return static_cast<double>(units_) / kUnitsPerWhole;
-  }
+  [[nodiscard]] double to_double() const { return static_cast<double>(units_) / kUnitsPerWhole; }
   [[nodiscard]] constexpr bool is_zero() const { return units_ == 0; }
   [[nodiscard]] constexpr bool is_whole() const { return units_ % kUnitsPerWhole == 0; }
   /// The whole part, rounded down.

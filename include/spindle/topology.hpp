@@ -27,8 +27,8 @@ struct Core {
 struct Package {
   unsigned index = 0;
   unsigned os_index = 0;
-  std::string model;           ///< CPU model as the OS reports it; may be empty.
-  std::vector<unsigned> cores; ///< Logical core indices.
+  std::string model;            ///< CPU model as the OS reports it; may be empty.
+  std::vector<unsigned> cores;  ///< Logical core indices.
 };
 
 /// @brief A NUMA node; in hwloc 2 these are memory children of the CPU tree.
@@ -55,10 +55,10 @@ struct Gpu {
   std::uint64_t memory_bytes = 0;
   int compute_major = 0;
   int compute_minor = 0;
-  std::string pci_bus_id;         ///< "0000:65:00.0".
-  std::vector<unsigned> local_pus;  ///< OS indices of the PUs close to it.
+  std::string pci_bus_id;             ///< "0000:65:00.0".
+  std::vector<unsigned> local_pus;    ///< OS indices of the PUs close to it.
   std::optional<unsigned> numa_node;  ///< OS index of the nearest NUMA node, if known.
-  std::string visible_as;  ///< The CUDA_VISIBLE_DEVICES entry that selected it, if set.
+  std::string visible_as;             ///< The CUDA_VISIBLE_DEVICES entry that selected it, if set.
 };
 
 /// @brief CUDA_VISIBLE_DEVICES as the CUDA runtime reads it.
@@ -85,7 +85,7 @@ struct Topology {
   std::vector<NumaNode> numa_nodes;
   std::vector<Core> cores;
   std::vector<Cache> caches;
-  std::uint64_t memory_bytes = 0;  ///< Physical RAM of the machine.
+  std::uint64_t memory_bytes = 0;                   ///< Physical RAM of the machine.
   std::optional<std::uint64_t> memory_limit_bytes;  ///< A cgroup limit below RAM, if any.
 
   std::vector<Gpu> gpus;

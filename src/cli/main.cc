@@ -78,8 +78,8 @@ void print_resources(std::ostream& out, const spindle::ResourceSet& totals) {
   out << "Resources (total):\n";
   out << "  cpu: " << totals.cpu().to_string() << '\n';
   out << "  gpu: " << totals.gpu().to_string() << '\n';
-  out << "  memory: " << spindle::format_bytes(static_cast<std::uint64_t>(totals.memory().whole_part()))
-      << '\n';
+  out << "  memory: "
+      << spindle::format_bytes(static_cast<std::uint64_t>(totals.memory().whole_part())) << '\n';
   for (const auto& [name, amount] : totals.amounts()) {
     if (name != spindle::ResourceSet::kCpu && name != spindle::ResourceSet::kGpu &&
         name != spindle::ResourceSet::kMemory) {
@@ -93,8 +93,9 @@ int run_info(const std::vector<std::string_view>& args) {
   spindle::Topology topology = spindle::Topology::discover();
   spindle::ResourceSet totals = spindle::resource_totals(topology, options.overrides);
   if (options.json) {
-    spindle::detail::Json json = {{"topology", spindle::detail::to_json_value(topology)},
-                                  {"resources", {{"total", spindle::detail::to_json_value(totals)}}}};
+    spindle::detail::Json json = {
+        {"topology", spindle::detail::to_json_value(topology)},
+        {"resources", {{"total", spindle::detail::to_json_value(totals)}}}};
     std::cout << json.dump(2) << '\n';
   } else {
     std::cout << spindle::to_text(topology);

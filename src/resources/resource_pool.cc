@@ -39,13 +39,13 @@ std::vector<Quantity> ResourcePool::gpu_available() const {
 
 void ResourcePool::check_feasible(const ResourceSet& demand) const {
   for (const auto& [name, amount] : demand.amounts()) {
-    bool built_in = name == ResourceSet::kCpu || name == ResourceSet::kGpu ||
-                    name == ResourceSet::kMemory;
+    bool built_in =
+        name == ResourceSet::kCpu || name == ResourceSet::kGpu || name == ResourceSet::kMemory;
     if (!built_in && totals_.get(name).is_zero()) {
       std::string known;
       for (const auto& item : totals_.amounts()) known += (known.empty() ? "" : ", ") + item.first;
-      throw InvalidArgumentError("unknown resource '" + name + "' in demand " +
-                                 demand.to_string() + ": this runtime has " + known);
+      throw InvalidArgumentError("unknown resource '" + name + "' in demand " + demand.to_string() +
+                                 ": this runtime has " + known);
     }
   }
   if (!totals_.contains(demand)) {
@@ -99,8 +99,8 @@ void ResourcePool::release(const Allocation& allocation) {
   Quantity shared;
   for (const GpuShare& share : allocation.gpus) {
     if (share.device < 0 || share.device >= static_cast<int>(gpu_free.size())) {
-      throw std::logic_error("release of GPU " + std::to_string(share.device) +
-                             ": the pool has " + std::to_string(gpu_free.size()) + " GPUs");
+      throw std::logic_error("release of GPU " + std::to_string(share.device) + ": the pool has " +
+                             std::to_string(gpu_free.size()) + " GPUs");
     }
     gpu_free[share.device] += share.amount;
     shared += share.amount;

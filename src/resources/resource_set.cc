@@ -1,8 +1,8 @@
 // Quantity, ResourceSet and the totals taken from the machine.
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cfloat>
+#include <charconv>
 #include <cmath>
 #include <sstream>
 
@@ -24,8 +24,7 @@ namespace detail {
 
 void check_custom_name(std::string_view name, std::string_view what) {
   ResourceSet::check_name(name);
-  for (std::string_view reserved :
-       {ResourceSet::kCpu, ResourceSet::kGpu, ResourceSet::kMemory}) {
+  for (std::string_view reserved : {ResourceSet::kCpu, ResourceSet::kGpu, ResourceSet::kMemory}) {
     if (name == reserved) {
       throw InvalidArgumentError(std::string(what) + ": '" + std::string(name) +
                                  "' is reserved; use num_cpus, num_gpus or memory");
@@ -192,9 +191,10 @@ ResourceSet resource_totals(const Topology& topology, const ResourceOverrides& o
     }
   }
   totals.set(ResourceSet::kGpu, gpus);
-  double memory = std::min<double>(static_cast<double>(topology.usable_memory_bytes()),
-                                   Quantity::kMaxAmount);
-  totals.set(ResourceSet::kMemory, detail::whole_bytes(overrides.memory.value_or(memory), "memory"));
+  double memory =
+      std::min<double>(static_cast<double>(topology.usable_memory_bytes()), Quantity::kMaxAmount);
+  totals.set(ResourceSet::kMemory,
+             detail::whole_bytes(overrides.memory.value_or(memory), "memory"));
   for (const auto& [name, value] : overrides.resources) {
     std::string what = "resources[\"" + name + "\"]";
     detail::check_custom_name(name, what);

@@ -39,7 +39,7 @@ Gpu describe_device(hwloc_topology_t topology, int index, const cudaDeviceProp& 
                            [](unsigned char c) { return std::tolower(c); });
   }
   std::unique_ptr<hwloc_bitmap_s, decltype(&hwloc_bitmap_free)> cpuset(hwloc_bitmap_alloc(),
-                                                                        &hwloc_bitmap_free);
+                                                                       &hwloc_bitmap_free);
   if (hwloc_cudart_get_device_cpuset(topology, index, cpuset.get()) == 0) {
     hwloc_bitmap_and(cpuset.get(), cpuset.get(), hwloc_topology_get_topology_cpuset(topology));
     gpu.local_pus = pu_indices(cpuset.get());
@@ -70,8 +70,8 @@ GpuProbe probe_gpus(hwloc_topology_t topology, const CudaVisibleDevices& visible
   for (int index = 0; index < count; ++index) {
     cudaDeviceProp prop{};
     if (cudaError_t error = cudaGetDeviceProperties(&prop, index); error != cudaSuccess) {
-      probe.note = "device " + std::to_string(index) + " skipped: " +
-                   describe(error, "cudaGetDeviceProperties");
+      probe.note = "device " + std::to_string(index) +
+                   " skipped: " + describe(error, "cudaGetDeviceProperties");
       continue;
     }
     Gpu gpu = describe_device(topology, index, prop);

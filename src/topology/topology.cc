@@ -79,8 +79,7 @@ unsigned package_of(hwloc_topology_t topology, hwloc_obj_t obj) {
   return package ? package->logical_index : 0;
 }
 
-void add_packages(hwloc_topology_t topology, const std::vector<hwloc_obj_t>& cores,
-                  Topology& out) {
+void add_packages(hwloc_topology_t topology, const std::vector<hwloc_obj_t>& cores, Topology& out) {
   for (hwloc_obj_t obj = nullptr;
        (obj = hwloc_get_next_obj_by_type(topology, HWLOC_OBJ_PACKAGE, obj));) {
     const char* model = hwloc_obj_get_info_by_name(obj, "CPUModel");
@@ -96,8 +95,8 @@ void add_packages(hwloc_topology_t topology, const std::vector<hwloc_obj_t>& cor
 
 void add_cores(hwloc_topology_t topology, const std::vector<hwloc_obj_t>& cores, Topology& out) {
   for (unsigned i = 0; i < cores.size(); ++i) {
-    out.cores.push_back(
-        {i, cores[i]->os_index, package_of(topology, cores[i]), detail::pu_indices(cores[i]->cpuset)});
+    out.cores.push_back({i, cores[i]->os_index, package_of(topology, cores[i]),
+                         detail::pu_indices(cores[i]->cpuset)});
   }
 }
 
@@ -145,7 +144,8 @@ std::optional<std::uint64_t> cgroup_memory_limit() {
   std::vector<std::string> candidates;
   std::ifstream membership("/proc/self/cgroup");
   for (std::string line; std::getline(membership, line);) {
-    if (line.starts_with("0::")) candidates.push_back("/sys/fs/cgroup" + line.substr(3) + "/memory.max");
+    if (line.starts_with("0::"))
+      candidates.push_back("/sys/fs/cgroup" + line.substr(3) + "/memory.max");
   }
   candidates.push_back("/sys/fs/cgroup/memory.max");
   candidates.push_back("/sys/fs/cgroup/memory/memory.limit_in_bytes");
@@ -192,8 +192,7 @@ std::vector<unsigned> pu_indices(hwloc_const_cpuset_t cpuset) {
   return indices;
 }
 
-std::optional<unsigned> nearest_numa_node(hwloc_topology_t topology,
-                                          hwloc_const_cpuset_t cpuset) {
+std::optional<unsigned> nearest_numa_node(hwloc_topology_t topology, hwloc_const_cpuset_t cpuset) {
   std::optional<unsigned> best;
   int best_shared = 0;
   BitmapHandle shared = make_bitmap();
@@ -222,10 +221,11 @@ CudaVisibleDevices parse_cuda_visible_devices(const char* value) {
     std::string_view entry = trim(rest.substr(0, comma));
     bool repeated = std::ranges::find(visible.entries, entry) != visible.entries.end();
     if (!valid_visible_entry(entry) || repeated) {
-      visible.problem = "CUDA_VISIBLE_DEVICES entry '" + std::string(entry) + "' (position " +
-                        std::to_string(position) + ") " +
-                        (repeated ? "repeats an earlier one" : "is not a device index or a GPU-/MIG- UUID") +
-                        "; CUDA ignores it and every entry after it";
+      visible.problem =
+          "CUDA_VISIBLE_DEVICES entry '" + std::string(entry) + "' (position " +
+          std::to_string(position) + ") " +
+          (repeated ? "repeats an earlier one" : "is not a device index or a GPU-/MIG- UUID") +
+          "; CUDA ignores it and every entry after it";
       break;
     }
     visible.entries.emplace_back(entry);
@@ -240,8 +240,8 @@ Topology Topology::discover() {
   hwloc_topology_t topology = handle.get();
   Topology out;
   out.hostname = host_name();
-  out.machine_pus = static_cast<unsigned>(
-      hwloc_bitmap_weight(hwloc_topology_get_complete_cpuset(topology)));
+  out.machine_pus =
+      static_cast<unsigned>(hwloc_bitmap_weight(hwloc_topology_get_complete_cpuset(topology)));
   restrict_to_process(topology);
   out.allowed_pus = detail::pu_indices(hwloc_topology_get_topology_cpuset(topology));
 

@@ -20,7 +20,8 @@ struct CacheGroup {
 };
 
 std::string describe_sharing(const CacheGroup& group) {
-  if (group.max_sharing <= 1) return group.count > 1 ? "one per core" : "core " + format_index_list(group.cores);
+  if (group.max_sharing <= 1)
+    return group.count > 1 ? "one per core" : "core " + format_index_list(group.cores);
   if (group.count == 1) return "shared by cores " + format_index_list(group.cores);
   return "each shared by up to " + std::to_string(group.max_sharing) + " cores";
 }
@@ -129,27 +130,35 @@ namespace detail {
 Json to_json_value(const Topology& topology) {
   Json packages = Json::array();
   for (const Package& p : topology.packages) {
-    packages.push_back({{"index", p.index}, {"os_index", p.os_index}, {"model", p.model}, {"cores", p.cores}});
+    packages.push_back(
+        {{"index", p.index}, {"os_index", p.os_index}, {"model", p.model}, {"cores", p.cores}});
   }
   Json numa = Json::array();
   for (const NumaNode& n : topology.numa_nodes) {
-    numa.push_back({{"os_index", n.os_index}, {"memory_bytes", n.memory_bytes}, {"cores", n.cores}});
+    numa.push_back(
+        {{"os_index", n.os_index}, {"memory_bytes", n.memory_bytes}, {"cores", n.cores}});
   }
   Json cores = Json::array();
   for (const Core& c : topology.cores) {
-    cores.push_back({{"index", c.index}, {"os_index", c.os_index}, {"package", c.package}, {"pus", c.pus}});
+    cores.push_back(
+        {{"index", c.index}, {"os_index", c.os_index}, {"package", c.package}, {"pus", c.pus}});
   }
   Json caches = Json::array();
   for (const Cache& c : topology.caches) {
-    caches.push_back({{"level", c.level}, {"kind", c.kind}, {"size_bytes", c.size_bytes},
-                      {"line_bytes", c.line_bytes}, {"package", c.package}, {"cores", c.cores}});
+    caches.push_back({{"level", c.level},
+                      {"kind", c.kind},
+                      {"size_bytes", c.size_bytes},
+                      {"line_bytes", c.line_bytes},
+                      {"package", c.package},
+                      {"cores", c.cores}});
   }
   Json gpus = Json::array();
   for (const Gpu& g : topology.gpus) {
     gpus.push_back({{"index", g.index},
                     {"name", g.name},
                     {"memory_bytes", g.memory_bytes},
-                    {"compute_capability", std::to_string(g.compute_major) + "." + std::to_string(g.compute_minor)},
+                    {"compute_capability",
+                     std::to_string(g.compute_major) + "." + std::to_string(g.compute_minor)},
                     {"pci_bus_id", g.pci_bus_id},
                     {"local_pus", g.local_pus},
                     {"numa_node", g.numa_node ? Json(*g.numa_node) : Json(nullptr)},
@@ -160,7 +169,8 @@ Json to_json_value(const Topology& topology) {
                {"machine_pus", topology.machine_pus},
                {"allowed_pus", topology.allowed_pus},
                {"memory_bytes", topology.memory_bytes},
-               {"memory_limit_bytes", topology.memory_limit_bytes ? Json(*topology.memory_limit_bytes) : Json(nullptr)},
+               {"memory_limit_bytes",
+                topology.memory_limit_bytes ? Json(*topology.memory_limit_bytes) : Json(nullptr)},
                {"packages", packages},
                {"numa_nodes", numa},
                {"cores", cores},
@@ -168,7 +178,9 @@ Json to_json_value(const Topology& topology) {
                {"built_with_cuda", topology.built_with_cuda},
                {"gpus", gpus},
                {"gpu_note", topology.gpu_note},
-               {"cuda_visible_devices", visible.set ? Json{{"entries", visible.entries}, {"problem", visible.problem}} : Json(nullptr)}};
+               {"cuda_visible_devices",
+                visible.set ? Json{{"entries", visible.entries}, {"problem", visible.problem}}
+                            : Json(nullptr)}};
   return json;
 }
 

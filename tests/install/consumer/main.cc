@@ -1,5 +1,4 @@
 #include <iostream>
-
 #include <spindle/spindle.hpp>
 
 int main() {
