@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -144,11 +145,27 @@ struct GpuShare {
   bool operator==(const GpuShare&) const = default;
 };
 
-/// @brief What the pool granted for one demand; hand it back with ResourcePool::release.
+class ResourcePool;
+
+/// @brief A demand checked against one pool's totals, so that it can be granted many times
+/// without being checked or allocated again. Made by ResourcePool::prepare.
+class ResourceRequest {
+ public:
+  [[nodiscard]] const ResourceSet& demand() const { return demand_; }
+
+ private:
+  friend class ResourcePool;
+  ResourceSet demand_;
+  std::vector<std::pair<std::size_t, std::int64_t>> units_;  // index in the pool, amount
+  Quantity gpu_;
+};
+
+/// @brief What the pool granted for one request; hand it back with ResourcePool::release.
 struct Allocation {
-  ResourceSet resources;
+  std::shared_ptr<const ResourceRequest> request;
   /// Which GPUs hold the `gpu` amount: one share below 1, else whole devices.
   std::vector<GpuShare> gpus;
+  [[nodiscard]] const ResourceSet& resources() const { return request->demand(); }
   /// The device ids in `gpus`, in order.
   [[nodiscard]] std::vector<int> gpu_ids() const;
 };
@@ -158,7 +175,8 @@ struct Allocation {
 /// Fractional GPU demands (below 1) are packed: each goes to the device with the
 /// least free share that still fits it, so shares fill one device before the next.
 /// Demands of 1 or more take whole, entirely free devices, lowest ids first.
-/// Thread-safe; acquire and release are short critical sections on one mutex.
+/// Thread-safe; acquire and release are short critical sections on one mutex and do not
+/// allocate unless GPUs are involved.
 class ResourcePool {
  public:
   /// @throws InvalidArgumentError if the gpu total is not a whole number of devices.
@@ -177,20 +195,28 @@ class ResourcePool {
   ///         InfeasibleError naming the demand and the totals when it exceeds them.
   void check_feasible(const ResourceSet& demand) const;
 
-  /// @brief Grants `demand` if it is free now; std::nullopt if it must wait.
-  /// @throws as check_feasible: such a demand would wait forever.
+  /// @brief Checks a demand once (as check_feasible) for repeated grants.
+  [[nodiscard]] std::shared_ptr<const ResourceRequest> prepare(const ResourceSet& demand) const;
+
+  /// @brief Grants the request if it is free now; std::nullopt if it must wait.
+  [[nodiscard]] std::optional<Allocation> try_acquire(
+      std::shared_ptr<const ResourceRequest> request);
+  /// @brief prepare, then try_acquire.
   [[nodiscard]] std::optional<Allocation> try_acquire(const ResourceSet& demand);
 
   /// @brief Returns what an allocation held.
-  /// @throws std::logic_error if it returns more than is held (released twice).
+  /// @throws std::logic_error if it returns more than is held (released twice, or to
+  ///         another pool).
   void release(const Allocation& allocation);
 
  private:
   [[nodiscard]] std::optional<std::vector<GpuShare>> place_gpus(Quantity demand) const;
 
   const ResourceSet totals_;
+  std::vector<std::string> names_;  // index -> name, as in totals_
+  std::vector<std::int64_t> total_units_;
   mutable std::mutex mutex_;
-  ResourceSet available_;
+  std::vector<std::int64_t> free_units_;
   std::vector<Quantity> gpu_free_;
 };
 

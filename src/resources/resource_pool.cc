@@ -25,11 +25,21 @@ std::vector<int> Allocation::gpu_ids() const {
 }
 
 ResourcePool::ResourcePool(ResourceSet totals)
-    : totals_(std::move(totals)), available_(totals_), gpu_free_(whole_devices(totals_)) {}
+    : totals_(std::move(totals)), gpu_free_(whole_devices(totals_)) {
+  for (const auto& [name, amount] : totals_.amounts()) {
+    names_.push_back(name);
+    total_units_.push_back(amount.units());
+  }
+  free_units_ = total_units_;
+}
 
 ResourceSet ResourcePool::available() const {
   std::lock_guard lock(mutex_);
-  return available_;
+  ResourceSet available;
+  for (std::size_t i = 0; i < names_.size(); ++i) {
+    available.set(names_[i], Quantity::from_units(free_units_[i]));
+  }
+  return available;
 }
 
 std::vector<Quantity> ResourcePool::gpu_available() const {
@@ -43,7 +53,7 @@ void ResourcePool::check_feasible(const ResourceSet& demand) const {
         name == ResourceSet::kCpu || name == ResourceSet::kGpu || name == ResourceSet::kMemory;
     if (!built_in && totals_.get(name).is_zero()) {
       std::string known;
-      for (const auto& item : totals_.amounts()) known += (known.empty() ? "" : ", ") + item.first;
+      for (const std::string& total : names_) known += (known.empty() ? "" : ", ") + total;
       throw InvalidArgumentError("unknown resource '" + name + "' in demand " + demand.to_string() +
                                  ": this runtime has " + known);
     }
@@ -52,6 +62,56 @@ void ResourcePool::check_feasible(const ResourceSet& demand) const {
     throw InfeasibleError("demand " + demand.to_string() + " can never be met: the totals are " +
                           totals_.to_string());
   }
+}
+
+std::shared_ptr<const ResourceRequest> ResourcePool::prepare(const ResourceSet& demand) const {
+  check_feasible(demand);
+  auto request = std::make_shared<ResourceRequest>();
+  request->demand_ = demand;
+  request->gpu_ = demand.gpu();
+  for (const auto& [name, amount] : demand.amounts()) {
+    auto index = static_cast<std::size_t>(std::ranges::find(names_, name) - names_.begin());
+    request->units_.emplace_back(index, amount.units());
+  }
+  return request;
+}
+
+std::optional<Allocation> ResourcePool::try_acquire(const ResourceSet& demand) {
+  return try_acquire(prepare(demand));
+}
+
+std::optional<Allocation> ResourcePool::try_acquire(
+    std::shared_ptr<const ResourceRequest> request) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [index, units] : request->units_) {
+    if (free_units_[index] < units) return std::nullopt;
+  }
+  std::optional<std::vector<GpuShare>> shares = place_gpus(request->gpu_);
+  if (!shares) return std::nullopt;
+  for (const auto& [index, units] : request->units_) free_units_[index] -= units;
+  for (const GpuShare& share : *shares) gpu_free_[share.device] -= share.amount;
+  return Allocation{std::move(request), std::move(*shares)};
+}
+
+void ResourcePool::release(const Allocation& allocation) {
+  const ResourceRequest& request = *allocation.request;
+  std::lock_guard lock(mutex_);
+  bool fits = true;
+  for (const auto& [index, units] : request.units_) {
+    fits = fits && index < free_units_.size() && free_units_[index] + units <= total_units_[index];
+  }
+  Quantity shared;
+  for (const GpuShare& share : allocation.gpus) {
+    fits = fits && share.device >= 0 && share.device < static_cast<int>(gpu_free_.size()) &&
+           gpu_free_[share.device] + share.amount <= Quantity::whole(1);
+    shared += share.amount;
+  }
+  if (!fits || shared != request.gpu_) {
+    throw std::logic_error("release of " + request.demand().to_string() +
+                           " does not match what is held (released twice?)");
+  }
+  for (const auto& [index, units] : request.units_) free_units_[index] += units;
+  for (const GpuShare& share : allocation.gpus) gpu_free_[share.device] += share.amount;
 }
 
 std::optional<std::vector<GpuShare>> ResourcePool::place_gpus(Quantity demand) const {
@@ -78,40 +138,6 @@ std::optional<std::vector<GpuShare>> ResourcePool::place_gpus(Quantity demand) c
   }
   if (static_cast<std::int64_t>(shares.size()) < demand.whole_part()) return std::nullopt;
   return shares;
-}
-
-std::optional<Allocation> ResourcePool::try_acquire(const ResourceSet& demand) {
-  check_feasible(demand);
-  std::lock_guard lock(mutex_);
-  if (!available_.contains(demand)) return std::nullopt;
-  std::optional<std::vector<GpuShare>> shares = place_gpus(demand.gpu());
-  if (!shares) return std::nullopt;
-  available_ -= demand;
-  for (const GpuShare& share : *shares) gpu_free_[share.device] -= share.amount;
-  return Allocation{demand, std::move(*shares)};
-}
-
-void ResourcePool::release(const Allocation& allocation) {
-  std::lock_guard lock(mutex_);
-  ResourceSet returned = available_;
-  returned += allocation.resources;
-  std::vector<Quantity> gpu_free = gpu_free_;
-  Quantity shared;
-  for (const GpuShare& share : allocation.gpus) {
-    if (share.device < 0 || share.device >= static_cast<int>(gpu_free.size())) {
-      throw std::logic_error("release of GPU " + std::to_string(share.device) + ": the pool has " +
-                             std::to_string(gpu_free.size()) + " GPUs");
-    }
-    gpu_free[share.device] += share.amount;
-    shared += share.amount;
-  }
-  bool gpus_fit = std::ranges::all_of(gpu_free, [](Quantity q) { return q <= Quantity::whole(1); });
-  if (!totals_.contains(returned) || !gpus_fit || shared != allocation.resources.gpu()) {
-    throw std::logic_error("release of " + allocation.resources.to_string() +
-                           " does not match what is held (released twice?)");
-  }
-  available_ = std::move(returned);
-  gpu_free_ = std::move(gpu_free);
 }
 
 }  // namespace spindle
