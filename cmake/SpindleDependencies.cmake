@@ -24,6 +24,8 @@ else()
   target_link_libraries(spindle_hwloc INTERFACE PkgConfig::HWLOC)
 endif()
 
+find_package(Boost 1.74 REQUIRED COMPONENTS fiber context)
+
 # Copies the shared libraries a portable build still needs into the binaries' folder.
 function(spindle_bundle_runtime_libraries)
   foreach(library IN LISTS SPINDLE_BUNDLED_LIBRARIES)

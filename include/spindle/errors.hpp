@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdexcept>
+#include <string>
 
 namespace spindle {
 
@@ -24,6 +25,38 @@ class InvalidArgumentError : public Error {
 /// @brief A resource demand that this runtime can never satisfy; the message names the
 /// demand and the totals.
 class InfeasibleError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// @brief A task failed. The task's own exception (or its failed argument's error) is
+/// nested: `std::rethrow_if_nested(error)` gives the original type back.
+class TaskError : public Error {
+ public:
+  TaskError(std::string task_name, const std::string& message)
+      : Error(message), task_name_(std::move(task_name)) {}
+  /// The name of the task that failed.
+  [[nodiscard]] const std::string& task_name() const noexcept { return task_name_; }
+
+ private:
+  std::string task_name_;
+};
+
+/// @brief A get or wait with a timeout ran out before its objects were ready.
+class GetTimeoutError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// @brief The task was cancelled (by cancel(), or by the runtime shutting down) before it ran.
+class CancelledError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// @brief No task could ever progress: every task able to run needs resources held by tasks
+/// blocked in get. The message names the blocked tasks, what they hold and what they wait for.
+class DeadlockError : public Error {
  public:
   using Error::Error;
 };

@@ -201,6 +201,8 @@ class ResourcePool {
   /// @brief Grants the request if it is free now; std::nullopt if it must wait.
   [[nodiscard]] std::optional<Allocation> try_acquire(
       std::shared_ptr<const ResourceRequest> request);
+  /// @brief Whether try_acquire would grant the request now.
+  [[nodiscard]] bool can_acquire(const ResourceRequest& request) const;
   /// @brief prepare, then try_acquire.
   [[nodiscard]] std::optional<Allocation> try_acquire(const ResourceSet& demand);
 

@@ -4,5 +4,8 @@
 #pragma once
 
 #include "spindle/errors.hpp"
+#include "spindle/object_ref.hpp"
 #include "spindle/resources.hpp"
+#include "spindle/runtime.hpp"
+#include "spindle/task.hpp"
 #include "spindle/topology.hpp"

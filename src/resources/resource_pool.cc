@@ -76,6 +76,14 @@ std::shared_ptr<const ResourceRequest> ResourcePool::prepare(const ResourceSet& 
   return request;
 }
 
+bool ResourcePool::can_acquire(const ResourceRequest& request) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& [index, units] : request.units_) {
+    if (free_units_[index] < units) return false;
+  }
+  return place_gpus(request.gpu_).has_value();
+}
+
 std::optional<Allocation> ResourcePool::try_acquire(const ResourceSet& demand) {
   return try_acquire(prepare(demand));
 }

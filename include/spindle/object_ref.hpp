@@ -1,0 +1,271 @@
+// Object references: typed handles to immutable values that may not exist yet.
+//
+// An ObjectRef<T> shares ownership of one value, made by Runtime::put or by a task. It is
+// pending until the value exists, then ready (or failed, holding the task's error). Copying
+// a ref never copies the value, and get() returns a reference to the one stored value.
+//
+// Thread safety: refs may be copied, passed and read from any thread or task at once. The
+// value is immutable once ready. get() and wait() block only the calling fiber when called
+// inside a task (and give the task's CPU back while they wait), or the calling thread
+// outside one.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "spindle/errors.hpp"
+
+namespace spindle {
+
+namespace detail {
+
+class TaskBase;
+
+/// Told once when an object it waits on completes (ready or failed).
+class Waiter {
+ public:
+  virtual ~Waiter() = default;
+  virtual void on_complete() noexcept = 0;
+};
+
+/// The untyped part of an object: status, error, and who waits for it.
+class ObjectStateBase {
+ public:
+  enum class Status : std::uint8_t { pending, ready, failed };
+
+  ObjectStateBase() = default;
+  ObjectStateBase(const ObjectStateBase&) = delete;
+  ObjectStateBase& operator=(const ObjectStateBase&) = delete;
+  virtual ~ObjectStateBase() = default;
+
+  [[nodiscard]] Status status() const noexcept { return status_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool done() const noexcept { return status() != Status::pending; }
+  /// The error of a failed object; null otherwise.
+  [[nodiscard]] std::exception_ptr error() const noexcept {
+    return done() ? error_ : std::exception_ptr();
+  }
+  /// Rethrows the error of a failed object.
+  void rethrow_if_failed() const {
+    if (status() == Status::failed) std::rethrow_exception(error_);
+  }
+
+  /// Registers `waiter` unless the object is already done; returns false in that case.
+  bool add_waiter(std::shared_ptr<Waiter> waiter);
+  /// Forgets a waiter that stopped waiting (a timeout).
+  void remove_waiter(const Waiter* waiter);
+  /// Completes the object with an error; does nothing if it is already done.
+  void fail(std::exception_ptr error) noexcept;
+
+  /// The task that computes this object, if any; used by cancel and in error messages.
+  std::weak_ptr<TaskBase> producer;
+
+ protected:
+  /// Completes the object once its value is stored.
+  void mark_ready() noexcept { complete(Status::ready, nullptr); }
+
+ private:
+  void complete(Status status, std::exception_ptr error) noexcept;
+
+  std::atomic<Status> status_{Status::pending};
+  std::mutex mutex_;  // guards waiters_ and completion; never held while blocking
+  std::exception_ptr error_;
+  std::vector<std::shared_ptr<Waiter>> waiters_;
+};
+
+template <typename T>
+class ObjectState final : public ObjectStateBase {
+ public:
+  template <typename... Args>
+  void set_value(Args&&... args) {
+    value_.emplace(std::forward<Args>(args)...);
+    mark_ready();
+  }
+  [[nodiscard]] const T& value() const { return *value_; }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class ObjectState<void> final : public ObjectStateBase {
+ public:
+  void set_value() { mark_ready(); }
+  void value() const {}
+};
+
+using Clock = std::chrono::steady_clock;
+
+/// Blocks until at least `needed` of `objects` are done, or the deadline passes. Returns
+/// whether enough are done. Inside a task only the fiber waits, and the task's CPU is
+/// given back meanwhile. Throws DeadlockError if the runtime finds that no task can
+/// progress while this waits.
+bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t needed,
+                      std::optional<Clock::time_point> deadline);
+
+[[noreturn]] void throw_get_timeout(std::size_t count, std::size_t done, Clock::duration timeout);
+
+}  // namespace detail
+
+/// @brief A typed, shared handle to an immutable value that may still be computed.
+/// @tparam T the value's type; `void` for tasks that return nothing.
+template <typename T>
+class ObjectRef {
+ public:
+  using value_type = T;
+
+  /// An empty ref; valid() is false.
+  ObjectRef() = default;
+  explicit ObjectRef(std::shared_ptr<detail::ObjectState<T>> state) : state_(std::move(state)) {}
+
+  [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
+  /// True once the value exists or the task failed; never blocks.
+  [[nodiscard]] bool done() const noexcept { return state_->done(); }
+  [[nodiscard]] bool failed() const noexcept {
+    return state_->status() == detail::ObjectStateBase::Status::failed;
+  }
+
+  /// @brief Waits for the value and returns it, without copying; or throws the task's error
+  /// (TaskError, CancelledError, DeadlockError).
+  decltype(auto) get() const {
+    if (!state_->done()) {
+      detail::ObjectStateBase* base = state_.get();
+      detail::block_until_done({&base, 1}, 1, std::nullopt);
+    }
+    return value_now();
+  }
+
+  /// @brief As get(), but throws GetTimeoutError once `timeout` has passed.
+  template <typename Rep, typename Period>
+  decltype(auto) get(std::chrono::duration<Rep, Period> timeout) const {
+    auto limit = std::chrono::duration_cast<detail::Clock::duration>(timeout);
+    detail::ObjectStateBase* base = state_.get();
+    if (!state_->done() && !detail::block_until_done({&base, 1}, 1, detail::Clock::now() + limit)) {
+      detail::throw_get_timeout(1, 0, limit);
+    }
+    return value_now();
+  }
+
+  /// The shared state; for spindle's own use.
+  [[nodiscard]] const std::shared_ptr<detail::ObjectState<T>>& state() const noexcept {
+    return state_;
+  }
+  [[nodiscard]] detail::ObjectStateBase* base() const noexcept { return state_.get(); }
+
+  friend bool operator==(const ObjectRef& a, const ObjectRef& b) { return a.state_ == b.state_; }
+
+ private:
+  decltype(auto) value_now() const {
+    state_->rethrow_if_failed();
+    if constexpr (std::is_void_v<T>) {
+      return;
+    } else {
+      return static_cast<const T&>(state_->value());
+    }
+  }
+
+  std::shared_ptr<detail::ObjectState<T>> state_;
+};
+
+/// @brief Waits for one object and returns its value (see ObjectRef::get).
+template <typename T>
+decltype(auto) get(const ObjectRef<T>& ref) {
+  return ref.get();
+}
+
+/// @brief Waits for one object, up to `timeout` (see ObjectRef::get).
+template <typename T, typename Rep, typename Period>
+decltype(auto) get(const ObjectRef<T>& ref, std::chrono::duration<Rep, Period> timeout) {
+  return ref.get(timeout);
+}
+
+namespace detail {
+
+template <typename T>
+std::vector<ObjectStateBase*> bases_of(const std::vector<ObjectRef<T>>& refs) {
+  std::vector<ObjectStateBase*> bases;
+  bases.reserve(refs.size());
+  for (const ObjectRef<T>& ref : refs) bases.push_back(ref.base());
+  return bases;
+}
+
+template <typename T>
+std::vector<T> values_of(const std::vector<ObjectRef<T>>& refs) {
+  std::vector<T> values;
+  values.reserve(refs.size());
+  for (const ObjectRef<T>& ref : refs) values.push_back(ref.get());
+  return values;
+}
+
+}  // namespace detail
+
+/// @brief Waits for all objects and returns copies of their values, in order; throws the
+/// first error in order if any failed. For large values, prefer ref.get() on each.
+template <typename T>
+std::vector<T> get(const std::vector<ObjectRef<T>>& refs) {
+  std::vector<detail::ObjectStateBase*> bases = detail::bases_of(refs);
+  detail::block_until_done(bases, bases.size(), std::nullopt);
+  return detail::values_of(refs);
+}
+
+/// @brief As get(refs), but throws GetTimeoutError once `timeout` has passed.
+template <typename T, typename Rep, typename Period>
+std::vector<T> get(const std::vector<ObjectRef<T>>& refs,
+                   std::chrono::duration<Rep, Period> timeout) {
+  std::vector<detail::ObjectStateBase*> bases = detail::bases_of(refs);
+  auto limit = std::chrono::duration_cast<detail::Clock::duration>(timeout);
+  if (!detail::block_until_done(bases, bases.size(), detail::Clock::now() + limit)) {
+    std::size_t done = 0;
+    for (auto* base : bases) done += base->done();
+    detail::throw_get_timeout(bases.size(), done, limit);
+  }
+  return detail::values_of(refs);
+}
+
+/// @brief Options of wait(): how many objects to wait for, and for how long at most.
+struct WaitOptions {
+  /// How many must be done; 0 means all of them.
+  std::size_t num_returns = 1;
+  std::optional<std::chrono::nanoseconds> timeout;
+};
+
+/// @brief The result of wait(): both lists keep the order of the input.
+template <typename T>
+struct WaitResult {
+  std::vector<ObjectRef<T>> ready;
+  std::vector<ObjectRef<T>> pending;
+};
+
+/// @brief Waits until `num_returns` objects are done (ready or failed) or the timeout passes,
+/// then splits the refs into done and pending, each in input order. At most num_returns
+/// refs are listed as ready, as in Ray.
+/// @throws InvalidArgumentError if num_returns exceeds the number of refs.
+template <typename T>
+WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, WaitOptions options = {}) {
+  std::size_t needed = options.num_returns == 0 ? refs.size() : options.num_returns;
+  if (needed > refs.size()) {
+    throw InvalidArgumentError("num_returns = " + std::to_string(options.num_returns) +
+                               ": at most the number of refs (" + std::to_string(refs.size()) +
+                               ") is allowed");
+  }
+  std::vector<detail::ObjectStateBase*> bases = detail::bases_of(refs);
+  std::optional<detail::Clock::time_point> deadline;
+  if (options.timeout) deadline = detail::Clock::now() + *options.timeout;
+  detail::block_until_done(bases, needed, deadline);
+  WaitResult<T> result;
+  for (const ObjectRef<T>& ref : refs) {
+    (ref.done() && result.ready.size() < needed ? result.ready : result.pending).push_back(ref);
+  }
+  return result;
+}
+
+}  // namespace spindle

@@ -1,0 +1,136 @@
+// The runtime: worker threads running tasks as fibers, against the machine's resources.
+//
+//   spindle::Runtime rt;                                 // totals from the machine
+//   auto a = rt.put(std::vector<double>(1 << 20, 1.0));  // no copy: the vector is moved in
+//   auto r = rt.task(dot).remote(a, a);                  // a is resolved before dot runs
+//   double v = r.get();
+//
+// Thread safety: every member may be called from any thread and from inside tasks.
+// Destroying the runtime cancels what has not started, lets running tasks finish, and
+// joins the workers; refs stay valid and never hang afterwards.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "spindle/object_ref.hpp"
+#include "spindle/resources.hpp"
+#include "spindle/task.hpp"
+#include "spindle/topology.hpp"
+
+namespace spindle {
+
+/// @brief How a runtime is set up; every field has a default taken from the machine.
+struct RuntimeOptions {
+  /// Resource totals; unset ones come from the machine (see resource_totals).
+  std::optional<double> num_cpus;
+  std::optional<double> num_gpus;
+  std::optional<double> memory;
+  std::map<std::string, double> resources;
+  /// Worker threads; default one per allowed core.
+  std::optional<unsigned> num_workers;
+  /// Pin each worker to one core with hwloc.
+  bool pin_workers = true;
+  /// Stack of each task's fiber, with a guard page below it.
+  std::size_t stack_bytes = 64 * 1024;
+  /// Task spans kept for timeline(); older ones beyond this are dropped (and counted).
+  std::size_t max_timeline_events = 1'000'000;
+};
+
+/// @brief A snapshot of what the runtime is doing, as `ray status` prints it.
+struct RuntimeStatus {
+  ResourceSet total;
+  ResourceSet available;
+  std::size_t waiting_for_dependencies = 0;
+  std::size_t waiting_for_resources = 0;
+  std::size_t running = 0;
+  std::size_t blocked = 0;
+  std::size_t finished = 0;
+  std::size_t failed = 0;
+  std::size_t cancelled = 0;
+  /// Demands of tasks waiting for resources, with how many tasks wait with each.
+  std::vector<std::pair<ResourceSet, std::size_t>> pending_demands;
+  unsigned workers = 0;
+
+  [[nodiscard]] std::string to_string() const;
+};
+
+/// @brief Runs tasks on worker threads, as fibers, within resource totals.
+class Runtime {
+ public:
+  /// Totals and workers from the machine.
+  Runtime();
+  /// @throws InvalidArgumentError naming a bad option.
+  explicit Runtime(const RuntimeOptions& options);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// @brief Stores a value and returns a ref to it. An rvalue is moved in, never copied.
+  template <typename T>
+  [[nodiscard]] ObjectRef<std::decay_t<T>> put(T&& value) {
+    auto state = std::make_shared<detail::ObjectState<std::decay_t<T>>>();
+    state->set_value(std::forward<T>(value));
+    return ObjectRef<std::decay_t<T>>(std::move(state));
+  }
+
+  /// @brief A factory of tasks running `f`, with default options (one cpu).
+  template <typename F>
+  [[nodiscard]] TaskFactory<std::decay_t<F>> task(F&& f) {
+    using Function = std::decay_t<F>;
+    return TaskFactory<Function>(
+        *this, std::make_shared<const Function>(std::forward<F>(f)),
+        detail::make_task_spec(*this, {}, detail::type_name(typeid(Function))));
+  }
+
+  /// @brief Cancels the task that computes `ref`: if it has not started it fails with
+  /// CancelledError; if it runs, this_task::cancelled() turns true. Finished tasks and put
+  /// objects are left alone.
+  template <typename T>
+  void cancel(const ObjectRef<T>& ref) {
+    cancel_object(*ref.base());
+  }
+
+  /// @brief Writes the task spans as Chrome trace JSON (Perfetto, chrome://tracing).
+  /// @throws Error if the file cannot be written.
+  void timeline(const std::string& path) const;
+  [[nodiscard]] RuntimeStatus status() const;
+
+  [[nodiscard]] const Topology& topology() const;
+  [[nodiscard]] const ResourceSet& total_resources() const;
+  [[nodiscard]] unsigned num_workers() const;
+
+ private:
+  friend detail::Scheduler& detail::scheduler_of(Runtime&);
+  void cancel_object(detail::ObjectStateBase& object);
+
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// @brief What a task can learn about itself while it runs. Outside a task, in_task() is
+/// false and the others return empty values.
+namespace this_task {
+
+[[nodiscard]] bool in_task();
+[[nodiscard]] std::uint64_t id();
+[[nodiscard]] std::string name();
+/// True once cancel() was called on this task's result.
+[[nodiscard]] bool cancelled();
+/// What the task holds: its demand.
+[[nodiscard]] ResourceSet resources();
+/// The GPUs it was given.
+[[nodiscard]] std::vector<int> gpu_ids();
+/// Suspends only this task's fiber (the thread runs other tasks meanwhile).
+void sleep_for(std::chrono::nanoseconds duration);
+/// Lets other fibers of this worker run.
+void yield();
+
+}  // namespace this_task
+}  // namespace spindle

@@ -1,0 +1,225 @@
+// Tasks: functions run remotely, as fibers on the runtime's workers.
+//
+//   auto square = rt.task([](int x) { return x * x; }).options({.num_cpus = 0.5});
+//   spindle::ObjectRef<int> r = square.remote(7);
+//
+// Arguments are stored by value, or as ObjectRefs that are resolved (waited for) before
+// the function runs; the function sees a resolved ref as `const T&` to the one stored
+// value, never a copy.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "spindle/object_ref.hpp"
+#include "spindle/resources.hpp"
+
+namespace spindle {
+
+class Runtime;
+
+/// @brief How a task runs: its resource demand, retries and name, as Ray's `.options()`.
+struct TaskOptions {
+  double num_cpus = 1;
+  double num_gpus = 0;
+  /// Bytes.
+  double memory = 0;
+  std::map<std::string, double> resources;
+  /// Re-runs after an exception, when retry_exceptions allows; -1 means without limit.
+  int max_retries = 0;
+  bool retry_exceptions = false;
+  /// Shown in errors, the timeline and status; defaults to the function's type.
+  std::string name;
+};
+
+namespace detail {
+
+class Scheduler;
+
+/// What every task of one factory shares: checked options and prepared resource requests.
+struct TaskSpec {
+  std::string name;
+  std::shared_ptr<const ResourceRequest> request;
+  /// The cpu part alone, given back while the task waits in get; null when it needs none.
+  std::shared_ptr<const ResourceRequest> cpu_request;
+  int max_retries = 0;
+  bool retry_exceptions = false;
+  /// Set when the demand exceeds the runtime's totals: submitting throws InfeasibleError.
+  std::string infeasible;
+};
+
+/// An argument whose object failed; the task fails with the cause nested.
+struct ArgumentFailure {
+  std::size_t index = 0;
+  std::exception_ptr cause;
+};
+
+/// A submitted task as the scheduler sees it: a small record until it is admitted.
+class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
+ public:
+  enum class Phase : std::uint8_t { waiting, queued, running, finished };
+
+  TaskBase(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec)
+      : scheduler(scheduler), spec(std::move(spec)) {}
+
+  /// Runs the function on resolved arguments and stores the result; may throw.
+  virtual void run() = 0;
+  virtual ObjectStateBase& result() noexcept = 0;
+  virtual void dependencies(std::vector<ObjectStateBase*>& out) const = 0;
+  /// The first argument whose object failed, if any.
+  [[nodiscard]] virtual std::optional<ArgumentFailure> failed_argument() const = 0;
+  /// A dependency completed.
+  void on_complete() noexcept override;
+
+  Scheduler& scheduler;
+  const std::shared_ptr<const TaskSpec> spec;
+  std::uint64_t id = 0;
+  std::atomic<std::int32_t> pending_dependencies{0};
+  std::atomic<bool> cancel_requested{false};
+  const Allocation* allocation = nullptr;  // while it runs
+  // Guarded by the scheduler's mutex.
+  Phase phase = Phase::waiting;
+  int attempts = 0;
+};
+
+template <typename T>
+struct IsObjectRef : std::false_type {};
+template <typename T>
+struct IsObjectRef<ObjectRef<T>> : std::true_type {};
+
+/// What the function receives for a stored argument.
+template <typename Stored>
+struct Resolved {
+  using type = const Stored&;
+};
+template <typename T>
+struct Resolved<ObjectRef<T>> {
+  static_assert(!std::is_void_v<T>, "an ObjectRef<void> cannot be passed as an argument");
+  using type = const T&;
+};
+
+template <typename Stored>
+typename Resolved<Stored>::type resolve(const Stored& stored) {
+  if constexpr (IsObjectRef<Stored>::value) {
+    return stored.state()->value();
+  } else {
+    return stored;
+  }
+}
+
+template <typename F, typename... Stored>
+using TaskResult =
+    std::remove_cvref_t<std::invoke_result_t<const F&, typename Resolved<Stored>::type...>>;
+
+template <typename F, typename... Stored>
+class TypedTask final : public TaskBase {
+ public:
+  using Value = TaskResult<F, Stored...>;
+
+  template <typename... Args>
+  TypedTask(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec, std::shared_ptr<const F> f,
+            Args&&... args)
+      : TaskBase(scheduler, std::move(spec)),
+        f_(std::move(f)),
+        args_(std::forward<Args>(args)...),
+        result_(std::make_shared<ObjectState<Value>>()) {}
+
+  void run() override {
+    auto call = [this](const Stored&... args) -> decltype(auto) {
+      return std::invoke(*f_, resolve(args)...);
+    };
+    if constexpr (std::is_void_v<Value>) {
+      std::apply(call, args_);
+      result_->set_value();
+    } else {
+      result_->set_value(std::apply(call, args_));
+    }
+  }
+
+  ObjectStateBase& result() noexcept override { return *result_; }
+  [[nodiscard]] const std::shared_ptr<ObjectState<Value>>& result_state() const { return result_; }
+
+  void dependencies(std::vector<ObjectStateBase*>& out) const override {
+    std::apply([&](const Stored&... args) { (add_dependency(args, out), ...); }, args_);
+  }
+
+  [[nodiscard]] std::optional<ArgumentFailure> failed_argument() const override {
+    std::optional<ArgumentFailure> failure;
+    std::size_t index = 0;
+    std::apply([&](const Stored&... args) { (check_argument(args, index++, failure), ...); },
+               args_);
+    return failure;
+  }
+
+ private:
+  template <typename A>
+  static void add_dependency(const A& arg, std::vector<ObjectStateBase*>& out) {
+    if constexpr (IsObjectRef<A>::value) out.push_back(arg.base());
+  }
+  template <typename A>
+  static void check_argument(const A& arg, std::size_t index,
+                             std::optional<ArgumentFailure>& failure) {
+    if constexpr (IsObjectRef<A>::value) {
+      if (!failure && arg.base()->error()) failure = ArgumentFailure{index, arg.base()->error()};
+    }
+  }
+
+  std::shared_ptr<const F> f_;
+  std::tuple<Stored...> args_;
+  std::shared_ptr<ObjectState<Value>> result_;
+};
+
+/// Submits a task to the runtime's scheduler (defined with the runtime).
+void submit(Runtime& runtime, std::shared_ptr<TaskBase> task);
+Scheduler& scheduler_of(Runtime& runtime);
+std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptions& options,
+                                               std::string default_name);
+std::string type_name(const std::type_info& type);
+
+}  // namespace detail
+
+/// @brief Submits calls of one function as tasks. Cheap to copy; made by Runtime::task.
+/// @tparam F the function, lambda or functor type.
+template <typename F>
+class TaskFactory {
+ public:
+  TaskFactory(Runtime& runtime, std::shared_ptr<const F> f,
+              std::shared_ptr<const detail::TaskSpec> spec)
+      : runtime_(&runtime), f_(std::move(f)), spec_(std::move(spec)) {}
+
+  /// @brief The same function with other options.
+  /// @throws InvalidArgumentError naming the first option that breaks a rule.
+  [[nodiscard]] TaskFactory options(const TaskOptions& options) const {
+    return TaskFactory(*runtime_, f_, detail::make_task_spec(*runtime_, options, spec_->name));
+  }
+
+  /// @brief Submits one call. ObjectRef arguments are waited for before the function runs.
+  /// @return a ref to the result (ObjectRef<void> for a function returning nothing).
+  /// @throws InfeasibleError if the demand exceeds the runtime's totals.
+  template <typename... Args>
+  [[nodiscard]] auto remote(Args&&... args) const {
+    using Task = detail::TypedTask<F, std::decay_t<Args>...>;
+    auto task = std::make_shared<Task>(detail::scheduler_of(*runtime_), spec_, f_,
+                                       std::forward<Args>(args)...);
+    ObjectRef<typename Task::Value> ref(task->result_state());
+    detail::submit(*runtime_, std::move(task));
+    return ref;
+  }
+
+  [[nodiscard]] const std::string& name() const { return spec_->name; }
+
+ private:
+  Runtime* runtime_;
+  std::shared_ptr<const F> f_;
+  std::shared_ptr<const detail::TaskSpec> spec_;
+};
+
+}  // namespace spindle

@@ -1,0 +1,175 @@
+// Worker threads, their Boost.Fiber algorithm, and pooled fiber stacks.
+#include "runtime/executor.hpp"
+
+#include <hwloc.h>
+#include <unistd.h>
+
+#include <boost/fiber/algo/algorithm.hpp>
+#include <boost/fiber/all.hpp>
+#include <boost/fiber/properties.hpp>
+#include <condition_variable>
+#include <iostream>
+
+#include "runtime/scheduler.hpp"
+
+namespace spindle::detail {
+namespace {
+
+struct TaskFiberProperties : boost::fibers::fiber_properties {
+  using fiber_properties::fiber_properties;
+  TaskBase* task = nullptr;
+};
+
+// A worker's own ready queue, FIFO. Fibers never leave the worker that started them, so
+// pick_next can make the task it resumes the thread's current task. When nothing is ready
+// the thread sleeps on a condition variable until a timer is due or notify() (the only
+// member Boost calls from other threads) wakes it: no spinning.
+class WorkerAlgorithm final
+    : public boost::fibers::algo::algorithm_with_properties<TaskFiberProperties> {
+ public:
+  void awakened(boost::fibers::context* context, TaskFiberProperties&) noexcept override {
+    context->ready_link(ready_);
+  }
+
+  boost::fibers::context* pick_next() noexcept override {
+    if (ready_.empty()) return nullptr;
+    boost::fibers::context* context = &ready_.front();
+    ready_.pop_front();
+    set_current_task(properties(context).task);
+    return context;
+  }
+
+  bool has_ready_fibers() const noexcept override { return !ready_.empty(); }
+
+  void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override {
+    std::unique_lock lock(mutex_);
+    if (until == std::chrono::steady_clock::time_point::max()) {
+      wake_.wait(lock, [this] { return notified_; });
+    } else {
+      wake_.wait_until(lock, until, [this] { return notified_; });
+    }
+    notified_ = false;
+  }
+
+  void notify() noexcept override {
+    {
+      std::lock_guard lock(mutex_);
+      notified_ = true;
+    }
+    wake_.notify_all();
+  }
+
+ private:
+  boost::fibers::scheduler::ready_queue_type ready_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool notified_ = false;
+};
+
+struct HwlocTopology {
+  hwloc_topology_t handle = nullptr;
+  HwlocTopology() {
+    hwloc_topology_init(&handle);
+    hwloc_topology_load(handle);
+  }
+  ~HwlocTopology() { hwloc_topology_destroy(handle); }
+};
+
+void pin_thread(const std::vector<unsigned>& pus) {
+  static const HwlocTopology topology;  // read-only after load: safe to share
+  hwloc_bitmap_t set = hwloc_bitmap_alloc();
+  for (unsigned pu : pus) hwloc_bitmap_set(set, pu);
+  hwloc_bitmap_singlify(set);
+  if (hwloc_set_cpubind(topology.handle, set, HWLOC_CPUBIND_THREAD) != 0) {
+    std::cerr << "spindle: could not pin a worker to PUs " << format_index_list(pus)
+              << "; it runs unpinned\n";
+  }
+  hwloc_bitmap_free(set);
+}
+
+}  // namespace
+
+StackPool::StackPool(std::size_t stack_bytes)
+    : page_bytes_(static_cast<std::size_t>(sysconf(_SC_PAGESIZE))) {
+  usable_bytes_ = (stack_bytes + page_bytes_ - 1) / page_bytes_ * page_bytes_;
+}
+
+StackPool::~StackPool() {
+  for (void* base : free_) munmap(base, usable_bytes_ + page_bytes_);
+}
+
+boost::context::stack_context StackPool::allocate() {
+  void* base = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (!free_.empty()) {
+      base = free_.back();
+      free_.pop_back();
+    }
+  }
+  if (base == nullptr) {
+    base = mmap(nullptr, usable_bytes_ + page_bytes_, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) throw std::bad_alloc();
+    mprotect(base, page_bytes_, PROT_NONE);  // the guard: overflowing the stack faults
+  }
+  boost::context::stack_context stack;
+  stack.size = usable_bytes_;
+  stack.sp = static_cast<char*>(base) + page_bytes_ + usable_bytes_;
+  return stack;
+}
+
+void StackPool::deallocate(boost::context::stack_context& stack) noexcept {
+  constexpr std::size_t kMostKept = 4096;
+  void* base = static_cast<char*>(stack.sp) - usable_bytes_ - page_bytes_;
+  {
+    std::lock_guard lock(mutex_);
+    if (free_.size() < kMostKept) {
+      free_.push_back(base);
+      return;
+    }
+  }
+  munmap(base, usable_bytes_ + page_bytes_);
+}
+
+Executor::Executor(Scheduler& scheduler, const Topology& topology, unsigned workers, bool pin,
+                   std::size_t stack_bytes)
+    : scheduler_(scheduler), stacks_(stack_bytes) {
+  for (unsigned index = 0; index < workers; ++index) {
+    std::vector<unsigned> pus;
+    if (pin && !topology.cores.empty()) pus = topology.cores[index % topology.cores.size()].pus;
+    threads_.emplace_back([this, index, pus = std::move(pus)] { run_worker(index, pus); });
+  }
+}
+
+Executor::~Executor() { join(); }
+
+void Executor::join() {
+  for (std::thread& thread : threads_) {
+    if (thread.joinable()) thread.join();
+  }
+}
+
+void Executor::run_worker(unsigned index, std::vector<unsigned> pus) {
+  if (!pus.empty()) pin_thread(pus);
+  boost::fibers::use_scheduling_algorithm<WorkerAlgorithm>();
+  // Fibers of this worker only ever run on this thread, one at a time.
+  std::size_t live = 0;
+  boost::fibers::mutex mutex;
+  boost::fibers::condition_variable all_done;
+  while (std::optional<Admitted> admitted = scheduler_.next_task()) {
+    ++live;
+    boost::fibers::fiber(std::allocator_arg, PooledStack{&stacks_},
+                         [&, admitted = std::move(*admitted)]() mutable {
+                           scheduler_.execute(std::move(admitted), index);
+                           std::lock_guard lock(mutex);
+                           if (--live == 0) all_done.notify_all();
+                         })
+        .detach();
+    boost::this_fiber::yield();  // run it now: admitted work starts before more is taken
+  }
+  std::unique_lock lock(mutex);
+  all_done.wait(lock, [&] { return live == 0; });
+}
+
+}  // namespace spindle::detail

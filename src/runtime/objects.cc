@@ -1,0 +1,74 @@
+// Objects: completion, waiters, and blocking until objects are done.
+#include <algorithm>
+#include <cstdio>
+
+#include "runtime/event.hpp"
+#include "runtime/scheduler.hpp"
+#include "spindle/object_ref.hpp"
+
+namespace spindle::detail {
+
+bool ObjectStateBase::add_waiter(std::shared_ptr<Waiter> waiter) {
+  std::lock_guard lock(mutex_);
+  if (done()) return false;
+  waiters_.push_back(std::move(waiter));
+  return true;
+}
+
+void ObjectStateBase::remove_waiter(const Waiter* waiter) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(waiters_, [&](const auto& w) { return w.get() == waiter; });
+}
+
+void ObjectStateBase::fail(std::exception_ptr error) noexcept {
+  complete(Status::failed, std::move(error));
+}
+
+void ObjectStateBase::complete(Status status, std::exception_ptr error) noexcept {
+  std::vector<std::shared_ptr<Waiter>> waiters;
+  {
+    std::lock_guard lock(mutex_);
+    if (done()) return;
+    error_ = std::move(error);
+    status_.store(status, std::memory_order_release);
+    waiters.swap(waiters_);
+  }
+  for (const auto& waiter : waiters) waiter->on_complete();
+}
+
+bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t needed,
+                      std::optional<Clock::time_point> deadline) {
+  // The event counts what is still to come. Objects done now are not registered; one that
+  // completes between this look and its registration is found by add_waiter and counted.
+  std::vector<bool> done(objects.size());
+  std::size_t done_count = 0;
+  for (std::size_t i = 0; i < objects.size(); ++i) done_count += done[i] = objects[i]->done();
+  if (done_count >= needed) return true;
+  auto event = std::make_shared<Event>(needed - done_count);
+  std::vector<ObjectStateBase*> registered;
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    if (done[i]) continue;
+    if (objects[i]->add_waiter(event)) {
+      registered.push_back(objects[i]);
+    } else {
+      event->on_complete();
+    }
+  }
+  BlockedWait wait{current_task(), event, deadline.has_value(), false, objects};
+  if (wait.task) wait.task->scheduler.block(wait);
+  bool satisfied = event->wait(deadline);
+  if (wait.task) wait.task->scheduler.unblock(wait);
+  for (ObjectStateBase* object : registered) object->remove_waiter(event.get());
+  if (std::exception_ptr error = event->error()) std::rethrow_exception(error);
+  return satisfied;
+}
+
+void throw_get_timeout(std::size_t count, std::size_t done, Clock::duration timeout) {
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%g", std::chrono::duration<double, std::milli>(timeout).count());
+  throw GetTimeoutError("get timed out after " + std::string(ms) + " ms: " + std::to_string(done) +
+                        " of " + std::to_string(count) +
+                        (count == 1 ? " object was" : " objects were") + " ready");
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,184 @@
+// Runtime, task specs, this_task and status printing.
+#include "spindle/runtime.hpp"
+
+#include <cxxabi.h>
+
+#include <boost/fiber/operations.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/executor.hpp"
+#include "runtime/scheduler.hpp"
+
+namespace spindle {
+
+struct Runtime::Impl {
+  Topology topology;
+  ResourceSet totals;
+  std::unique_ptr<detail::Scheduler> scheduler;
+  std::unique_ptr<detail::Executor> executor;
+};
+
+namespace {
+
+constexpr std::size_t kMinStackBytes = 16 * 1024;
+
+void check_options(const RuntimeOptions& options) {
+  if (options.num_workers && *options.num_workers == 0) {
+    throw InvalidArgumentError("num_workers = 0: at least 1 worker is needed");
+  }
+  if (options.stack_bytes < kMinStackBytes) {
+    throw InvalidArgumentError("stack_bytes = " + std::to_string(options.stack_bytes) +
+                               ": at least " + std::to_string(kMinStackBytes) + " is needed");
+  }
+}
+
+}  // namespace
+
+Runtime::Runtime() : Runtime(RuntimeOptions{}) {}
+
+Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()) {
+  check_options(options);
+  impl_->topology = Topology::discover();
+  impl_->totals = resource_totals(
+      impl_->topology, {options.num_cpus, options.num_gpus, options.memory, options.resources});
+  impl_->scheduler =
+      std::make_unique<detail::Scheduler>(impl_->totals, options.max_timeline_events);
+  unsigned workers = options.num_workers.value_or(
+      std::max(1u, static_cast<unsigned>(impl_->topology.num_cores())));
+  impl_->executor = std::make_unique<detail::Executor>(*impl_->scheduler, impl_->topology, workers,
+                                                       options.pin_workers, options.stack_bytes);
+}
+
+Runtime::~Runtime() {
+  impl_->scheduler->stop();
+  impl_->executor->join();
+}
+
+void Runtime::cancel_object(detail::ObjectStateBase& object) {
+  if (std::shared_ptr<detail::TaskBase> task = object.producer.lock())
+    task->scheduler.cancel(*task);
+}
+
+void Runtime::timeline(const std::string& path) const {
+  std::ofstream out(path);
+  if (out) impl_->scheduler->write_timeline(out);
+  if (!out) throw Error("timeline: cannot write '" + path + "': " + std::strerror(errno));
+}
+
+RuntimeStatus Runtime::status() const {
+  RuntimeStatus status = impl_->scheduler->status();
+  status.workers = num_workers();
+  return status;
+}
+
+const Topology& Runtime::topology() const { return impl_->topology; }
+const ResourceSet& Runtime::total_resources() const { return impl_->totals; }
+unsigned Runtime::num_workers() const { return impl_->executor->size(); }
+
+std::string RuntimeStatus::to_string() const {
+  std::ostringstream out;
+  out << "Resources (used / total)\n";
+  for (const auto& [name, amount] : total.amounts()) {
+    Quantity used = amount - available.get(name);
+    if (name == ResourceSet::kMemory) {
+      out << "  " << format_bytes(static_cast<std::uint64_t>(used.whole_part())) << " / "
+          << format_bytes(static_cast<std::uint64_t>(amount.whole_part())) << " memory\n";
+    } else {
+      out << "  " << used.to_string() << " / " << amount.to_string() << ' ' << name << '\n';
+    }
+  }
+  out << "Tasks (" << workers << " workers)\n"
+      << "  waiting for dependencies: " << waiting_for_dependencies << '\n'
+      << "  waiting for resources: " << waiting_for_resources << '\n'
+      << "  running: " << running << '\n'
+      << "  blocked in get: " << blocked << '\n'
+      << "  finished: " << finished << ", failed: " << failed << ", cancelled: " << cancelled
+      << '\n';
+  out << "Pending demands\n";
+  if (pending_demands.empty()) out << "  (none)\n";
+  for (const auto& [demand, count] : pending_demands) {
+    out << "  " << demand.to_string() << ": " << count << (count == 1 ? " task\n" : " tasks\n");
+  }
+  return out.str();
+}
+
+namespace detail {
+
+Scheduler& scheduler_of(Runtime& runtime) { return *runtime.impl_->scheduler; }
+
+void submit(Runtime& runtime, std::shared_ptr<TaskBase> task) {
+  scheduler_of(runtime).submit(std::move(task));
+}
+
+std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptions& options,
+                                               std::string default_name) {
+  if (options.max_retries < -1) {
+    throw InvalidArgumentError("max_retries = " + std::to_string(options.max_retries) +
+                               ": must be -1 (no limit) or more");
+  }
+  ResourceSet demand =
+      ResourceSet::demand(options.num_cpus, options.num_gpus, options.memory, options.resources);
+  auto spec = std::make_shared<TaskSpec>();
+  spec->name = options.name.empty() ? std::move(default_name) : options.name;
+  spec->max_retries = options.max_retries;
+  spec->retry_exceptions = options.retry_exceptions;
+  Scheduler& scheduler = scheduler_of(runtime);
+  try {
+    spec->request = scheduler.request_for(demand);
+  } catch (const InfeasibleError& error) {
+    spec->infeasible = "task '" + spec->name + "': " + error.what();
+    return spec;
+  }
+  if (!demand.cpu().is_zero()) {
+    spec->cpu_request = scheduler.request_for(ResourceSet().set(ResourceSet::kCpu, demand.cpu()));
+  }
+  return spec;
+}
+
+std::string type_name(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> demangled(
+      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
+  return status == 0 && demangled ? demangled.get() : type.name();
+}
+
+}  // namespace detail
+
+namespace this_task {
+
+bool in_task() { return detail::current_task() != nullptr; }
+
+std::uint64_t id() {
+  detail::TaskBase* task = detail::current_task();
+  return task ? task->id : 0;
+}
+
+std::string name() {
+  detail::TaskBase* task = detail::current_task();
+  return task ? task->spec->name : std::string();
+}
+
+bool cancelled() {
+  detail::TaskBase* task = detail::current_task();
+  return task && task->cancel_requested.load();
+}
+
+ResourceSet resources() {
+  detail::TaskBase* task = detail::current_task();
+  return task ? task->spec->request->demand() : ResourceSet();
+}
+
+std::vector<int> gpu_ids() {
+  detail::TaskBase* task = detail::current_task();
+  return task && task->allocation ? task->allocation->gpu_ids() : std::vector<int>();
+}
+
+void sleep_for(std::chrono::nanoseconds duration) { boost::this_fiber::sleep_for(duration); }
+
+void yield() { boost::this_fiber::yield(); }
+
+}  // namespace this_task
+}  // namespace spindle

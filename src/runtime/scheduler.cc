@@ -1,0 +1,405 @@
+// The scheduler: see scheduler.hpp.
+#include "runtime/scheduler.hpp"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "runtime/event.hpp"
+
+namespace spindle::detail {
+namespace {
+
+thread_local TaskBase* tls_current_task = nullptr;
+
+std::string describe_task(const TaskBase& task) {
+  return "task '" + task.spec->name + "' (#" + std::to_string(task.id) + ")";
+}
+
+std::string what_of(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception not derived from std::exception";
+  }
+}
+
+std::exception_ptr cancelled_error(const TaskBase& task, const std::string& why) {
+  return std::make_exception_ptr(CancelledError(describe_task(task) + " was cancelled: " + why));
+}
+
+ResourceSet without_cpu(ResourceSet demand) {
+  demand.set(ResourceSet::kCpu, Quantity());
+  return demand;
+}
+
+}  // namespace
+
+TaskBase* current_task() noexcept { return tls_current_task; }
+void set_current_task(TaskBase* task) noexcept { tls_current_task = task; }
+
+void TaskBase::on_complete() noexcept { scheduler.dependency_done(*this); }
+
+Scheduler::Scheduler(ResourceSet totals, std::size_t max_timeline_events)
+    : pool_(std::move(totals)), max_timeline_events_(max_timeline_events) {}
+
+std::shared_ptr<const ResourceRequest> Scheduler::request_for(const ResourceSet& demand) {
+  std::lock_guard lock(mutex_);
+  for (const auto& request : requests_) {
+    if (request->demand() == demand) return request;
+  }
+  requests_.push_back(pool_.prepare(demand));
+  return requests_.back();
+}
+
+std::exception_ptr Scheduler::task_error(const TaskBase& task, std::exception_ptr cause,
+                                         const std::string& context) const {
+  std::string message = describe_task(task) + " failed" + context + ": " + what_of(cause);
+  try {
+    std::rethrow_exception(cause);
+  } catch (...) {
+    try {
+      std::throw_with_nested(TaskError(task.spec->name, message));
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+}
+
+void Scheduler::submit(std::shared_ptr<TaskBase> task) {
+  if (!task->spec->infeasible.empty()) throw InfeasibleError(task->spec->infeasible);
+  std::vector<ObjectStateBase*> dependencies;
+  task->dependencies(dependencies);
+  task->result().producer = task;
+  {
+    std::lock_guard lock(mutex_);
+    task->id = ++next_id_;
+    if (stopping_) {
+      task->phase = TaskBase::Phase::finished;
+      ++cancelled_;
+    } else {
+      ++waiting_;
+    }
+  }
+  if (task->phase == TaskBase::Phase::finished) {
+    task->result().fail(cancelled_error(*task, "the runtime is shutting down"));
+    return;
+  }
+  task->pending_dependencies.store(static_cast<std::int32_t>(dependencies.size()) + 1);
+  for (ObjectStateBase* dependency : dependencies) {
+    if (!dependency->add_waiter(task)) task->pending_dependencies.fetch_sub(1);
+  }
+  dependency_done(*task);  // the +1 above: all are registered
+}
+
+void Scheduler::dependency_done(TaskBase& task) {
+  if (task.pending_dependencies.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  std::optional<ArgumentFailure> failure = task.failed_argument();
+  std::exception_ptr error;
+  {
+    std::lock_guard lock(mutex_);
+    if (task.phase != TaskBase::Phase::waiting) return;  // cancelled meanwhile
+    --waiting_;
+    if (!stopping_ && !failure) {
+      enqueue_locked(task.shared_from_this());
+      return;
+    }
+    task.phase = TaskBase::Phase::finished;
+    if (stopping_) {
+      ++cancelled_;
+      error = cancelled_error(task, "the runtime shut down before it ran");
+    } else {
+      ++failed_;
+      error = task_error(task, failure->cause,
+                         " because its argument " + std::to_string(failure->index) + " failed");
+    }
+  }
+  task.result().fail(error);
+}
+
+void Scheduler::enqueue_locked(std::shared_ptr<TaskBase> task) {
+  task->phase = TaskBase::Phase::queued;
+  ++queued_;
+  const auto& request = task->spec->request;
+  auto shape =
+      std::ranges::find_if(shapes_, [&](const ShapeQueue& q) { return q.request == request; });
+  if (shape == shapes_.end()) {
+    shapes_.push_back({request, {}});
+    shape = shapes_.end() - 1;
+  }
+  shape->tasks.push_back(std::move(task));
+  wake_worker_locked();
+}
+
+void Scheduler::cancel(TaskBase& task) {
+  {
+    std::lock_guard lock(mutex_);
+    task.cancel_requested = true;
+    switch (task.phase) {
+      case TaskBase::Phase::waiting:
+        --waiting_;
+        break;
+      case TaskBase::Phase::queued:
+        --queued_;  // its queue entry is dropped when it reaches the front
+        break;
+      case TaskBase::Phase::running:
+      case TaskBase::Phase::finished:
+        return;
+    }
+    task.phase = TaskBase::Phase::finished;
+    ++cancelled_;
+  }
+  task.result().fail(cancelled_error(task, "cancel() was called before it ran"));
+}
+
+Scheduler::ShapeQueue* Scheduler::best_admissible_locked() {
+  if (!reacquire_.empty()) return nullptr;  // tasks taking their CPU back go first
+  ShapeQueue* best = nullptr;
+  for (ShapeQueue& shape : shapes_) {
+    while (!shape.tasks.empty() && shape.tasks.front()->phase != TaskBase::Phase::queued) {
+      shape.tasks.pop_front();
+    }
+    if (shape.tasks.empty()) continue;
+    if (best && best->tasks.front()->id < shape.tasks.front()->id) continue;
+    if (pool_.can_acquire(*shape.request)) best = &shape;
+  }
+  return best;
+}
+
+void Scheduler::wake_worker_locked() {
+  if (idle_workers_ > 0 && best_admissible_locked()) work_available_.notify_one();
+}
+
+std::optional<Admitted> Scheduler::next_task() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (ShapeQueue* shape = best_admissible_locked()) {
+      std::optional<Allocation> allocation = pool_.try_acquire(shape->request);
+      std::shared_ptr<TaskBase> task = std::move(shape->tasks.front());
+      shape->tasks.pop_front();
+      task->phase = TaskBase::Phase::running;
+      ++task->attempts;
+      --queued_;
+      ++running_;
+      wake_worker_locked();
+      return Admitted{std::move(task), std::move(*allocation)};
+    }
+    if (stopping_) return std::nullopt;
+    ++idle_workers_;
+    work_available_.wait(lock);
+    --idle_workers_;
+  }
+}
+
+void Scheduler::execute(Admitted admitted, unsigned worker) {
+  TaskBase& task = *admitted.task;
+  task.allocation = &admitted.allocation;
+  set_current_task(&task);
+  TimelineEvent event{task.id,       task.spec, (Clock::now() - epoch_).count(), 0, worker,
+                      task.attempts, false,     admitted.allocation.gpu_ids()};
+  std::exception_ptr error;
+  bool retry = false;
+  try {
+    task.run();
+  } catch (...) {
+    const TaskSpec& spec = *task.spec;
+    retry = spec.retry_exceptions && (spec.max_retries < 0 || task.attempts <= spec.max_retries);
+    error = std::current_exception();
+  }
+  event.end_ns = (Clock::now() - epoch_).count();
+  set_current_task(nullptr);
+  task.allocation = nullptr;
+  settle(task, admitted.allocation, error, retry, std::move(event));
+}
+
+void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry,
+                       TimelineEvent event) {
+  event.failed = error != nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    pool_.release(allocation);
+    --running_;
+    if (error && retry && !stopping_ && !task.cancel_requested) {
+      error = nullptr;
+      enqueue_locked(task.shared_from_this());
+    } else {
+      task.phase = TaskBase::Phase::finished;
+      ++(error ? failed_ : finished_);
+    }
+    serve_reacquire_locked();
+    wake_worker_locked();
+    check_deadlock_locked();
+  }
+  if (error) {
+    std::string context = task.attempts > 1 ? " on attempt " + std::to_string(task.attempts) : "";
+    task.result().fail(task_error(task, error, context));
+  }
+  std::lock_guard lock(timeline_mutex_);
+  if (timeline_.size() == max_timeline_events_) {
+    if (timeline_.empty()) return;
+    timeline_.pop_front();
+    ++timeline_dropped_;
+  }
+  timeline_.push_back(std::move(event));
+}
+
+void Scheduler::block(BlockedWait& wait) {
+  std::lock_guard lock(mutex_);
+  --running_;
+  ++(wait.timed ? blocked_timed_ : blocked_untimed_);
+  blocked_.push_back(&wait);
+  if (const auto& cpu = wait.task->spec->cpu_request) pool_.release(Allocation{cpu, {}});
+  serve_reacquire_locked();
+  wake_worker_locked();
+  check_deadlock_locked();
+}
+
+void Scheduler::unblock(BlockedWait& wait) {
+  auto granted = std::make_shared<Event>(1);
+  {
+    std::lock_guard lock(mutex_);
+    std::erase(blocked_, &wait);
+    --(wait.timed ? blocked_timed_ : blocked_untimed_);
+    const auto& cpu = wait.task->spec->cpu_request;
+    if (!cpu || (reacquire_.empty() && pool_.try_acquire(cpu))) {
+      ++running_;
+      return;
+    }
+    reacquire_.push_back({wait.task, granted});
+  }
+  granted->wait(std::nullopt);
+}
+
+void Scheduler::serve_reacquire_locked() {
+  while (!reacquire_.empty() && pool_.try_acquire(reacquire_.front().task->spec->cpu_request)) {
+    ++running_;
+    reacquire_.front().granted->on_complete();
+    reacquire_.pop_front();
+  }
+}
+
+// Nothing can progress when no task runs, none is about to take its CPU back, no wait can
+// end by a timeout or has already ended, and no queued task fits in what is free. Only a
+// running task could complete what the blocked ones wait for, or free what the queued
+// ones need.
+void Scheduler::check_deadlock_locked() {
+  if (running_ > 0 || blocked_timed_ > 0 || !reacquire_.empty()) return;
+  bool any_unreported = false;
+  for (BlockedWait* wait : blocked_) {
+    if (wait->event->settled()) return;
+    any_unreported = any_unreported || !wait->reported;
+  }
+  if (!any_unreported || best_admissible_locked()) return;
+  std::exception_ptr error = std::make_exception_ptr(DeadlockError(describe_deadlock_locked()));
+  for (BlockedWait* wait : blocked_) {
+    if (wait->reported) continue;
+    wait->reported = true;
+    wait->event->fail(error);
+  }
+}
+
+std::string Scheduler::describe_deadlock_locked() const {
+  constexpr std::size_t kMostListed = 8;
+  std::ostringstream out;
+  out << "deadlock: no task can make progress, so the blocked gets fail instead of hanging.";
+  out << " Blocked in get:";
+  for (std::size_t i = 0; i < blocked_.size() && i < kMostListed; ++i) {
+    const BlockedWait& wait = *blocked_[i];
+    out << (i ? ";" : "") << ' ' << describe_task(*wait.task) << " holding "
+        << without_cpu(wait.task->spec->request->demand()).to_string() << " waits for";
+    std::size_t listed = 0;
+    for (ObjectStateBase* object : wait.objects) {
+      if (object->done() || listed == kMostListed) continue;
+      std::shared_ptr<TaskBase> producer = object->producer.lock();
+      out << (listed++ ? ", " : " ") << (producer ? describe_task(*producer) : "an object");
+    }
+  }
+  out << ". Waiting for resources:";
+  std::size_t listed = 0;
+  for (const ShapeQueue& shape : shapes_) {
+    for (const auto& task : shape.tasks) {
+      if (task->phase != TaskBase::Phase::queued || listed == kMostListed) continue;
+      out << (listed++ ? ";" : "") << ' ' << describe_task(*task) << " needs "
+          << shape.request->demand().to_string();
+    }
+  }
+  if (listed == 0) out << " none";
+  out << ". Free: " << pool_.available().to_string() << '.';
+  return out.str();
+}
+
+void Scheduler::stop() {
+  std::vector<std::shared_ptr<TaskBase>> cancelled;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    for (ShapeQueue& shape : shapes_) {
+      for (auto& task : shape.tasks) {
+        if (task->phase != TaskBase::Phase::queued) continue;
+        task->phase = TaskBase::Phase::finished;
+        --queued_;
+        ++cancelled_;
+        cancelled.push_back(std::move(task));
+      }
+      shape.tasks.clear();
+    }
+    work_available_.notify_all();
+  }
+  for (const auto& task : cancelled) {
+    task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));
+  }
+}
+
+RuntimeStatus Scheduler::status() const {
+  RuntimeStatus status;
+  std::lock_guard lock(mutex_);
+  status.total = pool_.totals();
+  status.available = pool_.available();
+  status.waiting_for_dependencies = waiting_;
+  status.waiting_for_resources = queued_;
+  status.running = running_ + reacquire_.size();
+  status.blocked = blocked_timed_ + blocked_untimed_;
+  status.finished = finished_;
+  status.failed = failed_;
+  status.cancelled = cancelled_;
+  for (const ShapeQueue& shape : shapes_) {
+    std::size_t count = std::ranges::count_if(
+        shape.tasks, [](const auto& task) { return task->phase == TaskBase::Phase::queued; });
+    if (count > 0) status.pending_demands.emplace_back(shape.request->demand(), count);
+  }
+  return status;
+}
+
+void Scheduler::write_timeline(std::ostream& out) const {
+  std::lock_guard lock(timeline_mutex_);
+  std::vector<unsigned> workers;
+  out << "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"dropped_events\":" << timeline_dropped_
+      << "},\"traceEvents\":[";
+  bool first = true;
+  char number[64];
+  for (const TimelineEvent& event : timeline_) {
+    std::string device = "cpu";
+    for (int gpu : event.gpus) device += (device == "cpu" ? ",gpu:" : "+") + std::to_string(gpu);
+    std::snprintf(number, sizeof number, "%.3f,\"dur\":%.3f", event.start_ns / 1e3,
+                  (event.end_ns - event.start_ns) / 1e3);
+    out << (first ? "" : ",") << "\n{\"name\":" << nlohmann::json(event.spec->name).dump()
+        << ",\"cat\":\"task\",\"ph\":\"X\",\"pid\":1,\"tid\":" << event.worker
+        << ",\"ts\":" << number << ",\"args\":{\"id\":" << event.task_id
+        << ",\"attempt\":" << event.attempt << ",\"failed\":" << (event.failed ? "true" : "false")
+        << ",\"resources\":" << nlohmann::json(event.spec->request->demand().to_string()).dump()
+        << ",\"device\":\"" << device << "\"}}";
+    first = false;
+    if (std::ranges::find(workers, event.worker) == workers.end()) workers.push_back(event.worker);
+  }
+  for (unsigned worker : workers) {
+    out << (first ? "" : ",")
+        << "\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":" << worker
+        << ",\"args\":{\"name\":\"worker " << worker << "\"}}";
+    first = false;
+  }
+  out << "\n]}\n";
+}
+
+}  // namespace spindle::detail

@@ -1,0 +1,126 @@
+// The scheduler: dependency resolution, admission against resources, blocking in get,
+// deadlock detection, retries, cancellation, and the records behind timeline and status.
+//
+// One mutex guards its state; it is never held while a fiber is suspended or while an
+// object completes (completions run waiters' code).
+#pragma once
+
+#include <boost/fiber/condition_variable.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ostream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "spindle/runtime.hpp"
+
+namespace spindle::detail {
+
+class Event;
+
+/// A task, or the main thread, blocked in get or wait.
+struct BlockedWait {
+  TaskBase* task = nullptr;
+  std::shared_ptr<Event> event;
+  bool timed = false;
+  bool reported = false;  // already failed by the deadlock check
+  std::span<ObjectStateBase* const> objects;
+};
+
+/// A task admitted to run, with what it was granted.
+struct Admitted {
+  std::shared_ptr<TaskBase> task;
+  Allocation allocation;
+};
+
+/// One span of the timeline.
+struct TimelineEvent {
+  std::uint64_t task_id = 0;
+  std::shared_ptr<const TaskSpec> spec;
+  std::int64_t start_ns = 0;
+  std::int64_t end_ns = 0;
+  unsigned worker = 0;
+  int attempt = 0;
+  bool failed = false;
+  std::vector<int> gpus;
+};
+
+class Scheduler {
+ public:
+  Scheduler(ResourceSet totals, std::size_t max_timeline_events);
+
+  [[nodiscard]] ResourcePool& pool() { return pool_; }
+  /// A spec's request, shared with every spec of the same demand so tasks queue together.
+  std::shared_ptr<const ResourceRequest> request_for(const ResourceSet& demand);
+
+  void submit(std::shared_ptr<TaskBase> task);
+  void dependency_done(TaskBase& task);
+  void cancel(TaskBase& task);
+
+  /// For workers: the next task to run, admitted with its resources; nullopt once the
+  /// runtime stops. Suspends the calling fiber while there is nothing to run.
+  std::optional<Admitted> next_task();
+  /// Runs an admitted task on the calling fiber and settles its outcome.
+  void execute(Admitted admitted, unsigned worker);
+
+  /// Called around a blocking wait inside a task: gives back and takes again its CPU.
+  void block(BlockedWait& wait);
+  void unblock(BlockedWait& wait);
+
+  /// Cancels what has not started and lets next_task return nullopt once idle.
+  void stop();
+
+  [[nodiscard]] RuntimeStatus status() const;
+  void write_timeline(std::ostream& out) const;
+
+ private:
+  struct ShapeQueue {
+    std::shared_ptr<const ResourceRequest> request;
+    std::deque<std::shared_ptr<TaskBase>> tasks;
+  };
+  struct Reacquire {
+    TaskBase* task;
+    std::shared_ptr<Event> granted;
+  };
+
+  void enqueue_locked(std::shared_ptr<TaskBase> task);
+  ShapeQueue* best_admissible_locked();
+  void serve_reacquire_locked();
+  void wake_worker_locked();
+  void check_deadlock_locked();
+  std::string describe_deadlock_locked() const;
+  void settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry,
+              TimelineEvent event);
+  std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
+                                const std::string& context) const;
+
+  ResourcePool pool_;
+  const std::size_t max_timeline_events_;
+  const std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
+
+  mutable std::mutex mutex_;
+  boost::fibers::condition_variable_any work_available_;
+  std::vector<std::shared_ptr<const ResourceRequest>> requests_;
+  std::vector<ShapeQueue> shapes_;
+  std::deque<Reacquire> reacquire_;
+  std::vector<BlockedWait*> blocked_;
+  std::uint64_t next_id_ = 0;
+  unsigned idle_workers_ = 0;
+  bool stopping_ = false;
+  std::size_t waiting_ = 0, queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0,
+              finished_ = 0, failed_ = 0, cancelled_ = 0;
+
+  mutable std::mutex timeline_mutex_;
+  std::deque<TimelineEvent> timeline_;
+  std::size_t timeline_dropped_ = 0;
+};
+
+/// Whether the calling code runs inside a task, and which.
+TaskBase* current_task() noexcept;
+void set_current_task(TaskBase* task) noexcept;
+
+}  // namespace spindle::detail
