@@ -70,8 +70,11 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   TaskBase(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec)
       : scheduler(scheduler), spec(std::move(spec)) {}
 
-  /// Runs the function on resolved arguments and stores the result; may throw.
+  /// Runs the function on resolved arguments and keeps its result aside; may throw.
   virtual void run() = 0;
+  /// Makes the kept result the value of the task's object, once the scheduler has settled
+  /// the task: whoever gets the value sees the runtime's books already updated.
+  virtual void publish() = 0;
   virtual ObjectStateBase& result() noexcept = 0;
   virtual void dependencies(std::vector<ObjectStateBase*>& out) const = 0;
   /// The first argument whose object failed, if any.
@@ -88,6 +91,8 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   // Guarded by the scheduler's mutex.
   Phase phase = Phase::waiting;
   int attempts = 0;
+  TaskBase* running_prev = nullptr;  // the scheduler's list of running tasks
+  TaskBase* running_next = nullptr;
 };
 
 template <typename T>
@@ -138,9 +143,17 @@ class TypedTask final : public TaskBase {
     };
     if constexpr (std::is_void_v<Value>) {
       std::apply(call, args_);
+    } else {
+      staged_.emplace(std::apply(call, args_));
+    }
+  }
+
+  void publish() override {
+    if constexpr (std::is_void_v<Value>) {
       result_->set_value();
     } else {
-      result_->set_value(std::apply(call, args_));
+      result_->set_value(std::move(*staged_));
+      staged_.reset();
     }
   }
 
@@ -175,6 +188,9 @@ class TypedTask final : public TaskBase {
   std::shared_ptr<const F> f_;
   std::tuple<Stored...> args_;
   std::shared_ptr<ObjectState<Value>> result_;
+  struct Nothing {};
+  [[no_unique_address]] std::conditional_t<std::is_void_v<Value>, Nothing, std::optional<Value>>
+      staged_;
 };
 
 /// Submits a task to the runtime's scheduler (defined with the runtime).

@@ -161,7 +161,11 @@ void Executor::run_worker(unsigned index, std::vector<unsigned> pus) {
     ++live;
     boost::fibers::fiber(std::allocator_arg, PooledStack{&stacks_},
                          [&, admitted = std::move(*admitted)]() mutable {
+                           // pick_next makes this the current task whenever the fiber resumes
+                           auto& properties = boost::this_fiber::properties<TaskFiberProperties>();
+                           properties.task = admitted.task.get();
                            scheduler_.execute(std::move(admitted), index);
+                           properties.task = nullptr;
                            std::lock_guard lock(mutex);
                            if (--live == 0) all_done.notify_all();
                          })

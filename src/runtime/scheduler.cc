@@ -181,6 +181,9 @@ std::optional<Admitted> Scheduler::next_task() {
       shape->tasks.pop_front();
       task->phase = TaskBase::Phase::running;
       ++task->attempts;
+      task->running_next = running_tasks_;
+      if (running_tasks_) running_tasks_->running_prev = task.get();
+      running_tasks_ = task.get();
       --queued_;
       ++running_;
       wake_worker_locked();
@@ -214,15 +217,22 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
   settle(task, admitted.allocation, error, retry, std::move(event));
 }
 
+// The task counts as running until its object is complete: a task blocked on that object
+// must not look deadlocked in the moment between the release and the completion.
 void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry,
                        TimelineEvent event) {
   event.failed = error != nullptr;
+  record(std::move(event));
+  bool requeued = false;
   {
     std::lock_guard lock(mutex_);
     pool_.release(allocation);
-    --running_;
-    if (error && retry && !stopping_ && !task.cancel_requested) {
-      error = nullptr;
+    (task.running_prev ? task.running_prev->running_next : running_tasks_) = task.running_next;
+    if (task.running_next) task.running_next->running_prev = task.running_prev;
+    task.running_prev = task.running_next = nullptr;
+    ++settling_;
+    requeued = error && retry && !stopping_ && !task.cancel_requested;
+    if (requeued) {
       enqueue_locked(task.shared_from_this());
     } else {
       task.phase = TaskBase::Phase::finished;
@@ -230,15 +240,23 @@ void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_pt
     }
     serve_reacquire_locked();
     wake_worker_locked();
-    check_deadlock_locked();
   }
-  if (error) {
+  if (error && !requeued) {
     std::string context = task.attempts > 1 ? " on attempt " + std::to_string(task.attempts) : "";
     task.result().fail(task_error(task, error, context));
+  } else if (!error) {
+    task.publish();
   }
+  std::lock_guard lock(mutex_);
+  --running_;
+  --settling_;
+  check_deadlock_locked();
+}
+
+void Scheduler::record(TimelineEvent event) {
   std::lock_guard lock(timeline_mutex_);
+  if (max_timeline_events_ == 0) return;
   if (timeline_.size() == max_timeline_events_) {
-    if (timeline_.empty()) return;
     timeline_.pop_front();
     ++timeline_dropped_;
   }
@@ -335,6 +353,8 @@ void Scheduler::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    for (TaskBase* task = running_tasks_; task; task = task->running_next)
+      task->cancel_requested = true;
     for (ShapeQueue& shape : shapes_) {
       for (auto& task : shape.tasks) {
         if (task->phase != TaskBase::Phase::queued) continue;
@@ -359,7 +379,7 @@ RuntimeStatus Scheduler::status() const {
   status.available = pool_.available();
   status.waiting_for_dependencies = waiting_;
   status.waiting_for_resources = queued_;
-  status.running = running_ + reacquire_.size();
+  status.running = running_ - settling_ + reacquire_.size();
   status.blocked = blocked_timed_ + blocked_untimed_;
   status.finished = finished_;
   status.failed = failed_;

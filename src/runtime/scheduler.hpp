@@ -95,6 +95,7 @@ class Scheduler {
   std::string describe_deadlock_locked() const;
   void settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry,
               TimelineEvent event);
+  void record(TimelineEvent event);
   std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
                                 const std::string& context) const;
 
@@ -108,9 +109,11 @@ class Scheduler {
   std::vector<ShapeQueue> shapes_;
   std::deque<Reacquire> reacquire_;
   std::vector<BlockedWait*> blocked_;
+  TaskBase* running_tasks_ = nullptr;  // intrusive list, to flag them cancelled at stop
   std::uint64_t next_id_ = 0;
   unsigned idle_workers_ = 0;
   bool stopping_ = false;
+  std::size_t settling_ = 0;  // counted in running_ until their objects complete
   std::size_t waiting_ = 0, queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0,
               finished_ = 0, failed_ = 0, cancelled_ = 0;
 

@@ -1,0 +1,411 @@
+// Tasks: functions, arguments, dependencies, errors, retries, cancel, admission, deadlock.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "spindle/spindle.hpp"
+#include "support/gate.hpp"
+
+namespace spindle {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Gate;
+using ::testing::HasSubstr;
+
+int add(int a, int b) { return a + b; }
+
+struct Multiplier {
+  int factor;
+  int operator()(int x) const { return x * factor; }
+};
+
+TEST(Task, RunsFreeFunctionsLambdasAndFunctors) {
+  Runtime rt;
+  EXPECT_EQ(rt.task(add).remote(2, 3).get(), 5);
+  EXPECT_EQ(rt.task([](int x) { return x + 1; }).remote(41).get(), 42);
+  EXPECT_EQ(rt.task(Multiplier{3}).remote(5).get(), 15);
+  std::atomic<int> calls{0};
+  ObjectRef<void> done = rt.task([&calls] { ++calls; }).remote();
+  done.get();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(Task, ResolvesRefsAndValuesAsArguments) {
+  Runtime rt;
+  auto text = rt.put(std::string("spin"));
+  auto concat = rt.task([](const std::string& a, const std::string& b) { return a + b; });
+  EXPECT_EQ(concat.remote(text, std::string("dle")).get(), "spindle");
+  EXPECT_EQ(concat.remote(text, concat.remote(text, text)).get(), "spinspinspin");
+}
+
+TEST(Task, DependencyChainsAndDiamonds) {
+  Runtime rt;
+  auto inc = rt.task([](int x) { return x + 1; });
+  ObjectRef<int> ref = rt.put(0);
+  for (int i = 0; i < 200; ++i) ref = inc.remote(ref);
+  EXPECT_EQ(ref.get(), 200);
+
+  auto top = rt.put(10);
+  auto left = inc.remote(top);
+  auto right = rt.task([](int x) { return x * 2; }).remote(top);
+  auto bottom = rt.task(add).remote(left, right);
+  EXPECT_EQ(bottom.get(), 31);
+}
+
+TEST(Task, ExceptionReachesGetNestedInTaskError) {
+  Runtime rt;
+  auto ref = rt.task([]() -> int { throw std::out_of_range("index 7"); })
+                 .options({.name = "lookup"})
+                 .remote();
+  try {
+    (void)ref.get();
+    FAIL() << "no error";
+  } catch (const TaskError& error) {
+    EXPECT_EQ(error.task_name(), "lookup");
+    EXPECT_THAT(error.what(), HasSubstr("task 'lookup' (#"));
+    EXPECT_THAT(error.what(), HasSubstr("failed: index 7"));
+    EXPECT_THROW(std::rethrow_if_nested(error), std::out_of_range);
+  }
+  // Every get sees the same error.
+  EXPECT_THROW((void)ref.get(), TaskError);
+  EXPECT_THROW((void)get(std::vector{ref}), TaskError);
+}
+
+TEST(Task, FailedDependencyFailsTheTaskWithTheCauseNested) {
+  Runtime rt;
+  auto source = rt.task([]() -> int { throw std::invalid_argument("bad input"); })
+                    .options({.name = "source"})
+                    .remote();
+  std::atomic<bool> ran{false};
+  auto consumer = rt.task([&ran](int x) {
+                      ran = true;
+                      return x;
+                    }).options({.name = "consumer"});
+  auto ref = consumer.remote(source);
+  try {
+    (void)ref.get();
+    FAIL() << "no error";
+  } catch (const TaskError& error) {
+    EXPECT_EQ(error.task_name(), "consumer");
+    EXPECT_THAT(error.what(), HasSubstr("because its argument 0 failed"));
+    try {
+      std::rethrow_if_nested(error);
+      FAIL() << "nothing nested";
+    } catch (const TaskError& cause) {
+      EXPECT_EQ(cause.task_name(), "source");
+      EXPECT_THROW(std::rethrow_if_nested(cause), std::invalid_argument);
+    }
+  }
+  EXPECT_FALSE(ran);
+}
+
+TEST(Task, RetriesUpToMaxRetriesWhenAllowed) {
+  Runtime rt;
+  std::atomic<int> runs{0};
+  auto flaky = [&runs] {
+    if (++runs < 3) throw std::runtime_error("flaky");
+    return runs.load();
+  };
+  EXPECT_EQ(rt.task(flaky).options({.max_retries = 5, .retry_exceptions = true}).remote().get(), 3);
+
+  runs = 0;
+  auto exhausted = rt.task(flaky).options({.max_retries = 1, .retry_exceptions = true}).remote();
+  try {
+    (void)exhausted.get();
+    FAIL() << "no error";
+  } catch (const TaskError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("failed on attempt 2: flaky"));
+  }
+  EXPECT_EQ(runs, 2);
+
+  runs = 0;
+  EXPECT_THROW((void)rt.task(flaky).options({.max_retries = 5}).remote().get(), TaskError);
+  EXPECT_EQ(runs, 1) << "retry_exceptions is off: no retry";
+}
+
+TEST(Task, InvalidOptionsAreRejectedWithTheirValue) {
+  Runtime rt({.num_cpus = 2, .num_gpus = 1});
+  auto noop = rt.task([] {});
+  auto expect_invalid = [&](const TaskOptions& options, const std::string& message) {
+    try {
+      (void)noop.options(options);
+      ADD_FAILURE() << "no error for " << message;
+    } catch (const InvalidArgumentError& error) {
+      EXPECT_EQ(error.what(), message);
+    }
+  };
+  expect_invalid({.num_gpus = 1.5}, "num_gpus = 1.5: a demand above 1 must be a whole number");
+  expect_invalid({.num_cpus = -1}, "num_cpus = -1: must not be negative");
+  expect_invalid({.num_cpus = 0.00001}, "num_cpus = 1e-05: the finest fraction allowed is 0.0001");
+  expect_invalid({.max_retries = -2}, "max_retries = -2: must be -1 (no limit) or more");
+  expect_invalid({.resources = {{"tpu", 1}}},
+                 "unknown resource 'tpu' in demand {cpu: 1, tpu: 1}: this runtime has cpu, gpu, "
+                 "memory");
+}
+
+TEST(Task, InfeasibleDemandFailsAtSubmit) {
+  Runtime rt({.num_cpus = 2, .num_gpus = 1});
+  auto big = rt.task([] { return 1; }).options({.num_cpus = 4, .name = "big"});
+  try {
+    (void)big.remote();
+    FAIL() << "no error";
+  } catch (const InfeasibleError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("task 'big': demand {cpu: 4} can never be met: the totals "
+                                        "are {cpu: 2, gpu: 1, memory: "));
+  }
+  EXPECT_THROW((void)rt.task([] {}).options({.num_gpus = 2}).remote(), InfeasibleError);
+  EXPECT_EQ(rt.status().finished + rt.status().waiting_for_resources, 0u);
+}
+
+TEST(Task, CancelFailsAQueuedTask) {
+  Runtime rt({.num_cpus = 1, .num_workers = 1});
+  Gate gate;
+  auto blocker = rt.task([&gate] {
+                     gate.wait();
+                     return 1;
+                   }).remote();
+  std::atomic<bool> ran{false};
+  auto victim = rt.task([&ran] {
+                    ran = true;
+                    return 2;
+                  })
+                    .options({.name = "victim"})
+                    .remote();
+  rt.cancel(victim);
+  try {
+    (void)victim.get();
+    FAIL() << "no error";
+  } catch (const CancelledError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("task 'victim' (#"));
+    EXPECT_THAT(error.what(), HasSubstr("was cancelled: cancel() was called before it ran"));
+  }
+  gate.open();
+  EXPECT_EQ(blocker.get(), 1);
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(rt.status().cancelled, 1u);
+  rt.cancel(blocker);    // finished: nothing happens
+  rt.cancel(rt.put(3));  // put objects have no task
+  EXPECT_EQ(blocker.get(), 1);
+}
+
+TEST(Task, CancelSetsTheFlagOfARunningTask) {
+  Runtime rt;
+  boost::fibers::promise<void> started;
+  auto started_future = started.get_future();
+  auto task = rt.task([&started] {
+    started.set_value();
+    while (!this_task::cancelled()) this_task::yield();
+    return 42;
+  });
+  auto ref = task.remote();
+  started_future.wait();
+  EXPECT_FALSE(ref.done());
+  rt.cancel(ref);
+  EXPECT_EQ(ref.get(), 42);
+}
+
+// get() inside a task gives its CPU back, so recursion never deadlocks, even with one CPU.
+TEST(Task, NestedTasksOnOneCpuDoNotDeadlock) {
+  Runtime rt({.num_cpus = 1, .num_workers = 1});
+  std::function<int(int)> depth = [&](int n) {
+    return n == 0 ? 0 : 1 + rt.task(depth).remote(n - 1).get();
+  };
+  EXPECT_EQ(rt.task(depth).remote(300).get(), 300);
+
+  std::function<long(int)> fib = [&](int n) -> long {
+    if (n < 2) return n;
+    auto a = rt.task(fib).remote(n - 1);
+    auto b = rt.task(fib).remote(n - 2);
+    return a.get() + b.get();
+  };
+  EXPECT_EQ(rt.task(fib).remote(15).get(), 610);
+}
+
+// The ray#5790 case: a task holding the only GPU waits for a task that needs it.
+TEST(Task, GpuTaskWaitingOnGpuTaskIsReportedAsDeadlock) {
+  Runtime rt({.num_cpus = 4, .num_gpus = 1});
+  auto inner = rt.task([] { return 7; }).options({.num_gpus = 1, .name = "inner"});
+  ObjectRef<int> inner_ref;
+  auto outer = rt.task([&] {
+                   inner_ref = inner.remote();
+                   return inner_ref.get();
+                 }).options({.num_gpus = 1, .name = "outer"});
+  try {
+    (void)outer.remote().get();
+    FAIL() << "no error";
+  } catch (const TaskError& error) {
+    try {
+      std::rethrow_if_nested(error);
+      FAIL() << "nothing nested";
+    } catch (const DeadlockError& deadlock) {
+      std::string message = deadlock.what();
+      EXPECT_THAT(message, HasSubstr("deadlock: no task can make progress"));
+      EXPECT_THAT(message,
+                  HasSubstr("task 'outer' (#1) holding {gpu: 1} waits for task 'inner' (#2)"));
+      EXPECT_THAT(message,
+                  HasSubstr("Waiting for resources: task 'inner' (#2) needs {cpu: 1, gpu: 1}"));
+    }
+  }
+  // Once outer failed and gave its GPU back, inner ran.
+  EXPECT_EQ(inner_ref.get(), 7);
+}
+
+TEST(Task, BlockedGetWithTimeoutIsNotADeadlock) {
+  Runtime rt({.num_cpus = 4, .num_gpus = 1});
+  auto inner = rt.task([] { return 7; }).options({.num_gpus = 1});
+  auto outer = rt.task([&] {
+                   auto ref = inner.remote();
+                   try {
+                     return ref.get(20ms);
+                   } catch (const GetTimeoutError&) {
+                     return -1;
+                   }
+                 }).options({.num_gpus = 1});
+  EXPECT_EQ(outer.remote().get(), -1);
+}
+
+TEST(Task, AdmissionRespectsResources) {
+  Runtime rt({.num_cpus = 2});
+  std::atomic<int> running{0};
+  std::atomic<int> most{0};
+  auto heavy = rt.task([&] {
+                   int now = ++running;
+                   int seen = most.load();
+                   while (seen < now && !most.compare_exchange_weak(seen, now)) {
+                   }
+                   this_task::yield();
+                   --running;
+                 }).options({.num_cpus = 1});
+  std::vector<ObjectRef<void>> refs;
+  for (int i = 0; i < 200; ++i) refs.push_back(heavy.remote());
+  for (auto& ref : refs) ref.get();
+  EXPECT_LE(most, 2);
+  EXPECT_GE(most, 1);
+}
+
+TEST(Task, FractionalGpusAreVisibleToTheTask) {
+  Runtime rt({.num_cpus = 2, .num_gpus = 2});
+  auto ids = [] { return this_task::gpu_ids(); };
+  EXPECT_EQ(rt.task(ids).options({.num_gpus = 0.5}).remote().get(), std::vector<int>{0});
+  EXPECT_EQ(rt.task(ids).options({.num_gpus = 2}).remote().get(), (std::vector<int>{0, 1}));
+  auto info = rt.task([] {
+                  return this_task::resources().to_string() + " " + this_task::name();
+                }).options({.num_cpus = 0.5, .num_gpus = 0.25, .name = "probe"});
+  EXPECT_EQ(info.remote().get(), "{cpu: 0.5, gpu: 0.25} probe");
+  EXPECT_FALSE(this_task::in_task());
+  EXPECT_TRUE(this_task::gpu_ids().empty());
+}
+
+TEST(Task, SleepingSuspendsOnlyTheFiber) {
+  Runtime rt({.num_cpus = 2, .num_workers = 1});
+  boost::fibers::promise<void> signal;
+  auto future = signal.get_future().share();
+  auto waiter = rt.task([future] {
+    this_task::sleep_for(1ms);
+    future.wait();  // a fiber primitive: the one worker keeps running other tasks
+    return 1;
+  });
+  auto first = waiter.remote();
+  auto second = rt.task([&signal] {
+                    signal.set_value();
+                    return 2;
+                  }).remote();
+  EXPECT_EQ(second.get(60s), 2);
+  EXPECT_EQ(first.get(60s), 1);
+}
+
+TEST(Task, HundredThousandTasks) {
+  Runtime rt;
+  auto square = rt.task([](long x) { return x * x; });
+  auto sum = rt.task([](long a, long b) { return a + b; }).options({.num_cpus = 0.5});
+  std::vector<ObjectRef<long>> refs;
+  refs.reserve(100'000);
+  for (long i = 0; i < 50'000; ++i) refs.push_back(square.remote(i % 100));
+  for (std::size_t i = 0; i + 1 < 50'000; i += 2) refs.push_back(sum.remote(refs[i], refs[i + 1]));
+  long total = 0;
+  for (std::size_t i = 50'000; i < refs.size(); ++i) total += refs[i].get();
+  long expected = 0;
+  for (long i = 0; i < 50'000; ++i) expected += (i % 100) * (i % 100);
+  EXPECT_EQ(total, expected);
+  EXPECT_EQ(rt.status().finished, refs.size());
+}
+
+TEST(Runtime, ShutdownCancelsQueuedTasksAndFinishesRunningOnes) {
+  std::vector<ObjectRef<int>> refs;
+  ObjectRef<int> runner;
+  boost::fibers::promise<void> started;
+  auto started_future = started.get_future();
+  {
+    Runtime rt({.num_cpus = 1, .num_workers = 1});
+    runner = rt.task([&started] {
+                 started.set_value();
+                 while (!this_task::cancelled()) this_task::sleep_for(100us);
+                 return 1;
+               }).remote();
+    started_future.wait();
+    for (int i = 0; i < 100; ++i) refs.push_back(rt.task([] { return 2; }).remote());
+  }
+  EXPECT_EQ(runner.get(), 1);
+  for (const auto& ref : refs) {
+    ASSERT_TRUE(ref.done());
+    EXPECT_THROW((void)ref.get(), CancelledError);
+  }
+}
+
+TEST(Runtime, StatusCountsTasksAndPendingDemands) {
+  Runtime rt({.num_cpus = 1, .num_workers = 1});
+  Gate gate;
+  auto blocker = rt.task([&gate] { gate.wait(); }).remote();
+  std::vector<ObjectRef<void>> queued;
+  for (int i = 0; i < 3; ++i) queued.push_back(rt.task([] {}).remote());
+  RuntimeStatus status = rt.status();
+  EXPECT_EQ(status.running + status.waiting_for_resources, 4u);
+  EXPECT_EQ(status.total.cpu(), Quantity::whole(1));
+  EXPECT_THAT(status.to_string(), HasSubstr("{cpu: 1}: "));
+  gate.open();
+  for (auto& ref : queued) ref.get();
+  blocker.get();
+  status = rt.status();
+  EXPECT_EQ(status.finished, 4u);
+  EXPECT_EQ(status.running + status.waiting_for_resources, 0u);
+  EXPECT_THAT(status.to_string(), HasSubstr("finished: 4, failed: 0, cancelled: 0"));
+}
+
+TEST(Runtime, TimelineIsChromeTraceJson) {
+  Runtime rt({.num_cpus = 2, .num_gpus = 1});
+  auto work = rt.task([](int x) { return x; }).options({.name = "work"});
+  auto on_gpu = rt.task([] {}).options({.num_gpus = 0.5, .name = "gpu work"});
+  std::vector<ObjectRef<int>> refs;
+  for (int i = 0; i < 20; ++i) refs.push_back(work.remote(i));
+  (void)get(refs);
+  on_gpu.remote().get();
+  auto path = std::filesystem::temp_directory_path() / "spindle_timeline_test.json";
+  rt.timeline(path.string());
+  nlohmann::json trace = nlohmann::json::parse(std::ifstream(path));
+  std::size_t work_spans = 0;
+  bool gpu_span = false;
+  for (const auto& event : trace["traceEvents"]) {
+    if (event["ph"] != "X") continue;
+    EXPECT_GE(event["dur"].get<double>(), 0.0);
+    work_spans += event["name"] == "work";
+    if (event["name"] == "gpu work") {
+      gpu_span = true;
+      EXPECT_EQ(event["args"]["device"], "cpu,gpu:0");
+      EXPECT_EQ(event["args"]["resources"], "{cpu: 1, gpu: 0.5}");
+    }
+  }
+  EXPECT_EQ(work_spans, 20u);
+  EXPECT_TRUE(gpu_span);
+  std::filesystem::remove(path);
+  EXPECT_THROW(rt.timeline("/nonexistent/dir/trace.json"), Error);
+}
+
+}  // namespace
+}  // namespace spindle
