@@ -1,6 +1,7 @@
 // A one-shot, fiber-aware event that counts completions down, or fails.
 #pragma once
 
+#include <atomic>
 #include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/mutex.hpp>
 #include <chrono>
@@ -21,23 +22,21 @@ class Event final : public Waiter {
 
   void on_complete() noexcept override {
     std::lock_guard lock(mutex_);
-    if (remaining_ > 0 && --remaining_ == 0) ready_.notify_all();
+    if (remaining_ > 0 && --remaining_ == 0) settle_locked();
   }
 
   void fail(std::exception_ptr error) noexcept {
     std::lock_guard lock(mutex_);
     error_ = std::move(error);
-    ready_.notify_all();
+    settle_locked();
   }
 
   /// Whether the wait is over (counted down, or failed).
-  [[nodiscard]] bool settled() {
-    std::lock_guard lock(mutex_);
-    return remaining_ == 0 || error_;
-  }
+  [[nodiscard]] bool settled() const noexcept { return settled_.load(std::memory_order_acquire); }
 
   /// Waits until counted down or failed; false if the deadline passed first.
   bool wait(std::optional<Clock::time_point> deadline) {
+    if (settled()) return true;
     std::unique_lock lock(mutex_);
     auto over = [this] { return remaining_ == 0 || error_ != nullptr; };
     if (!deadline) {
@@ -53,6 +52,12 @@ class Event final : public Waiter {
   }
 
  private:
+  void settle_locked() noexcept {
+    settled_.store(true, std::memory_order_release);
+    ready_.notify_all();
+  }
+
+  std::atomic<bool> settled_{false};
   std::mutex mutex_;
   boost::fibers::condition_variable_any ready_;
   std::size_t remaining_;

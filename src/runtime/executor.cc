@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "runtime/scheduler.hpp"
+#include "runtime/spin.hpp"
 
 namespace spindle::detail {
 namespace {
@@ -42,20 +43,19 @@ class WorkerAlgorithm final
   bool has_ready_fibers() const noexcept override { return !ready_.empty(); }
 
   void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override {
+    auto notified = [this] { return notified_.exchange(false, std::memory_order_acquire); };
+    if (spin_briefly(notified, until)) return;
     std::unique_lock lock(mutex_);
     if (until == std::chrono::steady_clock::time_point::max()) {
-      wake_.wait(lock, [this] { return notified_; });
+      wake_.wait(lock, notified);
     } else {
-      wake_.wait_until(lock, until, [this] { return notified_; });
+      wake_.wait_until(lock, until, notified);
     }
-    notified_ = false;
   }
 
   void notify() noexcept override {
-    {
-      std::lock_guard lock(mutex_);
-      notified_ = true;
-    }
+    notified_.store(true, std::memory_order_release);
+    std::lock_guard lock(mutex_);
     wake_.notify_all();
   }
 
@@ -63,7 +63,7 @@ class WorkerAlgorithm final
   boost::fibers::scheduler::ready_queue_type ready_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  bool notified_ = false;
+  std::atomic<bool> notified_{false};
 };
 
 struct HwlocTopology {

@@ -4,6 +4,7 @@
 
 #include "runtime/event.hpp"
 #include "runtime/scheduler.hpp"
+#include "runtime/spin.hpp"
 #include "spindle/object_ref.hpp"
 
 namespace spindle::detail {
@@ -54,8 +55,14 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
       event->on_complete();
     }
   }
-  BlockedWait wait{current_task(), event, deadline.has_value(), false, objects};
-  if (wait.task) wait.task->scheduler.block(wait);
+  BlockedWait wait{current_task(), event, deadline.has_value(), false, objects, 0};
+  if (wait.task) {
+    wait.task->scheduler.block(wait);
+  } else {
+    // A thread outside any task has nothing else to run: a result due within microseconds
+    // is cheaper to spin for than to sleep for.
+    spin_briefly([&] { return event->settled(); }, deadline.value_or(Clock::time_point::max()));
+  }
   bool satisfied = event->wait(deadline);
   if (wait.task) wait.task->scheduler.unblock(wait);
   for (ObjectStateBase* object : registered) object->remove_waiter(event.get());

@@ -169,7 +169,11 @@ Scheduler::ShapeQueue* Scheduler::best_admissible_locked() {
 }
 
 void Scheduler::wake_worker_locked() {
-  if (idle_workers_ > 0 && best_admissible_locked()) work_available_.notify_one();
+  if (idle_workers_.empty() || !best_admissible_locked()) return;
+  IdleWorker* worker = idle_workers_.back();  // the latest to go idle may still be spinning
+  idle_workers_.pop_back();
+  worker->woken = true;
+  worker->wake.notify_one();
 }
 
 std::optional<Admitted> Scheduler::next_task() {
@@ -190,9 +194,9 @@ std::optional<Admitted> Scheduler::next_task() {
       return Admitted{std::move(task), std::move(*allocation)};
     }
     if (stopping_) return std::nullopt;
-    ++idle_workers_;
-    work_available_.wait(lock);
-    --idle_workers_;
+    IdleWorker me;
+    idle_workers_.push_back(&me);
+    me.wake.wait(lock, [&] { return me.woken; });
   }
 }
 
@@ -267,6 +271,7 @@ void Scheduler::block(BlockedWait& wait) {
   std::lock_guard lock(mutex_);
   --running_;
   ++(wait.timed ? blocked_timed_ : blocked_untimed_);
+  wait.index = blocked_.size();
   blocked_.push_back(&wait);
   if (const auto& cpu = wait.task->spec->cpu_request) pool_.release(Allocation{cpu, {}});
   serve_reacquire_locked();
@@ -278,7 +283,9 @@ void Scheduler::unblock(BlockedWait& wait) {
   auto granted = std::make_shared<Event>(1);
   {
     std::lock_guard lock(mutex_);
-    std::erase(blocked_, &wait);
+    blocked_[wait.index] = blocked_.back();  // swap-remove: thousands may be blocked at once
+    blocked_[wait.index]->index = wait.index;
+    blocked_.pop_back();
     --(wait.timed ? blocked_timed_ : blocked_untimed_);
     const auto& cpu = wait.task->spec->cpu_request;
     if (!cpu || (reacquire_.empty() && pool_.try_acquire(cpu))) {
@@ -303,13 +310,16 @@ void Scheduler::serve_reacquire_locked() {
 // running task could complete what the blocked ones wait for, or free what the queued
 // ones need.
 void Scheduler::check_deadlock_locked() {
-  if (running_ > 0 || blocked_timed_ > 0 || !reacquire_.empty()) return;
+  if (running_ > 0 || blocked_timed_ > 0 || blocked_.empty() || !reacquire_.empty() ||
+      best_admissible_locked()) {
+    return;
+  }
   bool any_unreported = false;
   for (BlockedWait* wait : blocked_) {
     if (wait->event->settled()) return;
     any_unreported = any_unreported || !wait->reported;
   }
-  if (!any_unreported || best_admissible_locked()) return;
+  if (!any_unreported) return;
   std::exception_ptr error = std::make_exception_ptr(DeadlockError(describe_deadlock_locked()));
   for (BlockedWait* wait : blocked_) {
     if (wait->reported) continue;
@@ -365,7 +375,11 @@ void Scheduler::stop() {
       }
       shape.tasks.clear();
     }
-    work_available_.notify_all();
+    for (IdleWorker* worker : idle_workers_) {
+      worker->woken = true;
+      worker->wake.notify_one();
+    }
+    idle_workers_.clear();
   }
   for (const auto& task : cancelled) {
     task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));

@@ -29,6 +29,7 @@ struct BlockedWait {
   bool timed = false;
   bool reported = false;  // already failed by the deadlock check
   std::span<ObjectStateBase* const> objects;
+  std::size_t index = 0;  // in the scheduler's list of blocked waits
 };
 
 /// A task admitted to run, with what it was granted.
@@ -82,6 +83,10 @@ class Scheduler {
     std::shared_ptr<const ResourceRequest> request;
     std::deque<std::shared_ptr<TaskBase>> tasks;
   };
+  struct IdleWorker {
+    boost::fibers::condition_variable_any wake;
+    bool woken = false;
+  };
   struct Reacquire {
     TaskBase* task;
     std::shared_ptr<Event> granted;
@@ -104,14 +109,13 @@ class Scheduler {
   const std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
 
   mutable std::mutex mutex_;
-  boost::fibers::condition_variable_any work_available_;
   std::vector<std::shared_ptr<const ResourceRequest>> requests_;
   std::vector<ShapeQueue> shapes_;
   std::deque<Reacquire> reacquire_;
   std::vector<BlockedWait*> blocked_;
   TaskBase* running_tasks_ = nullptr;  // intrusive list, to flag them cancelled at stop
   std::uint64_t next_id_ = 0;
-  unsigned idle_workers_ = 0;
+  std::vector<IdleWorker*> idle_workers_;  // a stack: the most recently idle is woken first
   bool stopping_ = false;
   std::size_t settling_ = 0;  // counted in running_ until their objects complete
   std::size_t waiting_ = 0, queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0,

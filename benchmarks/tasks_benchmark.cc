@@ -1,0 +1,263 @@
+// Tasks and objects against baselines in the same binary: oneTBB's task_group and
+// std::async. Ray's microbenchmark definitions: "async" submits N tasks and then gets them
+// all; "sync" submits one and gets it before the next. At the end a table gives each
+// scenario's rate and spindle's ratio to each baseline, measured in this same run.
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+#include <tbb/task_group.h>
+
+#include <cstdio>
+#include <future>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "spindle/spindle.hpp"
+
+namespace {
+
+constexpr int kBatch = 10'000;
+
+spindle::Runtime& runtime() {
+  static spindle::Runtime rt;
+  return rt;
+}
+
+// ---- empty tasks ----------------------------------------------------------------------
+
+void EmptyTasksAsync_spindle(benchmark::State& state) {
+  auto empty = runtime().task([] {});
+  std::vector<spindle::ObjectRef<void>> refs(kBatch);
+  for (auto _ : state) {
+    for (auto& ref : refs) ref = empty.remote();
+    for (auto& ref : refs) ref.get();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+void EmptyTasksAsync_tbb(benchmark::State& state) {
+  tbb::task_group group;
+  for (auto _ : state) {
+    for (int i = 0; i < kBatch; ++i) group.run([] {});
+    group.wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+void EmptyTasksAsync_std_async(benchmark::State& state) {
+  constexpr int kThreads = 200;  // std::async starts a thread per call
+  std::vector<std::future<void>> futures(kThreads);
+  for (auto _ : state) {
+    for (auto& future : futures) future = std::async(std::launch::async, [] {});
+    for (auto& future : futures) future.get();
+  }
+  state.SetItemsProcessed(state.iterations() * kThreads);
+}
+
+void EmptyTasksSync_spindle(benchmark::State& state) {
+  auto empty = runtime().task([] {});
+  for (auto _ : state) empty.remote().get();
+  state.SetItemsProcessed(state.iterations());
+}
+
+void EmptyTasksSync_tbb(benchmark::State& state) {
+  tbb::task_group group;
+  for (auto _ : state) {
+    group.run([] {});
+    group.wait();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void EmptyTasksSync_std_async(benchmark::State& state) {
+  for (auto _ : state) std::async(std::launch::async, [] {}).get();
+  state.SetItemsProcessed(state.iterations());
+}
+
+// ---- put and get ------------------------------------------------------------------------
+
+void PutGet_spindle(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<char> value(bytes, 1);
+    state.ResumeTiming();
+    auto ref = runtime().put(std::move(value));
+    benchmark::DoNotOptimize(ref.get().data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(spindle::format_bytes(bytes));
+}
+
+// Passing a large object through a task: put, a task reading it, get of the task's result.
+void PassLargeObject_spindle(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  auto first = runtime().task([](const std::vector<char>& v) { return v.data(); });
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<char> value(bytes, 1);
+    state.ResumeTiming();
+    auto ref = runtime().put(std::move(value));
+    benchmark::DoNotOptimize(first.remote(ref).get());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(spindle::format_bytes(bytes));
+}
+
+void WaitOnManyRefs_spindle(benchmark::State& state) {
+  std::vector<spindle::ObjectRef<int>> refs;
+  for (int i = 0; i < kBatch; ++i) refs.push_back(runtime().put(i));
+  for (auto _ : state) {
+    auto result = spindle::wait(refs, {.num_returns = refs.size()});
+    benchmark::DoNotOptimize(result.ready.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+void GetManyRefs_spindle(benchmark::State& state) {
+  auto identity = runtime().task([](int x) { return x; });
+  std::vector<spindle::ObjectRef<int>> refs;
+  for (int i = 0; i < kBatch; ++i) refs.push_back(identity.remote(i));
+  for (auto _ : state) benchmark::DoNotOptimize(spindle::get(refs).data());
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// ---- a million queued tasks -------------------------------------------------------------
+
+long peak_rss_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+void MillionQueuedTasks_spindle(benchmark::State& state) {
+  constexpr int kTasks = 1'000'000;
+  auto empty = runtime().task([] {});
+  for (auto _ : state) {
+    long before = peak_rss_kib();
+    std::vector<spindle::ObjectRef<void>> refs;
+    refs.reserve(kTasks);
+    for (int i = 0; i < kTasks; ++i) refs.push_back(empty.remote());
+    for (auto& ref : refs) ref.get();
+    state.counters["peak_rss_growth_MiB"] = static_cast<double>(peak_rss_kib() - before) / 1024;
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+
+// ---- a binary tree of nested tasks (fib) -------------------------------------------------
+
+long fib_spindle(int n) {
+  if (n < 2) return n;
+  static auto task = runtime().task(fib_spindle);
+  auto a = task.remote(n - 1);
+  auto b = task.remote(n - 2);
+  return a.get() + b.get();
+}
+
+long fib_tbb(int n) {
+  if (n < 2) return n;
+  long a = 0, b = 0;
+  tbb::task_group group;
+  group.run([&] { a = fib_tbb(n - 1); });
+  group.run([&] { b = fib_tbb(n - 2); });
+  group.wait();
+  return a + b;
+}
+
+long fib_std_async(int n) {
+  if (n < 2) return n;
+  auto a = std::async(std::launch::async, fib_std_async, n - 1);
+  long b = fib_std_async(n - 2);
+  return a.get() + b;
+}
+
+long fib_calls(int n) { return n < 2 ? 1 : 1 + fib_calls(n - 1) + fib_calls(n - 2); }
+
+void FibTree_spindle(benchmark::State& state) {
+  int n = static_cast<int>(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(runtime().task(fib_spindle).remote(n).get());
+  state.SetItemsProcessed(state.iterations() * fib_calls(n));
+}
+
+void FibTree_tbb(benchmark::State& state) {
+  int n = static_cast<int>(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(fib_tbb(n));
+  state.SetItemsProcessed(state.iterations() * fib_calls(n));
+}
+
+void FibTree_std_async(benchmark::State& state) {
+  int n = static_cast<int>(std::min<std::int64_t>(state.range(0), 12));  // a thread per call
+  for (auto _ : state) benchmark::DoNotOptimize(fib_std_async(n));
+  state.SetItemsProcessed(state.iterations() * fib_calls(n));
+}
+
+BENCHMARK(EmptyTasksAsync_spindle)->UseRealTime();
+BENCHMARK(EmptyTasksAsync_tbb)->UseRealTime();
+BENCHMARK(EmptyTasksAsync_std_async)->UseRealTime();
+BENCHMARK(EmptyTasksSync_spindle)->UseRealTime();
+BENCHMARK(EmptyTasksSync_tbb)->UseRealTime();
+BENCHMARK(EmptyTasksSync_std_async)->UseRealTime();
+BENCHMARK(PutGet_spindle)->Arg(1 << 10)->Arg(100 << 20)->UseRealTime();
+BENCHMARK(PassLargeObject_spindle)->Arg(1 << 10)->Arg(100 << 20)->UseRealTime();
+BENCHMARK(WaitOnManyRefs_spindle)->UseRealTime();
+BENCHMARK(GetManyRefs_spindle)->UseRealTime();
+BENCHMARK(MillionQueuedTasks_spindle)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(FibTree_spindle)->Arg(20)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(FibTree_tbb)->Arg(20)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(FibTree_std_async)->Arg(20)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Keeps every run's items per second and prints spindle's ratios to the baselines.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.run_type != Run::RT_Iteration) continue;
+      auto items = run.counters.find("items_per_second");
+      if (items != run.counters.end()) rates_[run.benchmark_name()] = items->second.value;
+    }
+  }
+
+  void print_ratios() const {
+    std::printf("\n%-28s %16s %16s %16s %12s %12s\n", "scenario (items/s)", "spindle", "tbb",
+                "std::async", "vs tbb", "vs async");
+    for (const auto& [name, rate] : rates_) {
+      auto slash = name.find("_spindle");
+      if (slash == std::string::npos) continue;
+      std::string scenario = name.substr(0, slash);
+      std::string args = name.substr(slash + 8);
+      double tbb = rate_of(scenario + "_tbb" + args);
+      double async = rate_of(scenario + "_std_async" + args);
+      std::printf("%-28s %16.0f %16s %16s %12s %12s\n", (scenario + args).c_str(), rate,
+                  text(tbb).c_str(), text(async).c_str(), ratio(rate, tbb).c_str(),
+                  ratio(rate, async).c_str());
+    }
+  }
+
+ private:
+  double rate_of(const std::string& name) const {
+    auto it = rates_.find(name);
+    return it == rates_.end() ? 0 : it->second;
+  }
+  static std::string text(double rate) { return rate > 0 ? std::to_string(static_cast<long>(rate)) : "-"; }
+  static std::string ratio(double a, double b) {
+    if (b <= 0) return "-";
+    char out[32];
+    std::snprintf(out, sizeof out, "%.2fx", a / b);
+    return out;
+  }
+  std::map<std::string, double> rates_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  std::printf("spindle tasks benchmark: %u workers, totals %s\n", runtime().num_workers(),
+              runtime().total_resources().to_string().c_str());
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.print_ratios();
+  benchmark::Shutdown();
+}
