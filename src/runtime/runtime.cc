@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "runtime/executor.hpp"
 #include "runtime/scheduler.hpp"
@@ -53,7 +54,10 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
 }
 
 Runtime::~Runtime() {
-  impl_->scheduler->stop();
+  // Stopping wakes idle workers through Boost.Fiber, which needs the calling thread's fiber
+  // state; a runtime destroyed at exit (a static) outlives the main thread's. A thread of
+  // its own always has it.
+  std::thread([this] { impl_->scheduler->stop(); }).join();
   impl_->executor->join();
 }
 
