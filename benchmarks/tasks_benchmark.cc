@@ -87,20 +87,23 @@ void time_with_fresh_vector(benchmark::State& state, Body body) {
     auto start = std::chrono::steady_clock::now();
     auto ref = runtime().put(std::move(value));
     body(ref);
-    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   state.SetItemsProcessed(state.iterations());
   state.SetLabel(spindle::format_bytes(bytes));
 }
 
 void PutGet_spindle(benchmark::State& state) {
-  time_with_fresh_vector(state, [](const auto& ref) { benchmark::DoNotOptimize(ref.get().data()); });
+  time_with_fresh_vector(state,
+                         [](const auto& ref) { benchmark::DoNotOptimize(ref.get().data()); });
 }
 
 // Passing a large object through a task: put, a task reading it, get of the task's result.
 void PassLargeObject_spindle(benchmark::State& state) {
   auto first = runtime().task([](const std::vector<char>& v) { return v.data(); });
-  time_with_fresh_vector(state, [&](const auto& ref) { benchmark::DoNotOptimize(first.remote(ref).get()); });
+  time_with_fresh_vector(
+      state, [&](const auto& ref) { benchmark::DoNotOptimize(first.remote(ref).get()); });
 }
 
 // The baseline for the two above: what one copy of the value costs.
@@ -254,7 +257,9 @@ class RatioReporter : public benchmark::ConsoleReporter {
     auto it = rates_.find(name);
     return it == rates_.end() ? 0 : it->second;
   }
-  static std::string text(double rate) { return rate > 0 ? std::to_string(static_cast<long>(rate)) : "-"; }
+  static std::string text(double rate) {
+    return rate > 0 ? std::to_string(static_cast<long>(rate)) : "-";
+  }
   static std::string ratio(double a, double b) {
     if (b <= 0) return "-";
     char out[32];

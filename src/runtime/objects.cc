@@ -37,6 +37,22 @@ void ObjectStateBase::complete(Status status, std::exception_ptr error) noexcept
   for (const auto& waiter : waiters) waiter->on_complete();
 }
 
+namespace {
+
+// A thread outside any task has nothing else to run, and a result due within microseconds is
+// cheaper to spin for than to sleep for; but only while a worker is idle, so that a core is
+// free: spinning while every worker is busy would slow them down.
+bool should_spin(const std::vector<ObjectStateBase*>& pending) {
+  for (ObjectStateBase* object : pending) {
+    if (std::shared_ptr<TaskBase> producer = object->producer.lock()) {
+      return producer->scheduler.has_idle_worker();
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t needed,
                       std::optional<Clock::time_point> deadline) {
   // The event counts what is still to come. Objects done now are not registered; one that
@@ -58,9 +74,7 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   BlockedWait wait{current_task(), event, deadline.has_value(), false, objects, 0};
   if (wait.task) {
     wait.task->scheduler.block(wait);
-  } else {
-    // A thread outside any task has nothing else to run: a result due within microseconds
-    // is cheaper to spin for than to sleep for.
+  } else if (should_spin(registered)) {
     spin_briefly([&] { return event->settled(); }, deadline.value_or(Clock::time_point::max()));
   }
   bool satisfied = event->wait(deadline);

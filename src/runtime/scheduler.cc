@@ -172,6 +172,7 @@ void Scheduler::wake_worker_locked() {
   if (idle_workers_.empty() || !best_admissible_locked()) return;
   IdleWorker* worker = idle_workers_.back();  // the latest to go idle may still be spinning
   idle_workers_.pop_back();
+  idle_count_.store(idle_workers_.size(), std::memory_order_relaxed);
   worker->woken = true;
   worker->wake.notify_one();
 }
@@ -196,6 +197,7 @@ std::optional<Admitted> Scheduler::next_task() {
     if (stopping_) return std::nullopt;
     IdleWorker me;
     idle_workers_.push_back(&me);
+    idle_count_.store(idle_workers_.size(), std::memory_order_relaxed);
     me.wake.wait(lock, [&] { return me.woken; });
   }
 }
@@ -280,7 +282,7 @@ void Scheduler::block(BlockedWait& wait) {
 }
 
 void Scheduler::unblock(BlockedWait& wait) {
-  auto granted = std::make_shared<Event>(1);
+  std::shared_ptr<Event> granted;
   {
     std::lock_guard lock(mutex_);
     blocked_[wait.index] = blocked_.back();  // swap-remove: thousands may be blocked at once
@@ -292,6 +294,7 @@ void Scheduler::unblock(BlockedWait& wait) {
       ++running_;
       return;
     }
+    granted = std::make_shared<Event>(1);
     reacquire_.push_back({wait.task, granted});
   }
   granted->wait(std::nullopt);
@@ -380,6 +383,7 @@ void Scheduler::stop() {
       worker->wake.notify_one();
     }
     idle_workers_.clear();
+    idle_count_.store(0, std::memory_order_relaxed);
   }
   for (const auto& task : cancelled) {
     task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));

@@ -5,6 +5,7 @@
 // object completes (completions run waiters' code).
 #pragma once
 
+#include <atomic>
 #include <boost/fiber/condition_variable.hpp>
 #include <chrono>
 #include <deque>
@@ -76,6 +77,10 @@ class Scheduler {
   void stop();
 
   [[nodiscard]] RuntimeStatus status() const;
+  /// Whether some worker waits for work; read without the lock, so only a hint.
+  [[nodiscard]] bool has_idle_worker() const noexcept {
+    return idle_count_.load(std::memory_order_relaxed) > 0;
+  }
   void write_timeline(std::ostream& out) const;
 
  private:
@@ -115,7 +120,9 @@ class Scheduler {
   std::vector<BlockedWait*> blocked_;
   TaskBase* running_tasks_ = nullptr;  // intrusive list, to flag them cancelled at stop
   std::uint64_t next_id_ = 0;
-  std::vector<IdleWorker*> idle_workers_;  // a stack: the most recently idle is woken first
+  std::vector<IdleWorker*> idle_workers_;
+  std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker  // a
+                                            // stack: the most recently idle is woken first
   bool stopping_ = false;
   std::size_t settling_ = 0;  // counted in running_ until their objects complete
   std::size_t waiting_ = 0, queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0,
