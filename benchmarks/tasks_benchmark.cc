@@ -227,12 +227,18 @@ BENCHMARK(FibTree_std_async)->Arg(20)->UseRealTime()->Unit(benchmark::kMilliseco
 // Keeps every run's items per second and prints spindle's ratios to the baselines.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
+  RatioReporter() : ConsoleReporter(OO_Tabular) {}
+
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
+    // With repetitions, the median stands for the benchmark; otherwise its one run does.
     for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration) continue;
+      bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      if (!median && run.run_type != Run::RT_Iteration) continue;
       auto items = run.counters.find("items_per_second");
-      if (items != run.counters.end()) rates_[run.benchmark_name()] = items->second.value;
+      if (items == run.counters.end()) continue;
+      std::string name = run.run_name.str();
+      if (median || !rates_.contains(name)) rates_[name] = items->second.value;
     }
   }
 

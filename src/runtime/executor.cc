@@ -120,7 +120,7 @@ boost::context::stack_context StackPool::allocate() {
 }
 
 void StackPool::deallocate(boost::context::stack_context& stack) noexcept {
-  constexpr std::size_t kMostKept = 4096;
+  constexpr std::size_t kMostKept = 16384;
   void* base = static_cast<char*>(stack.sp) - usable_bytes_ - page_bytes_;
   {
     std::lock_guard lock(mutex_);
