@@ -1,4 +1,5 @@
 // Object refs: put, get, wait, timeouts and zero-copy passing.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -30,6 +31,34 @@ TEST(ObjectRef, PutThenGetReturnsTheValue) {
   EXPECT_EQ(ref.get(), "hello");
   EXPECT_EQ(get(ref), "hello");
   EXPECT_FALSE(ObjectRef<int>().valid());
+}
+
+TEST(ObjectRef, EmptyRefsAreRejectedWithAClearError) {
+  Runtime rt;
+  ObjectRef<int> empty;
+  try {
+    (void)empty.get();
+    FAIL() << "no error";
+  } catch (const InvalidArgumentError& error) {
+    EXPECT_STREQ(error.what(),
+                 "this ObjectRef is an empty ObjectRef: default-constructed or moved from, it "
+                 "refers to no object");
+  }
+  try {
+    (void)get(std::vector{rt.put(1), empty});
+    FAIL() << "no error";
+  } catch (const InvalidArgumentError& error) {
+    EXPECT_THAT(error.what(), ::testing::StartsWith("refs[1] is an empty ObjectRef"));
+  }
+  auto add = rt.task([](int a, int b) { return a + b; });
+  try {
+    (void)add.remote(1, empty);
+    FAIL() << "no error";
+  } catch (const InvalidArgumentError& error) {
+    EXPECT_THAT(error.what(), ::testing::StartsWith("argument 1 is an empty ObjectRef"));
+  }
+  EXPECT_THROW(rt.cancel(empty), InvalidArgumentError);
+  EXPECT_EQ(rt.status().waiting_for_dependencies + rt.status().waiting_for_resources, 0u);
 }
 
 TEST(ObjectRef, PutTaskArgumentsAndGetNeverCopy) {

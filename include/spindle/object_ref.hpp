@@ -113,6 +113,7 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
                       std::optional<Clock::time_point> deadline);
 
 [[noreturn]] void throw_get_timeout(std::size_t count, std::size_t done, Clock::duration timeout);
+[[noreturn]] void throw_empty_ref(const std::string& what);
 
 }  // namespace detail
 
@@ -129,15 +130,16 @@ class ObjectRef {
 
   [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
   /// True once the value exists or the task failed; never blocks.
-  [[nodiscard]] bool done() const noexcept { return state_->done(); }
-  [[nodiscard]] bool failed() const noexcept {
-    return state_->status() == detail::ObjectStateBase::Status::failed;
+  /// @throws InvalidArgumentError on an empty ref, as do get() and every use of one.
+  [[nodiscard]] bool done() const { return checked().done(); }
+  [[nodiscard]] bool failed() const {
+    return checked().status() == detail::ObjectStateBase::Status::failed;
   }
 
   /// @brief Waits for the value and returns it, without copying; or throws the task's error
   /// (TaskError, CancelledError, DeadlockError).
   decltype(auto) get() const {
-    if (!state_->done()) {
+    if (!checked().done()) {
       detail::ObjectStateBase* base = state_.get();
       detail::block_until_done({&base, 1}, 1, std::nullopt);
     }
@@ -148,8 +150,8 @@ class ObjectRef {
   template <typename Rep, typename Period>
   decltype(auto) get(std::chrono::duration<Rep, Period> timeout) const {
     auto limit = std::chrono::duration_cast<detail::Clock::duration>(timeout);
-    detail::ObjectStateBase* base = state_.get();
-    if (!state_->done() && !detail::block_until_done({&base, 1}, 1, detail::Clock::now() + limit)) {
+    detail::ObjectStateBase* base = &checked();
+    if (!base->done() && !detail::block_until_done({&base, 1}, 1, detail::Clock::now() + limit)) {
       detail::throw_get_timeout(1, 0, limit);
     }
     return value_now();
@@ -159,11 +161,17 @@ class ObjectRef {
   [[nodiscard]] const std::shared_ptr<detail::ObjectState<T>>& state() const noexcept {
     return state_;
   }
-  [[nodiscard]] detail::ObjectStateBase* base() const noexcept { return state_.get(); }
+  /// The untyped state; never null.
+  /// @throws InvalidArgumentError on an empty ref.
+  [[nodiscard]] detail::ObjectStateBase* base() const { return &checked(); }
 
   friend bool operator==(const ObjectRef& a, const ObjectRef& b) { return a.state_ == b.state_; }
 
  private:
+  detail::ObjectState<T>& checked() const {
+    if (!state_) detail::throw_empty_ref("this ObjectRef");
+    return *state_;
+  }
   decltype(auto) value_now() const {
     state_->rethrow_if_failed();
     if constexpr (std::is_void_v<T>) {
@@ -194,7 +202,10 @@ template <typename T>
 std::vector<ObjectStateBase*> bases_of(const std::vector<ObjectRef<T>>& refs) {
   std::vector<ObjectStateBase*> bases;
   bases.reserve(refs.size());
-  for (const ObjectRef<T>& ref : refs) bases.push_back(ref.base());
+  for (const ObjectRef<T>& ref : refs) {
+    if (!ref.valid()) throw_empty_ref("refs[" + std::to_string(bases.size()) + "]");
+    bases.push_back(ref.base());
+  }
   return bases;
 }
 

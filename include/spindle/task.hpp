@@ -161,7 +161,8 @@ class TypedTask final : public TaskBase {
   [[nodiscard]] const std::shared_ptr<ObjectState<Value>>& result_state() const { return result_; }
 
   void dependencies(std::vector<ObjectStateBase*>& out) const override {
-    std::apply([&](const Stored&... args) { (add_dependency(args, out), ...); }, args_);
+    std::size_t index = 0;
+    std::apply([&](const Stored&... args) { (add_dependency(args, index++, out), ...); }, args_);
   }
 
   [[nodiscard]] std::optional<ArgumentFailure> failed_argument() const override {
@@ -174,8 +175,11 @@ class TypedTask final : public TaskBase {
 
  private:
   template <typename A>
-  static void add_dependency(const A& arg, std::vector<ObjectStateBase*>& out) {
-    if constexpr (IsObjectRef<A>::value) out.push_back(arg.base());
+  static void add_dependency(const A& arg, std::size_t index, std::vector<ObjectStateBase*>& out) {
+    if constexpr (IsObjectRef<A>::value) {
+      if (!arg.valid()) throw_empty_ref("argument " + std::to_string(index));
+      out.push_back(arg.base());
+    }
   }
   template <typename A>
   static void check_argument(const A& arg, std::size_t index,

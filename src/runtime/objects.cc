@@ -84,6 +84,12 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   return satisfied;
 }
 
+void throw_empty_ref(const std::string& what) {
+  throw InvalidArgumentError(what +
+                             " is an empty ObjectRef: default-constructed or moved from, "
+                             "it refers to no object");
+}
+
 void throw_get_timeout(std::size_t count, std::size_t done, Clock::duration timeout) {
   char ms[32];
   std::snprintf(ms, sizeof ms, "%g", std::chrono::duration<double, std::milli>(timeout).count());
