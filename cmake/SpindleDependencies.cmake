@@ -15,7 +15,6 @@ if(SPINDLE_STATIC)
   target_include_directories(spindle_hwloc INTERFACE ${SPINDLE_HWLOC_INCLUDE_DIR})
   target_link_libraries(spindle_hwloc INTERFACE
     ${SPINDLE_HWLOC_ARCHIVE} ${SPINDLE_UDEV_LIBRARY} m Threads::Threads)
-  set(SPINDLE_BUNDLED_LIBRARIES ${SPINDLE_UDEV_LIBRARY})
   set(CMAKE_BUILD_RPATH "$ORIGIN")
   set(CMAKE_FIND_LIBRARY_SUFFIXES .a ${CMAKE_FIND_LIBRARY_SUFFIXES})
 else()
@@ -26,11 +25,13 @@ endif()
 
 find_package(Boost 1.74 REQUIRED COMPONENTS fiber context)
 
-# Copies the shared libraries a portable build still needs into the binaries' folder.
-function(spindle_bundle_runtime_libraries)
-  foreach(library IN LISTS SPINDLE_BUNDLED_LIBRARIES)
-    get_filename_component(name ${library} NAME)
-    file(REAL_PATH ${library} real)
-    configure_file(${real} ${CMAKE_RUNTIME_OUTPUT_DIRECTORY}/${name} COPYONLY)
-  endforeach()
+# In the portable build, copies the shared libraries `target` still needs (libudev for static
+# hwloc, Google Benchmark, oneTBB) beside it after each link.
+function(spindle_bundle_runtime target)
+  if(SPINDLE_STATIC)
+    add_custom_command(TARGET ${target} POST_BUILD
+      COMMAND ${CMAKE_COMMAND} -DEXECUTABLE=$<TARGET_FILE:${target}>
+              -P ${PROJECT_SOURCE_DIR}/cmake/bundle_runtime.cmake
+      VERBATIM)
+  endif()
 endfunction()
