@@ -111,6 +111,11 @@ class ResourceSet {
   /// "{cpu: 2, gpu: 0.25, memory: 1.5 GiB, disk: 4}"; "{}" when empty.
   [[nodiscard]] std::string to_string() const;
 
+  /// True for cpu, gpu and memory: the names with fields of their own in options.
+  [[nodiscard]] static constexpr bool is_builtin(std::string_view name) {
+    return name == kCpu || name == kGpu || name == kMemory;
+  }
+
   /// @brief Checks a resource name: not empty, at most 64 characters of letters, digits,
   /// '_', '-', '.', ':' and '/'.
   /// @throws InvalidArgumentError naming the name and the rule.

@@ -81,8 +81,7 @@ void print_resources(std::ostream& out, const spindle::ResourceSet& totals) {
   out << "  memory: "
       << spindle::format_bytes(static_cast<std::uint64_t>(totals.memory().whole_part())) << '\n';
   for (const auto& [name, amount] : totals.amounts()) {
-    if (name != spindle::ResourceSet::kCpu && name != spindle::ResourceSet::kGpu &&
-        name != spindle::ResourceSet::kMemory) {
+    if (!spindle::ResourceSet::is_builtin(name)) {
       out << "  " << name << ": " << amount.to_string() << '\n';
     }
   }

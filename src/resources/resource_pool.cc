@@ -49,9 +49,7 @@ std::vector<Quantity> ResourcePool::gpu_available() const {
 
 void ResourcePool::check_feasible(const ResourceSet& demand) const {
   for (const auto& [name, amount] : demand.amounts()) {
-    bool built_in =
-        name == ResourceSet::kCpu || name == ResourceSet::kGpu || name == ResourceSet::kMemory;
-    if (!built_in && totals_.get(name).is_zero()) {
+    if (!ResourceSet::is_builtin(name) && totals_.get(name).is_zero()) {
       std::string known;
       for (const std::string& total : names_) known += (known.empty() ? "" : ", ") + total;
       throw InvalidArgumentError("unknown resource '" + name + "' in demand " + demand.to_string() +

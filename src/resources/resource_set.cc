@@ -24,11 +24,9 @@ namespace detail {
 
 void check_custom_name(std::string_view name, std::string_view what) {
   ResourceSet::check_name(name);
-  for (std::string_view reserved : {ResourceSet::kCpu, ResourceSet::kGpu, ResourceSet::kMemory}) {
-    if (name == reserved) {
-      throw InvalidArgumentError(std::string(what) + ": '" + std::string(name) +
-                                 "' is reserved; use num_cpus, num_gpus or memory");
-    }
+  if (ResourceSet::is_builtin(name)) {
+    throw InvalidArgumentError(std::string(what) + ": '" + std::string(name) +
+                               "' is reserved; use num_cpus, num_gpus or memory");
   }
 }
 
@@ -171,7 +169,7 @@ std::string ResourceSet::to_string() const {
     if (Quantity amount = get(name); !amount.is_zero()) print(name, amount);
   }
   for (const auto& [name, amount] : amounts_) {
-    if (name != kCpu && name != kGpu && name != kMemory) print(name, amount);
+    if (!is_builtin(name)) print(name, amount);
   }
   out << '}';
   return out.str();

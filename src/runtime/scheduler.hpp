@@ -55,7 +55,6 @@ class Scheduler {
  public:
   Scheduler(ResourceSet totals, std::size_t max_timeline_events);
 
-  [[nodiscard]] ResourcePool& pool() { return pool_; }
   /// A spec's request, shared with every spec of the same demand so tasks queue together.
   std::shared_ptr<const ResourceRequest> request_for(const ResourceSet& demand);
 
