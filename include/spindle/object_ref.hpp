@@ -112,7 +112,10 @@ using Clock = std::chrono::steady_clock;
 bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t needed,
                       std::optional<Clock::time_point> deadline);
 
-[[noreturn]] void throw_get_timeout(std::size_t count, std::size_t done, Clock::duration timeout);
+/// Blocks until every object is done; with a timeout, throws GetTimeoutError (saying how
+/// many were ready) once it has passed.
+void block_until_all_done(std::span<ObjectStateBase* const> objects,
+                          std::optional<Clock::duration> timeout);
 [[noreturn]] void throw_empty_ref(const std::string& what);
 
 }  // namespace detail
@@ -139,20 +142,18 @@ class ObjectRef {
   /// @brief Waits for the value and returns it, without copying; or throws the task's error
   /// (TaskError, CancelledError, DeadlockError).
   decltype(auto) get() const {
-    if (!checked().done()) {
-      detail::ObjectStateBase* base = state_.get();
-      detail::block_until_done({&base, 1}, 1, std::nullopt);
-    }
+    detail::ObjectStateBase* base = &checked();
+    if (!base->done()) detail::block_until_all_done({&base, 1}, std::nullopt);
     return value_now();
   }
 
   /// @brief As get(), but throws GetTimeoutError once `timeout` has passed.
   template <typename Rep, typename Period>
   decltype(auto) get(std::chrono::duration<Rep, Period> timeout) const {
-    auto limit = std::chrono::duration_cast<detail::Clock::duration>(timeout);
     detail::ObjectStateBase* base = &checked();
-    if (!base->done() && !detail::block_until_done({&base, 1}, 1, detail::Clock::now() + limit)) {
-      detail::throw_get_timeout(1, 0, limit);
+    if (!base->done()) {
+      detail::block_until_all_done({&base, 1},
+                                   std::chrono::duration_cast<detail::Clock::duration>(timeout));
     }
     return value_now();
   }
@@ -223,8 +224,7 @@ std::vector<T> values_of(const std::vector<ObjectRef<T>>& refs) {
 /// first error in order if any failed. For large values, prefer ref.get() on each.
 template <typename T>
 std::vector<T> get(const std::vector<ObjectRef<T>>& refs) {
-  std::vector<detail::ObjectStateBase*> bases = detail::bases_of(refs);
-  detail::block_until_done(bases, bases.size(), std::nullopt);
+  detail::block_until_all_done(detail::bases_of(refs), std::nullopt);
   return detail::values_of(refs);
 }
 
@@ -232,13 +232,8 @@ std::vector<T> get(const std::vector<ObjectRef<T>>& refs) {
 template <typename T, typename Rep, typename Period>
 std::vector<T> get(const std::vector<ObjectRef<T>>& refs,
                    std::chrono::duration<Rep, Period> timeout) {
-  std::vector<detail::ObjectStateBase*> bases = detail::bases_of(refs);
-  auto limit = std::chrono::duration_cast<detail::Clock::duration>(timeout);
-  if (!detail::block_until_done(bases, bases.size(), detail::Clock::now() + limit)) {
-    std::size_t done = 0;
-    for (auto* base : bases) done += base->done();
-    detail::throw_get_timeout(bases.size(), done, limit);
-  }
+  detail::block_until_all_done(detail::bases_of(refs),
+                               std::chrono::duration_cast<detail::Clock::duration>(timeout));
   return detail::values_of(refs);
 }
 

@@ -90,12 +90,17 @@ void throw_empty_ref(const std::string& what) {
                              "it refers to no object");
 }
 
-void throw_get_timeout(std::size_t count, std::size_t done, Clock::duration timeout) {
+void block_until_all_done(std::span<ObjectStateBase* const> objects,
+                          std::optional<Clock::duration> timeout) {
+  std::optional<Clock::time_point> deadline;
+  if (timeout) deadline = Clock::now() + *timeout;
+  if (block_until_done(objects, objects.size(), deadline)) return;
+  auto done = std::ranges::count_if(objects, [](const ObjectStateBase* o) { return o->done(); });
   char ms[32];
-  std::snprintf(ms, sizeof ms, "%g", std::chrono::duration<double, std::milli>(timeout).count());
+  std::snprintf(ms, sizeof ms, "%g", std::chrono::duration<double, std::milli>(*timeout).count());
   throw GetTimeoutError("get timed out after " + std::string(ms) + " ms: " + std::to_string(done) +
-                        " of " + std::to_string(count) +
-                        (count == 1 ? " object was" : " objects were") + " ready");
+                        " of " + std::to_string(objects.size()) +
+                        (objects.size() == 1 ? " object was" : " objects were") + " ready");
 }
 
 }  // namespace spindle::detail
