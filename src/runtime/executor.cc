@@ -9,29 +9,31 @@
 
 #include "runtime/scheduler.hpp"
 #include "runtime/worker_algorithm.hpp"
+#include "topology/hwloc_handles.hpp"
 
 namespace spindle::detail {
 namespace {
 
-struct HwlocTopology {
-  hwloc_topology_t handle = nullptr;
-  HwlocTopology() {
-    hwloc_topology_init(&handle);
-    hwloc_topology_load(handle);
-  }
-  ~HwlocTopology() { hwloc_topology_destroy(handle); }
-};
+const TopologyHandle& shared_topology() {
+  static const TopologyHandle topology = load_topology();  // read-only after load: shareable
+  return topology;
+}
 
 void pin_thread(const std::vector<unsigned>& pus) {
-  static const HwlocTopology topology;  // read-only after load: safe to share
-  hwloc_bitmap_t set = hwloc_bitmap_alloc();
-  for (unsigned pu : pus) hwloc_bitmap_set(set, pu);
-  hwloc_bitmap_singlify(set);
-  if (hwloc_set_cpubind(topology.handle, set, HWLOC_CPUBIND_THREAD) != 0) {
+  hwloc_topology_t topology = nullptr;
+  try {
+    topology = shared_topology().get();
+  } catch (const Error& error) {  // a worker thread must not throw: it runs unpinned instead
+    std::cerr << "spindle: could not pin a worker: " << error.what() << '\n';
+    return;
+  }
+  BitmapHandle set = make_bitmap();
+  for (unsigned pu : pus) hwloc_bitmap_set(set.get(), pu);
+  hwloc_bitmap_singlify(set.get());
+  if (hwloc_set_cpubind(topology, set.get(), HWLOC_CPUBIND_THREAD) != 0) {
     std::cerr << "spindle: could not pin a worker to PUs " << format_index_list(pus)
               << "; it runs unpinned\n";
   }
-  hwloc_bitmap_free(set);
 }
 
 }  // namespace

@@ -15,33 +15,16 @@
 
 #include "spindle/errors.hpp"
 #include "topology/gpu_probe.hpp"
+#include "topology/hwloc_handles.hpp"
 
 namespace spindle {
 namespace {
 
-using TopologyHandle = std::unique_ptr<hwloc_topology, decltype(&hwloc_topology_destroy)>;
-using BitmapHandle = std::unique_ptr<hwloc_bitmap_s, decltype(&hwloc_bitmap_free)>;
-
-BitmapHandle make_bitmap() { return {hwloc_bitmap_alloc(), &hwloc_bitmap_free}; }
-
-TopologyHandle load_topology() {
-  hwloc_topology_t raw = nullptr;
-  if (hwloc_topology_init(&raw) != 0) {
-    throw Error(std::string("hwloc_topology_init failed: ") + std::strerror(errno));
-  }
-  TopologyHandle topology(raw, &hwloc_topology_destroy);
-  hwloc_topology_set_icache_types_filter(raw, HWLOC_TYPE_FILTER_KEEP_ALL);  // off by default
-  if (hwloc_topology_load(raw) != 0) {
-    throw Error(std::string("hwloc_topology_load failed: ") + std::strerror(errno));
-  }
-  return topology;
-}
-
 // hwloc already leaves out what cgroups forbid; the CPU affinity (taskset) is ours to apply.
 void restrict_to_process(hwloc_topology_t topology) {
-  BitmapHandle allowed = make_bitmap();
+  detail::BitmapHandle allowed = detail::make_bitmap();
   hwloc_bitmap_copy(allowed.get(), hwloc_topology_get_allowed_cpuset(topology));
-  BitmapHandle bound = make_bitmap();
+  detail::BitmapHandle bound = detail::make_bitmap();
   if (hwloc_get_cpubind(topology, bound.get(), HWLOC_CPUBIND_PROCESS) == 0) {
     hwloc_bitmap_and(allowed.get(), allowed.get(), bound.get());
   }
@@ -184,6 +167,19 @@ std::string_view trim(std::string_view text) {
 
 namespace detail {
 
+TopologyHandle load_topology() {
+  hwloc_topology_t raw = nullptr;
+  if (hwloc_topology_init(&raw) != 0) {
+    throw Error(std::string("hwloc_topology_init failed: ") + std::strerror(errno));
+  }
+  TopologyHandle topology(raw, &hwloc_topology_destroy);
+  hwloc_topology_set_icache_types_filter(raw, HWLOC_TYPE_FILTER_KEEP_ALL);  // off by default
+  if (hwloc_topology_load(raw) != 0) {
+    throw Error(std::string("hwloc_topology_load failed: ") + std::strerror(errno));
+  }
+  return topology;
+}
+
 std::vector<unsigned> pu_indices(hwloc_const_cpuset_t cpuset) {
   std::vector<unsigned> indices;
   for (int i = hwloc_bitmap_first(cpuset); i >= 0; i = hwloc_bitmap_next(cpuset, i)) {
@@ -236,7 +232,7 @@ CudaVisibleDevices parse_cuda_visible_devices(const char* value) {
 }
 
 Topology Topology::discover() {
-  TopologyHandle handle = load_topology();
+  detail::TopologyHandle handle = detail::load_topology();
   hwloc_topology_t topology = handle.get();
   Topology out;
   out.hostname = host_name();
