@@ -218,6 +218,9 @@ class ResourcePool {
 
  private:
   [[nodiscard]] std::optional<std::vector<GpuShare>> place_gpus(Quantity demand) const;
+  /// Where the request would go now (its GPU shares), if everything it needs is free.
+  [[nodiscard]] std::optional<std::vector<GpuShare>> placement_locked(
+      const ResourceRequest& request) const;
 
   const ResourceSet totals_;
   std::vector<std::string> names_;  // index -> name, as in totals_

@@ -74,12 +74,17 @@ std::shared_ptr<const ResourceRequest> ResourcePool::prepare(const ResourceSet& 
   return request;
 }
 
+std::optional<std::vector<GpuShare>> ResourcePool::placement_locked(
+    const ResourceRequest& request) const {
+  for (const auto& [index, units] : request.units_) {
+    if (free_units_[index] < units) return std::nullopt;
+  }
+  return place_gpus(request.gpu_);
+}
+
 bool ResourcePool::can_acquire(const ResourceRequest& request) const {
   std::lock_guard lock(mutex_);
-  for (const auto& [index, units] : request.units_) {
-    if (free_units_[index] < units) return false;
-  }
-  return place_gpus(request.gpu_).has_value();
+  return placement_locked(request).has_value();
 }
 
 std::optional<Allocation> ResourcePool::try_acquire(const ResourceSet& demand) {
@@ -89,10 +94,7 @@ std::optional<Allocation> ResourcePool::try_acquire(const ResourceSet& demand) {
 std::optional<Allocation> ResourcePool::try_acquire(
     std::shared_ptr<const ResourceRequest> request) {
   std::lock_guard lock(mutex_);
-  for (const auto& [index, units] : request->units_) {
-    if (free_units_[index] < units) return std::nullopt;
-  }
-  std::optional<std::vector<GpuShare>> shares = place_gpus(request->gpu_);
+  std::optional<std::vector<GpuShare>> shares = placement_locked(*request);
   if (!shares) return std::nullopt;
   for (const auto& [index, units] : request->units_) free_units_[index] -= units;
   for (const GpuShare& share : *shares) gpu_free_[share.device] -= share.amount;
