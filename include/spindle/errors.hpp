@@ -61,4 +61,26 @@ class DeadlockError : public Error {
   using Error::Error;
 };
 
+/// @brief The actor cannot run the call: it was killed, crashed with no restarts left, failed
+/// in its constructor, or crashed during this call and the call may not be retried. The cause
+/// (the constructor's or the crash's exception), when there is one, is nested.
+class ActorDiedError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// @brief An actor already has max_pending_calls calls waiting; the new call was not queued.
+class PendingCallsLimitError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// @brief Thrown by an actor's method to crash the actor on purpose: the call fails, the
+/// instance is destroyed and, within max_restarts, built again from its constructor's
+/// arguments. Any exception crashes the actor when ActorOptions::crash_on_exception is set.
+class ActorCrash : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace spindle

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "spindle/actor.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/resources.hpp"
 #include "spindle/task.hpp"
@@ -54,6 +55,10 @@ struct RuntimeStatus {
   std::size_t finished = 0;
   std::size_t failed = 0;
   std::size_t cancelled = 0;
+  /// Actors created and not yet dead.
+  std::size_t actors = 0;
+  std::size_t actor_calls_finished = 0;
+  std::size_t actor_calls_failed = 0;
   /// Demands of tasks waiting for resources, with how many tasks wait with each.
   std::vector<std::pair<ResourceSet, std::size_t>> pending_demands;
   unsigned workers = 0;
@@ -89,9 +94,35 @@ class Runtime {
         detail::make_task_spec(*this, {}, detail::type_name(typeid(Function))));
   }
 
+  /// @brief A factory of actors of class T, with default options (see ActorOptions).
+  template <typename T>
+  [[nodiscard]] ActorFactory<T> actor() {
+    return ActorFactory<T>(*this,
+                           detail::make_actor_spec(*this, {}, detail::type_name(typeid(T))));
+  }
+
+  /// @brief A handle to the live actor created with options({.name = name}).
+  /// @throws InvalidArgumentError if no live actor has that name, or it is not a T.
+  template <typename T>
+  [[nodiscard]] ActorHandle<T> get_actor(const std::string& name) {
+    return ActorHandle<T>(std::static_pointer_cast<detail::ActorState<T>>(
+        detail::find_actor(*this, name, typeid(T))));
+  }
+
+  /// @brief Kills an actor. Calls not started fail with ActorDiedError at once; running calls
+  /// see this_task::cancelled() turn true, and their results fail with ActorDiedError when
+  /// they return; then the instance is destroyed on a worker and its resources go back to the
+  /// pool. With no_restart = false the kill counts as a crash: within max_restarts the actor
+  /// is built again and takes new calls. Killing a dead actor does nothing.
+  template <typename T>
+  void kill(const ActorHandle<T>& actor, KillOptions options = {}) {
+    if (!actor.valid()) throw InvalidArgumentError("kill: the ActorHandle is empty");
+    actor.state()->kill(options.no_restart);
+  }
+
   /// @brief Cancels the task that computes `ref`: if it has not started it fails with
   /// CancelledError; if it runs, this_task::cancelled() turns true. Finished tasks and put
-  /// objects are left alone.
+  /// objects are left alone. For an actor's call, the same holds; later calls still run.
   template <typename T>
   void cancel(const ObjectRef<T>& ref) {
     cancel_object(*ref.base());

@@ -3,6 +3,7 @@
 // The one header users include.
 #pragma once
 
+#include "spindle/actor.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/resources.hpp"

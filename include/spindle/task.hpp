@@ -15,8 +15,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <typeindex>
 #include <typeinfo>
 #include <utility>
 #include <vector>
@@ -45,6 +47,7 @@ struct TaskOptions {
 namespace detail {
 
 class Scheduler;
+class ActorCore;
 
 /// What every task of one factory shares: checked options and prepared resource requests.
 struct TaskSpec {
@@ -83,6 +86,8 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   [[nodiscard]] virtual std::optional<ArgumentFailure> failed_argument() const = 0;
   /// A dependency completed.
   void on_complete() noexcept override;
+  /// A call of an actor's method (not its creation).
+  [[nodiscard]] bool is_actor_call() const noexcept { return actor && !creates_actor; }
 
   Scheduler& scheduler;
   const std::shared_ptr<const TaskSpec> spec;
@@ -90,6 +95,11 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   std::atomic<std::int32_t> pending_dependencies{0};
   std::atomic<bool> cancel_requested{false};
   const Allocation* allocation = nullptr;  // while it runs
+  /// The actor this task creates, or whose method it calls; null for plain tasks. A creation
+  /// drops it once it completes, so that actor and creation do not own each other.
+  std::shared_ptr<ActorCore> actor;
+  /// Set on an actor's creation: on success its allocation passes to the actor.
+  bool creates_actor = false;
   // Guarded by the scheduler's mutex.
   Phase phase = Phase::waiting;
   int attempts = 0;
@@ -122,26 +132,38 @@ typename Resolved<Stored>::type resolve(const Stored& stored) {
   }
 }
 
-template <typename F, typename... Stored>
+template <typename Invoker, typename... Stored>
 using TaskResult =
-    std::remove_cvref_t<std::invoke_result_t<const F&, typename Resolved<Stored>::type...>>;
+    std::remove_cvref_t<std::invoke_result_t<const Invoker&, typename Resolved<Stored>::type...>>;
 
-template <typename F, typename... Stored>
+/// The invoker of a task: one function shared by every task of a factory.
+template <typename F>
+struct SharedFunction {
+  std::shared_ptr<const F> f;
+  template <typename... Args>
+  decltype(auto) operator()(Args&&... args) const {
+    return std::invoke(*f, std::forward<Args>(args)...);
+  }
+};
+
+/// A task, an actor's creation or an actor's method call: `Invoker` applied to the stored
+/// arguments, resolved.
+template <typename Invoker, typename... Stored>
 class TypedTask final : public TaskBase {
  public:
-  using Value = TaskResult<F, Stored...>;
+  using Value = TaskResult<Invoker, Stored...>;
 
   template <typename... Args>
-  TypedTask(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec, std::shared_ptr<const F> f,
+  TypedTask(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec, Invoker invoker,
             Args&&... args)
       : TaskBase(scheduler, std::move(spec)),
-        f_(std::move(f)),
+        invoker_(std::move(invoker)),
         args_(std::forward<Args>(args)...),
         result_(std::make_shared<ObjectState<Value>>()) {}
 
   void run() override {
     auto call = [this](const Stored&... args) -> decltype(auto) {
-      return std::invoke(*f_, resolve(args)...);
+      return std::invoke(invoker_, resolve(args)...);
     };
     if constexpr (std::is_void_v<Value>) {
       std::apply(call, args_);
@@ -191,7 +213,7 @@ class TypedTask final : public TaskBase {
     }
   }
 
-  std::shared_ptr<const F> f_;
+  Invoker invoker_;
   std::tuple<Stored...> args_;
   std::shared_ptr<ObjectState<Value>> result_;
   struct Nothing {};
@@ -202,9 +224,12 @@ class TypedTask final : public TaskBase {
 /// Submits a task to the runtime's scheduler (defined with the runtime).
 void submit(Runtime& runtime, std::shared_ptr<TaskBase> task);
 Scheduler& scheduler_of(Runtime& runtime);
+/// Checks the options; `kind` ("task", "actor") names what they are for in messages.
 std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptions& options,
-                                               std::string default_name);
-std::string type_name(const std::type_info& type);
+                                               std::string default_name,
+                                               std::string_view kind = "task");
+/// The demangled name of a type.
+std::string type_name(std::type_index type);
 
 }  // namespace detail
 
@@ -228,9 +253,9 @@ class TaskFactory {
   /// @throws InfeasibleError if the demand exceeds the runtime's totals.
   template <typename... Args>
   [[nodiscard]] auto remote(Args&&... args) const {
-    using Task = detail::TypedTask<F, std::decay_t<Args>...>;
-    auto task = std::make_shared<Task>(detail::scheduler_of(*runtime_), spec_, f_,
-                                       std::forward<Args>(args)...);
+    using Task = detail::TypedTask<detail::SharedFunction<F>, std::decay_t<Args>...>;
+    auto task = std::make_shared<Task>(detail::scheduler_of(*runtime_), spec_,
+                                       detail::SharedFunction<F>{f_}, std::forward<Args>(args)...);
     ObjectRef<typename Task::Value> ref(task->result_state());
     detail::submit(*runtime_, std::move(task));
     return ref;

@@ -62,8 +62,13 @@ Runtime::~Runtime() {
 }
 
 void Runtime::cancel_object(detail::ObjectStateBase& object) {
-  if (std::shared_ptr<detail::TaskBase> task = object.producer.lock())
+  std::shared_ptr<detail::TaskBase> task = object.producer.lock();
+  if (!task) return;
+  if (task->is_actor_call()) {
+    task->actor->cancel(*task);
+  } else {
     task->scheduler.cancel(*task);
+  }
 }
 
 void Runtime::timeline(const std::string& path) const {
@@ -101,6 +106,8 @@ std::string RuntimeStatus::to_string() const {
       << "  blocked in get: " << blocked << '\n'
       << "  finished: " << finished << ", failed: " << failed << ", cancelled: " << cancelled
       << '\n';
+  out << "Actors: " << actors << " alive; calls finished: " << actor_calls_finished
+      << ", failed: " << actor_calls_failed << '\n';
   out << "Pending demands\n";
   if (pending_demands.empty()) out << "  (none)\n";
   for (const auto& [demand, count] : pending_demands) {
@@ -118,7 +125,7 @@ void submit(Runtime& runtime, std::shared_ptr<TaskBase> task) {
 }
 
 std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptions& options,
-                                               std::string default_name) {
+                                               std::string default_name, std::string_view kind) {
   if (options.max_retries < -1) {
     throw InvalidArgumentError("max_retries = " + std::to_string(options.max_retries) +
                                ": must be -1 (no limit) or more");
@@ -133,7 +140,7 @@ std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptio
   try {
     spec->request = scheduler.request_for(demand);
   } catch (const InfeasibleError& error) {
-    spec->infeasible = "task '" + spec->name + "': " + error.what();
+    spec->infeasible = std::string(kind) + " '" + spec->name + "': " + error.what();
     return spec;
   }
   if (!demand.cpu().is_zero()) {
@@ -142,7 +149,7 @@ std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptio
   return spec;
 }
 
-std::string type_name(const std::type_info& type) {
+std::string type_name(std::type_index type) {
   int status = 0;
   std::unique_ptr<char, decltype(&std::free)> demangled(
       abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);

@@ -12,8 +12,30 @@ namespace {
 
 thread_local TaskBase* tls_current_task = nullptr;
 
+ResourceSet without_cpu(ResourceSet demand) {
+  demand.set(ResourceSet::kCpu, Quantity());
+  return demand;
+}
+
+}  // namespace
+
+TaskBase* current_task() noexcept { return tls_current_task; }
+void set_current_task(TaskBase* task) noexcept { tls_current_task = task; }
+
+void TaskBase::on_complete() noexcept {
+  if (pending_dependencies.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (is_actor_call()) {
+    actor->call_resolved();
+  } else {
+    scheduler.dependencies_resolved(*this);
+  }
+}
+
 std::string describe_task(const TaskBase& task) {
-  return "task '" + task.spec->name + "' (#" + std::to_string(task.id) + ")";
+  std::string id = std::to_string(task.id);
+  if (task.is_actor_call()) return "call #" + id + " of actor '" + task.spec->name + "'";
+  if (task.creates_actor) return "creation of actor '" + task.spec->name + "' (#" + id + ")";
+  return "task '" + task.spec->name + "' (#" + id + ")";
 }
 
 std::string what_of(std::exception_ptr error) {
@@ -30,17 +52,19 @@ std::exception_ptr cancelled_error(const TaskBase& task, const std::string& why)
   return std::make_exception_ptr(CancelledError(describe_task(task) + " was cancelled: " + why));
 }
 
-ResourceSet without_cpu(ResourceSet demand) {
-  demand.set(ResourceSet::kCpu, Quantity());
-  return demand;
+std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
+                              const std::string& context) {
+  std::string message = describe_task(task) + " failed" + context + ": " + what_of(cause);
+  try {
+    std::rethrow_exception(cause);
+  } catch (...) {
+    try {
+      std::throw_with_nested(TaskError(task.spec->name, message));
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
 }
-
-}  // namespace
-
-TaskBase* current_task() noexcept { return tls_current_task; }
-void set_current_task(TaskBase* task) noexcept { tls_current_task = task; }
-
-void TaskBase::on_complete() noexcept { scheduler.dependency_done(*this); }
 
 Scheduler::Scheduler(ResourceSet totals, std::size_t max_timeline_events)
     : pool_(std::move(totals)), max_timeline_events_(max_timeline_events) {}
@@ -54,28 +78,14 @@ std::shared_ptr<const ResourceRequest> Scheduler::request_for(const ResourceSet&
   return requests_.back();
 }
 
-std::exception_ptr Scheduler::task_error(const TaskBase& task, std::exception_ptr cause,
-                                         const std::string& context) const {
-  std::string message = describe_task(task) + " failed" + context + ": " + what_of(cause);
-  try {
-    std::rethrow_exception(cause);
-  } catch (...) {
-    try {
-      std::throw_with_nested(TaskError(task.spec->name, message));
-    } catch (...) {
-      return std::current_exception();
-    }
-  }
-}
-
 void Scheduler::submit(std::shared_ptr<TaskBase> task) {
   if (!task->spec->infeasible.empty()) throw InfeasibleError(task->spec->infeasible);
   std::vector<ObjectStateBase*> dependencies;
   task->dependencies(dependencies);
   task->result().producer = task;
+  task->id = next_id();
   {
     std::lock_guard lock(mutex_);
-    task->id = ++next_id_;
     if (stopping_) {
       task->phase = TaskBase::Phase::finished;
       ++cancelled_;
@@ -91,11 +101,10 @@ void Scheduler::submit(std::shared_ptr<TaskBase> task) {
   for (ObjectStateBase* dependency : dependencies) {
     if (!dependency->add_waiter(task)) task->pending_dependencies.fetch_sub(1);
   }
-  dependency_done(*task);  // the +1 above: all are registered
+  task->on_complete();  // the +1 above: all are registered
 }
 
-void Scheduler::dependency_done(TaskBase& task) {
-  if (task.pending_dependencies.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+void Scheduler::dependencies_resolved(TaskBase& task) {
   std::optional<ArgumentFailure> failure = task.failed_argument();
   std::exception_ptr error;
   {
@@ -169,7 +178,7 @@ Scheduler::ShapeQueue* Scheduler::best_admissible_locked() {
 }
 
 void Scheduler::wake_worker_locked() {
-  if (idle_workers_.empty() || !best_admissible_locked()) return;
+  if (idle_workers_.empty() || (actor_runs_.empty() && !best_admissible_locked())) return;
   IdleWorker* worker = idle_workers_.back();  // the latest to go idle may still be spinning
   idle_workers_.pop_back();
   idle_count_.store(idle_workers_.size(), std::memory_order_relaxed);
@@ -180,6 +189,13 @@ void Scheduler::wake_worker_locked() {
 std::optional<Admitted> Scheduler::next_task() {
   std::unique_lock lock(mutex_);
   for (;;) {
+    if (!actor_runs_.empty()) {  // actors hold their resources already: they go first
+      std::shared_ptr<ActorCore> actor = std::move(actor_runs_.front());
+      actor_runs_.pop_front();
+      ++running_;
+      wake_worker_locked();
+      return Admitted{nullptr, {}, std::move(actor)};
+    }
     if (ShapeQueue* shape = best_admissible_locked()) {
       std::optional<Allocation> allocation = pool_.try_acquire(shape->request);
       std::shared_ptr<TaskBase> task = std::move(shape->tasks.front());
@@ -192,9 +208,9 @@ std::optional<Admitted> Scheduler::next_task() {
       --queued_;
       ++running_;
       wake_worker_locked();
-      return Admitted{std::move(task), std::move(*allocation)};
+      return Admitted{std::move(task), std::move(*allocation), nullptr};
     }
-    if (stopping_) return std::nullopt;
+    if (stopping_ && actors_ == 0) return std::nullopt;  // live actors still need runners
     IdleWorker me;
     idle_workers_.push_back(&me);
     idle_count_.store(idle_workers_.size(), std::memory_order_relaxed);
@@ -203,11 +219,14 @@ std::optional<Admitted> Scheduler::next_task() {
 }
 
 void Scheduler::execute(Admitted admitted, unsigned worker) {
+  if (admitted.actor) {
+    admitted.actor->run(worker);
+    return;
+  }
   TaskBase& task = *admitted.task;
   task.allocation = &admitted.allocation;
   set_current_task(&task);
-  TimelineEvent event{task.id,       task.spec, (Clock::now() - epoch_).count(), 0, worker,
-                      task.attempts, false,     admitted.allocation.gpu_ids()};
+  TimelineEvent event = begin_event(task, worker, &admitted.allocation);
   std::exception_ptr error;
   bool retry = false;
   try {
@@ -217,22 +236,37 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
     retry = spec.retry_exceptions && (spec.max_retries < 0 || task.attempts <= spec.max_retries);
     error = std::current_exception();
   }
-  event.end_ns = (Clock::now() - epoch_).count();
   set_current_task(nullptr);
   task.allocation = nullptr;
-  settle(task, admitted.allocation, error, retry, std::move(event));
+  end_event(std::move(event), error != nullptr);
+  settle(task, admitted.allocation, error, retry);
+}
+
+TimelineEvent Scheduler::begin_event(const TaskBase& task, unsigned worker,
+                                     const Allocation* allocation) const {
+  return TimelineEvent{task.id,
+                       task.spec,
+                       (Clock::now() - epoch_).count(),
+                       0,
+                       worker,
+                       task.attempts,
+                       false,
+                       allocation ? allocation->gpu_ids() : std::vector<int>()};
 }
 
 // The task counts as running until its object is complete: a task blocked on that object
 // must not look deadlocked in the moment between the release and the completion.
-void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry,
-                       TimelineEvent event) {
-  event.failed = error != nullptr;
-  record(std::move(event));
+// An actor's creation that succeeded passes its allocation to the actor instead.
+void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_ptr error,
+                       bool retry) {
   bool requeued = false;
   {
     std::lock_guard lock(mutex_);
-    pool_.release(allocation);
+    if (task.creates_actor && !error) {
+      task.actor->adopt(std::move(allocation));
+    } else {
+      pool_.release(allocation);
+    }
     (task.running_prev ? task.running_prev->running_next : running_tasks_) = task.running_next;
     if (task.running_next) task.running_next->running_prev = task.running_prev;
     task.running_prev = task.running_next = nullptr;
@@ -259,7 +293,9 @@ void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_pt
   check_deadlock_locked();
 }
 
-void Scheduler::record(TimelineEvent event) {
+void Scheduler::end_event(TimelineEvent event, bool failed) {
+  event.end_ns = (Clock::now() - epoch_).count();
+  event.failed = failed;
   std::lock_guard lock(timeline_mutex_);
   if (max_timeline_events_ == 0) return;
   if (timeline_.size() == max_timeline_events_) {
@@ -314,7 +350,7 @@ void Scheduler::serve_reacquire_locked() {
 // ones need.
 void Scheduler::check_deadlock_locked() {
   if (running_ > 0 || blocked_timed_ > 0 || blocked_.empty() || !reacquire_.empty() ||
-      best_admissible_locked()) {
+      !actor_runs_.empty() || best_admissible_locked()) {
     return;
   }
   bool any_unreported = false;
@@ -363,9 +399,13 @@ std::string Scheduler::describe_deadlock_locked() const {
 
 void Scheduler::stop() {
   std::vector<std::shared_ptr<TaskBase>> cancelled;
+  std::vector<std::shared_ptr<ActorCore>> actors;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    for (ActorCore* actor = live_actors_; actor; actor = actor->live_next) {
+      if (auto alive = actor->weak_from_this().lock()) actors.push_back(std::move(alive));
+    }
     for (TaskBase* task = running_tasks_; task; task = task->running_next)
       task->cancel_requested = true;
     for (ShapeQueue& shape : shapes_) {
@@ -378,16 +418,94 @@ void Scheduler::stop() {
       }
       shape.tasks.clear();
     }
-    for (IdleWorker* worker : idle_workers_) {
-      worker->woken = true;
-      worker->wake.notify_one();
-    }
-    idle_workers_.clear();
-    idle_count_.store(0, std::memory_order_relaxed);
+    if (actors_ == 0) wake_all_idle_locked();
   }
   for (const auto& task : cancelled) {
     task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));
   }
+  // Each actor then destroys its instance on a worker, and the last one to die lets the
+  // idle workers go.
+  for (const auto& actor : actors) actor->shutdown();
+}
+
+void Scheduler::wake_all_idle_locked() {
+  for (IdleWorker* worker : idle_workers_) {
+    worker->woken = true;
+    worker->wake.notify_one();
+  }
+  idle_workers_.clear();
+  idle_count_.store(0, std::memory_order_relaxed);
+}
+
+std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
+                                                const std::shared_ptr<ActorCore>& handle,
+                                                const std::type_info& type) {
+  const std::string& name = actor.spec->registered_name;
+  std::lock_guard lock(mutex_);
+  if (!name.empty()) {
+    auto named = names_.find(name);
+    std::shared_ptr<ActorCore> existing;
+    if (named != names_.end()) existing = named->second.handle.lock();
+    if (existing) {
+      if (named->second.type != std::type_index(type)) {
+        throw InvalidArgumentError("actor name '" + name + "' is taken by a live actor of class " +
+                                   type_name(named->second.type) + ", not " + type_name(type));
+      }
+      if (actor.spec->get_if_exists) return existing;
+      throw InvalidArgumentError("actor name '" + name +
+                                 "' is taken by a live actor; names are unique among live "
+                                 "actors (get_if_exists = true returns the live one)");
+    }
+    names_.insert_or_assign(name, NamedActor{&actor, handle, std::type_index(type)});
+  }
+  actor.live_next = live_actors_;
+  if (live_actors_) live_actors_->live_prev = &actor;
+  live_actors_ = &actor;
+  ++actors_;
+  return nullptr;
+}
+
+std::shared_ptr<ActorCore> Scheduler::find_actor(const std::string& name,
+                                                 const std::type_info& type) {
+  std::lock_guard lock(mutex_);
+  auto named = names_.find(name);
+  std::shared_ptr<ActorCore> handle;
+  if (named != names_.end()) handle = named->second.handle.lock();
+  if (!handle) throw InvalidArgumentError("no live actor is named '" + name + "'");
+  if (named->second.type != std::type_index(type)) {
+    throw InvalidArgumentError("actor '" + name + "' is of class " +
+                               type_name(named->second.type) + ", not " + type_name(type));
+  }
+  return handle;
+}
+
+void Scheduler::post_actor(std::shared_ptr<ActorCore> actor) {
+  std::lock_guard lock(mutex_);
+  actor_runs_.push_back(std::move(actor));
+  wake_worker_locked();
+}
+
+void Scheduler::actor_run_done() {
+  std::lock_guard lock(mutex_);
+  --running_;
+  check_deadlock_locked();
+}
+
+void Scheduler::actor_died(ActorCore& actor, std::optional<Allocation> allocation) {
+  std::lock_guard lock(mutex_);
+  if (allocation) pool_.release(*allocation);
+  if (actor.live_prev || live_actors_ == &actor) {  // registered
+    (actor.live_prev ? actor.live_prev->live_next : live_actors_) = actor.live_next;
+    if (actor.live_next) actor.live_next->live_prev = actor.live_prev;
+    actor.live_prev = actor.live_next = nullptr;
+    --actors_;
+  }
+  auto named = names_.find(actor.spec->registered_name);
+  if (named != names_.end() && named->second.actor == &actor) names_.erase(named);
+  if (stopping_ && actors_ == 0) wake_all_idle_locked();
+  serve_reacquire_locked();
+  wake_worker_locked();
+  check_deadlock_locked();
 }
 
 RuntimeStatus Scheduler::status() const {
@@ -402,6 +520,9 @@ RuntimeStatus Scheduler::status() const {
   status.finished = finished_;
   status.failed = failed_;
   status.cancelled = cancelled_;
+  status.actors = actors_;
+  status.actor_calls_finished = calls_finished_.load(std::memory_order_relaxed);
+  status.actor_calls_failed = calls_failed_.load(std::memory_order_relaxed);
   for (const ShapeQueue& shape : shapes_) {
     std::size_t count = std::ranges::count_if(
         shape.tasks, [](const auto& task) { return task->phase == TaskBase::Phase::queued; });

@@ -15,6 +15,8 @@
 #include <ostream>
 #include <span>
 #include <string>
+#include <typeindex>
+#include <unordered_map>
 #include <vector>
 
 #include "spindle/runtime.hpp"
@@ -33,10 +35,11 @@ struct BlockedWait {
   std::size_t index = 0;  // in the scheduler's list of blocked waits
 };
 
-/// A task admitted to run, with what it was granted.
+/// Work for a worker: a task admitted with what it was granted, or a runner of an actor.
 struct Admitted {
   std::shared_ptr<TaskBase> task;
   Allocation allocation;
+  std::shared_ptr<ActorCore> actor;
 };
 
 /// One span of the timeline.
@@ -51,16 +54,46 @@ struct TimelineEvent {
   std::vector<int> gpus;
 };
 
+/// "task 'name' (#7)", "call #7 of actor 'name'" or "creation of actor 'name' (#7)".
+std::string describe_task(const TaskBase& task);
+/// A TaskError for the task, with `cause` nested and its message after `context`.
+std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
+                              const std::string& context);
+std::exception_ptr cancelled_error(const TaskBase& task, const std::string& why);
+/// The message of an exception, or a note that it is not a std::exception.
+std::string what_of(std::exception_ptr error);
+
 class Scheduler {
  public:
   Scheduler(ResourceSet totals, std::size_t max_timeline_events);
+
+  [[nodiscard]] std::uint64_t next_id() noexcept {
+    return next_id_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
 
   /// A spec's request, shared with every spec of the same demand so tasks queue together.
   std::shared_ptr<const ResourceRequest> request_for(const ResourceSet& demand);
 
   void submit(std::shared_ptr<TaskBase> task);
-  void dependency_done(TaskBase& task);
+  /// Every dependency of a submitted task completed.
+  void dependencies_resolved(TaskBase& task);
   void cancel(TaskBase& task);
+
+  /// Registers a new actor, and its name; with get_if_exists, returns the handle pointer of
+  /// the live actor of that name instead (and registers nothing).
+  /// @throws InvalidArgumentError for a name taken by a live actor, or one of another class.
+  std::shared_ptr<ActorCore> add_actor(ActorCore& actor, const std::shared_ptr<ActorCore>& handle,
+                                       const std::type_info& type);
+  std::shared_ptr<ActorCore> find_actor(const std::string& name, const std::type_info& type);
+  /// Queues a runner of the actor for some worker.
+  void post_actor(std::shared_ptr<ActorCore> actor);
+  /// A runner of an actor returned.
+  void actor_run_done();
+  /// The actor died: gives back what it held and forgets it (and its name).
+  void actor_died(ActorCore& actor, std::optional<Allocation> allocation);
+  void count_call(bool failed) noexcept {
+    (failed ? calls_failed_ : calls_finished_).fetch_add(1, std::memory_order_relaxed);
+  }
 
   /// For workers: the next task to run, admitted with its resources; nullopt once the
   /// runtime stops. Suspends the calling fiber while there is nothing to run.
@@ -81,6 +114,10 @@ class Scheduler {
     return idle_count_.load(std::memory_order_relaxed) > 0;
   }
   void write_timeline(std::ostream& out) const;
+  /// A timeline span that starts now; end_event finishes and records it.
+  [[nodiscard]] TimelineEvent begin_event(const TaskBase& task, unsigned worker,
+                                          const Allocation* allocation) const;
+  void end_event(TimelineEvent event, bool failed);
 
  private:
   struct ShapeQueue {
@@ -102,11 +139,8 @@ class Scheduler {
   void wake_worker_locked();
   void check_deadlock_locked();
   std::string describe_deadlock_locked() const;
-  void settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry,
-              TimelineEvent event);
-  void record(TimelineEvent event);
-  std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
-                                const std::string& context) const;
+  void settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry);
+  void wake_all_idle_locked();
 
   ResourcePool pool_;
   const std::size_t max_timeline_events_;
@@ -118,10 +152,19 @@ class Scheduler {
   std::deque<Reacquire> reacquire_;
   std::vector<BlockedWait*> blocked_;
   TaskBase* running_tasks_ = nullptr;  // intrusive list, to flag them cancelled at stop
-  std::uint64_t next_id_ = 0;
-  std::vector<IdleWorker*> idle_workers_;
-  std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker  // a
-                                            // stack: the most recently idle is woken first
+  std::atomic<std::uint64_t> next_id_{0};
+  std::deque<std::shared_ptr<ActorCore>> actor_runs_;
+  ActorCore* live_actors_ = nullptr;  // intrusive list, to stop them
+  std::size_t actors_ = 0;
+  struct NamedActor {
+    ActorCore* actor;
+    std::weak_ptr<ActorCore> handle;
+    std::type_index type;
+  };
+  std::unordered_map<std::string, NamedActor> names_;
+  std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
+  std::vector<IdleWorker*> idle_workers_;  // a stack: the most recently idle is woken first
+  std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker
   bool stopping_ = false;
   std::size_t settling_ = 0;  // counted in running_ until their objects complete
   std::size_t waiting_ = 0, queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0,

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <boost/fiber/algo/algorithm.hpp>
 #include <boost/fiber/context.hpp>
+#include <boost/fiber/operations.hpp>
 #include <boost/fiber/properties.hpp>
 #include <boost/fiber/scheduler.hpp>
 #include <chrono>
@@ -19,6 +20,13 @@ struct TaskFiberProperties : boost::fibers::fiber_properties {
   using fiber_properties::fiber_properties;
   TaskBase* task = nullptr;
 };
+
+/// Makes `task` the current task of the calling fiber, now and whenever it resumes. Only for
+/// fibers started by a worker.
+inline void enter_task(TaskBase* task) {
+  boost::this_fiber::properties<TaskFiberProperties>().task = task;
+  set_current_task(task);
+}
 
 // A worker's own ready queue, FIFO. Fibers never leave the worker that started them, so
 // pick_next can make the task it resumes the thread's current task. When nothing is ready

@@ -1,0 +1,499 @@
+// Actors: the queue of calls, runners, crashes, restarts and death. See actor.hpp.
+#include "spindle/actor.hpp"
+
+#include <algorithm>
+#include <boost/fiber/operations.hpp>
+
+#include "runtime/scheduler.hpp"
+#include "runtime/worker_algorithm.hpp"
+#include "spindle/runtime.hpp"
+
+namespace spindle::detail {
+namespace {
+
+// A runner lets the other fibers of its worker run after this many calls in a row.
+constexpr int kCallsBetweenYields = 32;
+
+bool is_crash(std::exception_ptr error, bool crash_on_exception) {
+  if (crash_on_exception) return true;
+  try {
+    std::rethrow_exception(error);
+  } catch (const ActorCrash&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// The creation's TaskError nests what the constructor threw: that is the cause to report.
+std::exception_ptr constructor_exception(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const TaskError& task_error) {
+    if (const auto* nested = dynamic_cast<const std::nested_exception*>(&task_error)) {
+      if (nested->nested_ptr()) return nested->nested_ptr();
+    }
+  } catch (...) {
+  }
+  return error;
+}
+
+std::string limit_text(int limit) { return limit < 0 ? "no limit" : std::to_string(limit); }
+
+}  // namespace
+
+ActorCore::ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec)
+    : scheduler(scheduler), spec(std::move(spec)), id(scheduler.next_id()) {}
+
+ActorCore::~ActorCore() = default;
+
+std::exception_ptr ActorCore::died_error(const std::string& why, std::exception_ptr cause) const {
+  std::string message = "actor '" + spec->name + "' (#" + std::to_string(id) + ") " + why;
+  if (!cause) return std::make_exception_ptr(ActorDiedError(message));
+  message += ": " + what_of(cause);
+  try {
+    std::rethrow_exception(cause);
+  } catch (...) {
+    try {
+      std::throw_with_nested(ActorDiedError(message));
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+}
+
+void ActorCore::submit(std::shared_ptr<TaskBase> call) {
+  std::vector<ObjectStateBase*> dependencies;
+  call->dependencies(dependencies);  // throws for an empty ref, before anything is queued
+  call->actor = shared_from_this();
+  call->id = scheduler.next_id();
+  call->result().producer = call;
+  const bool resolved = dependencies.empty();
+  call->pending_dependencies.store(resolved ? 0 : static_cast<std::int32_t>(dependencies.size()) + 1,
+                                   std::memory_order_relaxed);
+  std::exception_ptr refused;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::dead || (killed_ && no_restart_)) {
+      refused = died_error("is dead; the call was not run", cause_);
+    } else if (stopping_) {
+      refused = cancelled_error(*call, "the runtime is shutting down");
+    } else {
+      if (spec->max_pending_calls >= 0 &&
+          pending_ >= static_cast<std::size_t>(spec->max_pending_calls)) {
+        throw PendingCallsLimitError(
+            "actor '" + spec->name + "': max_pending_calls = " +
+            std::to_string(spec->max_pending_calls) +
+            " calls already wait; the call was not queued (wait for some results first)");
+      }
+      call->phase = TaskBase::Phase::waiting;
+      mailbox_.push_back(call);
+      ++pending_;
+      if (resolved) wake_locked();
+    }
+  }
+  if (refused) {
+    call->phase = TaskBase::Phase::finished;
+    scheduler.count_call(true);
+    call->result().fail(refused);
+    return;
+  }
+  if (resolved) return;
+  for (ObjectStateBase* dependency : dependencies) {
+    if (!dependency->add_waiter(call)) call->pending_dependencies.fetch_sub(1);
+  }
+  call->on_complete();  // the +1 above: all are registered
+}
+
+void ActorCore::call_resolved() noexcept {
+  std::lock_guard lock(mutex_);
+  wake_locked();
+}
+
+bool ActorCore::upkeep_due_locked() const {
+  if (state_ != State::alive || upkeep_running_ || !running_.empty()) return false;
+  return crashed_ || stopping_ || (orphaned_ && pending_ == 0);
+}
+
+bool ActorCore::may_start_locked() const {
+  return state_ == State::alive && !crashed_ && !upkeep_running_ &&
+         running_.size() < static_cast<std::size_t>(spec->max_concurrency) && !mailbox_.empty() &&
+         mailbox_.front()->pending_dependencies.load(std::memory_order_acquire) == 0;
+}
+
+// A runner is started only when every runner is busy in a call: an idle one (queued, or
+// between calls) looks at the queue again before it leaves.
+void ActorCore::wake_locked() {
+  if (static_cast<std::size_t>(runners_) > running_.size()) return;
+  if (!upkeep_due_locked() && !may_start_locked()) return;
+  ++runners_;
+  scheduler.post_actor(shared_from_this());
+}
+
+std::shared_ptr<TaskBase> ActorCore::take_locked() {
+  if (!may_start_locked()) return nullptr;
+  std::shared_ptr<TaskBase> call = std::move(mailbox_.front());
+  mailbox_.pop_front();
+  --pending_;
+  call->phase = TaskBase::Phase::running;
+  ++call->attempts;
+  running_.push_back(call.get());
+  wake_locked();  // with max_concurrency > 1, the next call may start on another worker
+  return call;
+}
+
+void ActorCore::run(unsigned worker) {
+  std::unique_lock lock(mutex_);
+  int calls = 0;
+  for (;;) {
+    if (std::shared_ptr<TaskBase> call = take_locked()) {
+      lock.unlock();
+      finish(std::move(call), worker);  // the call is released here, outside the lock
+      if (++calls % kCallsBetweenYields == 0) boost::this_fiber::yield();
+      lock.lock();
+    } else if (upkeep_due_locked()) {
+      upkeep(lock);
+    } else {
+      --runners_;
+      lock.unlock();
+      scheduler.actor_run_done();
+      return;
+    }
+  }
+}
+
+std::exception_ptr ActorCore::execute(TaskBase& call, unsigned worker) {
+  const Allocation* allocation = allocation_ ? &*allocation_ : nullptr;
+  call.allocation = allocation;
+  enter_task(&call);
+  TimelineEvent event = scheduler.begin_event(call, worker, allocation);
+  std::exception_ptr error;
+  try {
+    call.run();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  enter_task(nullptr);
+  call.allocation = nullptr;
+  scheduler.end_event(std::move(event), error != nullptr);
+  return error;
+}
+
+void ActorCore::finish(std::shared_ptr<TaskBase> call, unsigned worker) {
+  std::exception_ptr error;   // what the method threw
+  std::exception_ptr result;  // what the caller sees instead of a value
+  if (std::optional<ArgumentFailure> failure = call->failed_argument()) {
+    result = task_error(*call, failure->cause,
+                        " because its argument " + std::to_string(failure->index) + " failed");
+  } else {
+    error = execute(*call, worker);
+  }
+  bool retried = false;
+  {
+    std::lock_guard lock(mutex_);
+    std::erase(running_, call.get());
+    bool crash = error && is_crash(error, spec->crash_on_exception);
+    if (crash && !crashed_) {
+      crashed_ = true;
+      cause_ = error;
+    }
+    if (killed_) {
+      result = died_error("was killed while this call ran", nullptr);
+    } else if (crash) {
+      bool retry = spec->max_task_retries < 0 || call->attempts <= spec->max_task_retries;
+      if (may_rebuild_locked() && retry) {
+        call->phase = TaskBase::Phase::waiting;  // first in line for the rebuilt instance
+        mailbox_.push_front(call);
+        ++pending_;
+        retried = true;
+      } else if (may_rebuild_locked()) {
+        result = died_error("crashed during call #" + std::to_string(call->id) +
+                                "; it restarts, but max_task_retries = " +
+                                limit_text(spec->max_task_retries) +
+                                " allows no further attempt of the call",
+                            error);
+      } else {
+        result = died_error("crashed with no restarts left (max_restarts = " +
+                                limit_text(spec->max_restarts) + ")",
+                            error);
+      }
+    } else if (error) {
+      std::string context =
+          call->attempts > 1 ? " on attempt " + std::to_string(call->attempts) : "";
+      result = task_error(*call, error, context);
+    }
+    if (!retried) call->phase = TaskBase::Phase::finished;
+  }
+  if (retried) return;
+  scheduler.count_call(result != nullptr);
+  if (result) {
+    call->result().fail(result);
+  } else {
+    call->publish();
+  }
+}
+
+bool ActorCore::may_rebuild_locked() const {
+  return !no_restart_ && !stopping_ &&
+         (spec->max_restarts < 0 || restarts() < spec->max_restarts);
+}
+
+// Destroys the instance and builds it again, or lets the actor die, on this runner's fiber
+// and with the creation as the current task (so its resources and GPU are the actor's).
+void ActorCore::upkeep(std::unique_lock<std::mutex>& lock) {
+  upkeep_running_ = true;
+  const bool rebuild = crashed_ && may_rebuild_locked();
+  if (rebuild) restarts_.fetch_add(1, std::memory_order_relaxed);
+  lock.unlock();
+  const Allocation* allocation = allocation_ ? &*allocation_ : nullptr;
+  creation->allocation = allocation;
+  enter_task(creation.get());
+  destroy_instance();
+  std::exception_ptr failure;
+  if (rebuild) {
+    try {
+      creation->run();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  enter_task(nullptr);
+  creation->allocation = nullptr;
+  lock.lock();
+  upkeep_running_ = false;
+  if (rebuild && !failure) {
+    crashed_ = killed_ = false;
+    cause_ = nullptr;
+    wake_locked();
+    return;
+  }
+  std::exception_ptr cause;
+  if (failure) {
+    cause = died_error("failed in its constructor on restart " + std::to_string(restarts()),
+                       failure);
+  } else if (stopping_) {
+    cause = died_error("was stopped: the runtime shut down", nullptr);
+  } else if (killed_) {
+    cause = died_error("was killed", nullptr);
+  } else if (crashed_) {
+    cause = died_error(
+        "crashed with no restarts left (max_restarts = " + limit_text(spec->max_restarts) + ")",
+        cause_);
+  } else {
+    cause = died_error("was destroyed: no handle to it was left", nullptr);
+  }
+  std::vector<std::shared_ptr<TaskBase>> unstarted = die_locked(cause);
+  lock.unlock();
+  bury(std::move(unstarted), cause);
+  lock.lock();
+}
+
+std::vector<std::shared_ptr<TaskBase>> ActorCore::take_mailbox_locked() {
+  std::vector<std::shared_ptr<TaskBase>> calls(std::make_move_iterator(mailbox_.begin()),
+                                               std::make_move_iterator(mailbox_.end()));
+  mailbox_.clear();
+  pending_ = 0;
+  for (const auto& call : calls) call->phase = TaskBase::Phase::finished;
+  return calls;
+}
+
+std::vector<std::shared_ptr<TaskBase>> ActorCore::die_locked(std::exception_ptr cause) {
+  state_ = State::dead;
+  cause_ = std::move(cause);
+  return take_mailbox_locked();
+}
+
+void ActorCore::fail_unstarted(std::vector<std::shared_ptr<TaskBase>> calls,
+                               std::exception_ptr error) noexcept {
+  for (const auto& call : calls) {
+    scheduler.count_call(true);
+    call->result().fail(error);
+  }
+}
+
+// After death: fails what never started, returns the resources, and breaks the link from
+// the creation back to the actor.
+void ActorCore::bury(std::vector<std::shared_ptr<TaskBase>> unstarted,
+                     std::exception_ptr cause) noexcept {
+  fail_unstarted(std::move(unstarted), cause);
+  std::optional<Allocation> allocation = std::move(allocation_);
+  allocation_.reset();
+  scheduler.actor_died(*this, std::move(allocation));
+  creation->actor.reset();
+}
+
+void ActorCore::adopt(Allocation allocation) noexcept { allocation_ = std::move(allocation); }
+
+void ActorCore::on_complete() noexcept {
+  std::exception_ptr error = created->error();
+  std::vector<std::shared_ptr<TaskBase>> unstarted;
+  std::exception_ptr cause;
+  {
+    std::lock_guard lock(mutex_);
+    if (!error) {
+      state_ = State::alive;
+      wake_locked();
+      return;
+    }
+    cause = killed_ ? died_error("was killed before it was built", nullptr)
+                    : died_error("failed in its constructor", constructor_exception(error));
+    unstarted = die_locked(cause);
+  }
+  bury(std::move(unstarted), cause);
+}
+
+void ActorCore::cancel(TaskBase& call) noexcept {
+  std::shared_ptr<TaskBase> removed;
+  {
+    std::lock_guard lock(mutex_);
+    call.cancel_requested = true;
+    if (call.phase != TaskBase::Phase::waiting) return;
+    auto queued = std::ranges::find_if(mailbox_, [&](const auto& c) { return c.get() == &call; });
+    if (queued == mailbox_.end()) return;
+    removed = std::move(*queued);
+    mailbox_.erase(queued);
+    --pending_;
+    call.phase = TaskBase::Phase::finished;
+    wake_locked();  // the next call may now be first in line
+  }
+  scheduler.count_call(true);
+  removed->result().fail(cancelled_error(call, "cancel() was called before it ran"));
+}
+
+void ActorCore::kill(bool no_restart) noexcept {
+  std::vector<std::shared_ptr<TaskBase>> unstarted;
+  std::exception_ptr error;
+  bool cancel_creation = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::dead) return;
+    killed_ = crashed_ = true;
+    no_restart_ = no_restart_ || no_restart;
+    if (!cause_) cause_ = std::make_exception_ptr(ActorCrash("killed"));
+    error = died_error("was killed before this call ran", nullptr);
+    unstarted = take_mailbox_locked();
+    for (TaskBase* call : running_) call->cancel_requested = true;
+    cancel_creation = state_ == State::creating && no_restart_;
+    wake_locked();
+  }
+  fail_unstarted(std::move(unstarted), error);
+  if (cancel_creation) scheduler.cancel(*creation);  // if it has not started
+}
+
+void ActorCore::handles_gone() noexcept {
+  std::lock_guard lock(mutex_);
+  orphaned_ = true;
+  wake_locked();
+}
+
+void ActorCore::shutdown() noexcept {
+  std::vector<std::shared_ptr<TaskBase>> unstarted;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::dead) return;
+    stopping_ = true;
+    unstarted = take_mailbox_locked();
+    for (TaskBase* call : running_) call->cancel_requested = true;
+    wake_locked();
+  }
+  for (const auto& call : unstarted) {
+    scheduler.count_call(true);
+    call->result().fail(cancelled_error(*call, "the runtime shut down before it ran"));
+  }
+}
+
+std::shared_ptr<const ActorSpec> make_actor_spec(Runtime& runtime, const ActorOptions& options,
+                                                 std::string default_name) {
+  auto check_at_least = [](const char* option, int value, int least, const char* rule) {
+    if (value < least) {
+      throw InvalidArgumentError(std::string(option) + " = " + std::to_string(value) + ": " +
+                                 rule);
+    }
+  };
+  check_at_least("max_concurrency", options.max_concurrency, 1, "at least 1 is needed");
+  check_at_least("max_restarts", options.max_restarts, -1, "must be -1 (no limit) or more");
+  check_at_least("max_task_retries", options.max_task_retries, -1,
+                 "must be -1 (no limit) or more");
+  if (options.max_pending_calls == 0 || options.max_pending_calls < -1) {
+    throw InvalidArgumentError("max_pending_calls = " + std::to_string(options.max_pending_calls) +
+                               ": must be -1 (no limit) or at least 1");
+  }
+  if (options.get_if_exists && options.name.empty()) {
+    throw InvalidArgumentError("get_if_exists = true: the actor needs a name to be found by");
+  }
+  auto spec = std::make_shared<ActorSpec>();
+  spec->name = options.name.empty() ? std::move(default_name) : options.name;
+  spec->registered_name = options.name;
+  spec->max_concurrency = options.max_concurrency;
+  spec->max_restarts = options.max_restarts;
+  spec->max_task_retries = options.max_task_retries;
+  spec->max_pending_calls = options.max_pending_calls;
+  spec->crash_on_exception = options.crash_on_exception;
+  spec->get_if_exists = options.get_if_exists;
+  TaskOptions task{.num_cpus = options.num_cpus,
+                   .num_gpus = options.num_gpus,
+                   .memory = options.memory,
+                   .resources = options.resources,
+                   .name = spec->name};
+  std::shared_ptr<const TaskSpec> creation = make_task_spec(runtime, task, spec->name, "actor");
+  auto call = std::make_shared<TaskSpec>(*creation);
+  call->cpu_request = nullptr;  // a call keeps the actor's CPU while it waits in get
+  spec->creation = std::move(creation);
+  spec->call = std::move(call);
+  return spec;
+}
+
+std::shared_ptr<ActorCore> launch_actor(Runtime& runtime, const std::shared_ptr<ActorCore>& core,
+                                        const std::shared_ptr<ActorCore>& handle,
+                                        const std::type_info& type) {
+  if (!core->spec->creation->infeasible.empty()) {
+    throw InfeasibleError(core->spec->creation->infeasible);
+  }
+  std::vector<ObjectStateBase*> dependencies;
+  core->creation->dependencies(dependencies);  // throws for an empty ref: nothing registered yet
+  Scheduler& scheduler = scheduler_of(runtime);
+  if (auto existing = scheduler.add_actor(*core, handle, type)) return existing;
+  core->creation->actor = core;  // until it completes or the actor dies
+  core->creation->creates_actor = true;
+  core->created->add_waiter(core);
+  scheduler.submit(core->creation);
+  return nullptr;
+}
+
+std::shared_ptr<ActorCore> find_actor(Runtime& runtime, const std::string& name,
+                                      const std::type_info& type) {
+  return scheduler_of(runtime).find_actor(name, type);
+}
+
+}  // namespace spindle::detail
+
+namespace spindle::this_actor {
+namespace {
+
+detail::ActorCore* current_actor() {
+  detail::TaskBase* task = detail::current_task();
+  return task ? task->actor.get() : nullptr;
+}
+
+}  // namespace
+
+bool in_actor() { return current_actor() != nullptr; }
+
+std::uint64_t id() {
+  detail::ActorCore* actor = current_actor();
+  return actor ? actor->id : 0;
+}
+
+std::string name() {
+  detail::ActorCore* actor = current_actor();
+  return actor ? actor->spec->name : std::string();
+}
+
+int restarts() {
+  detail::ActorCore* actor = current_actor();
+  return actor ? actor->restarts() : 0;
+}
+
+bool was_restarted() { return restarts() > 0; }
+
+}  // namespace spindle::this_actor
