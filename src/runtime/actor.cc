@@ -74,8 +74,10 @@ void ActorCore::submit(std::shared_ptr<TaskBase> call) {
   std::exception_ptr refused;
   {
     std::lock_guard lock(mutex_);
-    if (state_ == State::dead || (killed_ && no_restart_)) {
-      refused = died_error("is dead; the call was not run", cause_);
+    if (state_ == State::dead) {
+      refused = cause_;  // what it died of
+    } else if (killed_ && no_restart_) {
+      refused = died_error("was killed", nullptr);
     } else if (stopping_) {
       refused = cancelled_error(*call, "the runtime is shutting down");
     } else {
@@ -377,6 +379,7 @@ void ActorCore::kill(bool no_restart) noexcept {
     wake_locked();
   }
   fail_unstarted(std::move(unstarted), error);
+  if (no_restart) scheduler.release_name(*this);  // free for a new actor at once
   if (cancel_creation) scheduler.cancel(*creation);  // if it has not started
 }
 

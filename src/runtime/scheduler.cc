@@ -479,6 +479,17 @@ std::shared_ptr<ActorCore> Scheduler::find_actor(const std::string& name,
   return handle;
 }
 
+void Scheduler::release_name(ActorCore& actor) {
+  std::lock_guard lock(mutex_);
+  release_name_locked(actor);
+}
+
+void Scheduler::release_name_locked(ActorCore& actor) {
+  if (actor.spec->registered_name.empty()) return;
+  auto named = names_.find(actor.spec->registered_name);
+  if (named != names_.end() && named->second.actor == &actor) names_.erase(named);
+}
+
 void Scheduler::post_actor(std::shared_ptr<ActorCore> actor) {
   std::lock_guard lock(mutex_);
   actor_runs_.push_back(std::move(actor));
@@ -500,8 +511,7 @@ void Scheduler::actor_died(ActorCore& actor, std::optional<Allocation> allocatio
     actor.live_prev = actor.live_next = nullptr;
     --actors_;
   }
-  auto named = names_.find(actor.spec->registered_name);
-  if (named != names_.end() && named->second.actor == &actor) names_.erase(named);
+  release_name_locked(actor);
   if (stopping_ && actors_ == 0) wake_all_idle_locked();
   serve_reacquire_locked();
   wake_worker_locked();

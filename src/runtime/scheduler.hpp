@@ -85,6 +85,8 @@ class Scheduler {
   std::shared_ptr<ActorCore> add_actor(ActorCore& actor, const std::shared_ptr<ActorCore>& handle,
                                        const std::type_info& type);
   std::shared_ptr<ActorCore> find_actor(const std::string& name, const std::type_info& type);
+  /// Frees the actor's name, if it still has it.
+  void release_name(ActorCore& actor);
   /// Queues a runner of the actor for some worker.
   void post_actor(std::shared_ptr<ActorCore> actor);
   /// A runner of an actor returned.
@@ -141,6 +143,7 @@ class Scheduler {
   std::string describe_deadlock_locked() const;
   void settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry);
   void wake_all_idle_locked();
+  void release_name_locked(ActorCore& actor);
 
   ResourcePool pool_;
   const std::size_t max_timeline_events_;
