@@ -9,10 +9,10 @@
 #include <chrono>
 #include <cstdio>
 #include <future>
-#include <map>
 #include <string>
 #include <vector>
 
+#include "ratio_reporter.hpp"
 #include "spindle/spindle.hpp"
 
 namespace {
@@ -224,66 +224,11 @@ BENCHMARK(FibTree_spindle)->Arg(20)->UseRealTime()->Unit(benchmark::kMillisecond
 BENCHMARK(FibTree_tbb)->Arg(20)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(FibTree_std_async)->Arg(20)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// Keeps every run's items per second and prints spindle's ratios to the baselines.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  RatioReporter() : ConsoleReporter(OO_Tabular) {}
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    // With repetitions, the median stands for the benchmark; otherwise its one run does.
-    for (const Run& run : runs) {
-      bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
-      if (!median && run.run_type != Run::RT_Iteration) continue;
-      auto items = run.counters.find("items_per_second");
-      if (items == run.counters.end()) continue;
-      std::string name = run.run_name.str();
-      if (median || !rates_.contains(name)) rates_[name] = items->second.value;
-    }
-  }
-
-  void print_ratios() const {
-    std::printf("\n%-28s %16s %16s %16s %12s %12s\n", "scenario (items/s)", "spindle", "tbb",
-                "std::async", "vs tbb", "vs async");
-    for (const auto& [name, rate] : rates_) {
-      auto slash = name.find("_spindle");
-      if (slash == std::string::npos) continue;
-      std::string scenario = name.substr(0, slash);
-      std::string args = name.substr(slash + 8);
-      double tbb = rate_of(scenario + "_tbb" + args);
-      double async = rate_of(scenario + "_std_async" + args);
-      std::printf("%-28s %16.0f %16s %16s %12s %12s\n", (scenario + args).c_str(), rate,
-                  text(tbb).c_str(), text(async).c_str(), ratio(rate, tbb).c_str(),
-                  ratio(rate, async).c_str());
-    }
-  }
-
- private:
-  double rate_of(const std::string& name) const {
-    auto it = rates_.find(name);
-    return it == rates_.end() ? 0 : it->second;
-  }
-  static std::string text(double rate) {
-    return rate > 0 ? std::to_string(static_cast<long>(rate)) : "-";
-  }
-  static std::string ratio(double a, double b) {
-    if (b <= 0) return "-";
-    char out[32];
-    std::snprintf(out, sizeof out, "%.2fx", a / b);
-    return out;
-  }
-  std::map<std::string, double> rates_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  std::printf("spindle tasks benchmark: %u workers, totals %s\n", runtime().num_workers(),
-              runtime().total_resources().to_string().c_str());
-  RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.print_ratios();
-  benchmark::Shutdown();
+  return spindle::bench::run_with_ratios(argc, argv, {"tbb", "std_async"}, [] {
+    std::printf("spindle tasks benchmark: %u workers, totals %s\n", runtime().num_workers(),
+                runtime().total_resources().to_string().c_str());
+  });
 }
