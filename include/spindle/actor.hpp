@@ -155,6 +155,8 @@ class ActorCore : public Waiter, public std::enable_shared_from_this<ActorCore> 
   /// Runs a taken call and completes its object (or queues it again after a crash).
   void finish(std::shared_ptr<TaskBase> call, unsigned worker);
   void upkeep(std::unique_lock<std::mutex>& lock);
+  /// Waits briefly for more work before a runner leaves; true if there is some.
+  bool linger(std::unique_lock<std::mutex>& lock);
   std::vector<std::shared_ptr<TaskBase>> die_locked(std::exception_ptr cause);
   void bury(std::vector<std::shared_ptr<TaskBase>> unstarted, std::exception_ptr cause) noexcept;
   void fail_unstarted(std::vector<std::shared_ptr<TaskBase>> calls,
@@ -178,6 +180,7 @@ class ActorCore : public Waiter, public std::enable_shared_from_this<ActorCore> 
   std::exception_ptr cause_;  // of a crash or death
   std::optional<Allocation> allocation_;
   std::atomic<int> restarts_{0};
+  std::atomic<std::uint64_t> events_{0};  // counts wake_locked calls, for a lingering runner
 };
 
 template <typename T>

@@ -5,6 +5,7 @@
 #include <boost/fiber/operations.hpp>
 
 #include "runtime/scheduler.hpp"
+#include "runtime/spin.hpp"
 #include "runtime/worker_algorithm.hpp"
 #include "spindle/runtime.hpp"
 
@@ -126,6 +127,7 @@ bool ActorCore::may_start_locked() const {
 // A runner is started only when every runner is busy in a call: an idle one (queued, or
 // between calls) looks at the queue again before it leaves.
 void ActorCore::wake_locked() {
+  events_.fetch_add(1, std::memory_order_release);  // a lingering runner looks again
   if (static_cast<std::size_t>(runners_) > running_.size()) return;
   if (!upkeep_due_locked() && !may_start_locked()) return;
   ++runners_;
@@ -155,13 +157,28 @@ void ActorCore::run(unsigned worker) {
       lock.lock();
     } else if (upkeep_due_locked()) {
       upkeep(lock);
-    } else {
+    } else if (!linger(lock)) {
       --runners_;
       lock.unlock();
       scheduler.actor_run_done();
       return;
     }
   }
+}
+
+// A caller that waits for each result makes its next call within microseconds. A runner that
+// waits that long for it (yielding, so its worker's other fibers run) takes the call at once;
+// one that left would make the call go through the scheduler and often wake a sleeping worker.
+bool ActorCore::linger(std::unique_lock<std::mutex>& lock) {
+  if (state_ != State::alive) return false;
+  const std::uint64_t seen = events_.load(std::memory_order_acquire);
+  lock.unlock();
+  spin_briefly([&] {
+    boost::this_fiber::yield();
+    return events_.load(std::memory_order_acquire) != seen;
+  });
+  lock.lock();
+  return may_start_locked() || upkeep_due_locked();
 }
 
 std::exception_ptr ActorCore::execute(TaskBase& call, unsigned worker) {

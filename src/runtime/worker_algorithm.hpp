@@ -24,7 +24,10 @@ struct TaskFiberProperties : boost::fibers::fiber_properties {
 /// Makes `task` the current task of the calling fiber, now and whenever it resumes. Only for
 /// fibers started by a worker.
 inline void enter_task(TaskBase* task) {
-  boost::this_fiber::properties<TaskFiberProperties>().task = task;
+  // Every fiber a worker starts has TaskFiberProperties (the algorithm makes them), so this
+  // skips the dynamic_cast of boost::this_fiber::properties, which showed in profiles.
+  static_cast<TaskFiberProperties*>(boost::fibers::context::active()->get_properties())->task =
+      task;
   set_current_task(task);
 }
 
