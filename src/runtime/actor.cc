@@ -173,10 +173,12 @@ bool ActorCore::linger(std::unique_lock<std::mutex>& lock) {
   if (state_ != State::alive) return false;
   const std::uint64_t seen = events_.load(std::memory_order_acquire);
   lock.unlock();
+  scheduler.count_lingering(1);
   spin_briefly([&] {
     boost::this_fiber::yield();
     return events_.load(std::memory_order_acquire) != seen;
   });
+  scheduler.count_lingering(-1);
   lock.lock();
   return may_start_locked() || upkeep_due_locked();
 }

@@ -525,7 +525,10 @@ RuntimeStatus Scheduler::status() const {
   status.available = pool_.available();
   status.waiting_for_dependencies = waiting_;
   status.waiting_for_resources = queued_;
-  status.running = running_ - settling_ + reacquire_.size();
+  // A snapshot: lingering runners (read without the lock) are running_ but run nothing.
+  auto running = static_cast<std::int64_t>(running_ - settling_ + reacquire_.size()) -
+                 lingering_.load(std::memory_order_relaxed);
+  status.running = static_cast<std::size_t>(std::max<std::int64_t>(0, running));
   status.blocked = blocked_timed_ + blocked_untimed_;
   status.finished = finished_;
   status.failed = failed_;

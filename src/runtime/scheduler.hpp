@@ -93,6 +93,10 @@ class Scheduler {
   void actor_run_done();
   /// The actor died: gives back what it held and forgets it (and its name).
   void actor_died(ActorCore& actor, std::optional<Allocation> allocation);
+  /// A runner waits briefly for more calls (+1) or stops waiting (-1): not counted as running.
+  void count_lingering(int change) noexcept {
+    lingering_.fetch_add(change, std::memory_order_relaxed);
+  }
   void count_call(bool failed) noexcept {
     (failed ? calls_failed_ : calls_finished_).fetch_add(1, std::memory_order_relaxed);
   }
@@ -166,6 +170,7 @@ class Scheduler {
   };
   std::unordered_map<std::string, NamedActor> names_;
   std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
+  std::atomic<int> lingering_{0};
   std::vector<IdleWorker*> idle_workers_;  // a stack: the most recently idle is woken first
   std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker
   bool stopping_ = false;
