@@ -152,9 +152,8 @@ CafSystem* caf_instance = nullptr;
 caf::actor_system& caf_system() { return *caf_instance->system; }
 
 caf::behavior caf_server(caf::event_based_actor*) {
-  return {[](int) { return 0; }, [](const std::vector<char>& arg) {
-            return static_cast<int>(arg.size());
-          }};
+  return {[](int) { return 0; },
+          [](const std::vector<char>& arg) { return static_cast<int>(arg.size()); }};
 }
 
 struct CafServers {
@@ -211,7 +210,8 @@ void ActorCallsOneToN_caf(benchmark::State& state) {
 void caf_n_to_n(benchmark::State& state, bool with_arg) {
   const int n = num_actors();
   CafServers servers(n);
-  auto message = with_arg ? caf::make_message(std::vector<char>(kArgBytes, 1)) : caf::make_message(0);
+  auto message =
+      with_arg ? caf::make_message(std::vector<char>(kArgBytes, 1)) : caf::make_message(0);
   for (auto _ : state) {
     std::vector<std::thread> callers;
     for (int i = 0; i < n; ++i) {
@@ -273,8 +273,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> baselines{};
 #endif
   return spindle::bench::run_with_ratios(argc, argv, baselines, [] {
-    std::printf("spindle actors benchmark: %u workers; CAF baseline: %s\n",
-                runtime().num_workers(),
+    std::printf("spindle actors benchmark: %u workers; CAF baseline: %s\n", runtime().num_workers(),
 #ifdef SPINDLE_BENCH_CAF
                 "CAF 0.17 (libcaf-dev), as many scheduler threads"
 #else

@@ -2,14 +2,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <sstream>
-#include <memory>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -212,7 +212,7 @@ TEST(Actor, MaxConcurrencyBoundsTheCallsRunningAtOnce) {
                    .remote(Concurrent{overlap, all_in, release, 4});
   std::vector<ObjectRef<int>> refs;
   for (int i = 0; i < 8; ++i) refs.push_back(actor.call(&Concurrent::hold));
-  all_in->wait();  // four calls hold at once
+  all_in->wait();                         // four calls hold at once
   EXPECT_EQ(overlap->started.load(), 4);  // the fifth waits for one of them
   release->open();
   EXPECT_EQ(get(refs), std::vector<int>(8, 1));
@@ -248,7 +248,8 @@ TEST(Actor, MethodsSubmitTasksAndCallActorsOnOneWorker) {
 TEST(Actor, HandlesPassIntoTasksAndOtherActors) {
   Runtime rt;
   auto counter = rt.actor<Counter>().remote();
-  auto bump = rt.task([](const ActorHandle<Counter>& c) { return c.call(&Counter::increment).get(); });
+  auto bump =
+      rt.task([](const ActorHandle<Counter>& c) { return c.call(&Counter::increment).get(); });
   std::vector<ObjectRef<int>> refs;
   for (int i = 0; i < 10; ++i) refs.push_back(bump.remote(counter));
   auto results = get(refs);
@@ -388,9 +389,8 @@ TEST(Actor, AConstructorFailingOnRestartKillsTheActor) {
     }
     int crash() { throw ActorCrash("boom"); }
   };
-  auto actor = rt.actor<Once>()
-                   .options({.max_restarts = 3})
-                   .remote(std::make_shared<std::atomic<int>>(0));
+  auto actor =
+      rt.actor<Once>().options({.max_restarts = 3}).remote(std::make_shared<std::atomic<int>>(0));
   EXPECT_THROW((void)actor.call(&Once::crash).get(), ActorDiedError);
   std::string message = error_of<ActorDiedError>(actor.call(&Once::crash));
   EXPECT_THAT(message, HasSubstr("failed in its constructor on restart 1: disk gone"));
@@ -509,9 +509,9 @@ TEST(Actor, NamedActorsAreFoundAndUnique) {
               ::testing::ThrowsMessage<InvalidArgumentError>(
                   HasSubstr("actor 'ps' is of class spindle::(anonymous namespace)::Counter, not "
                             "spindle::(anonymous namespace)::Log")));
-  EXPECT_THAT([&] { (void)rt.get_actor<Counter>("nobody"); },
-              ::testing::ThrowsMessage<InvalidArgumentError>(
-                  HasSubstr("no live actor is named 'nobody'")));
+  EXPECT_THAT(
+      [&] { (void)rt.get_actor<Counter>("nobody"); },
+      ::testing::ThrowsMessage<InvalidArgumentError>(HasSubstr("no live actor is named 'nobody'")));
 
   rt.kill(ps);  // frees the name at once
   auto next = rt.actor<Counter>().options({.name = "ps"}).remote();
@@ -591,7 +591,8 @@ TEST(Actor, InvalidOptionsAndInputsAreRejectedWithTheirValue) {
   expect_error({.max_concurrency = 0}, "max_concurrency = 0: at least 1 is needed");
   expect_error({.max_restarts = -2}, "max_restarts = -2: must be -1 (no limit) or more");
   expect_error({.max_task_retries = -3}, "max_task_retries = -3");
-  expect_error({.max_pending_calls = 0}, "max_pending_calls = 0: must be -1 (no limit) or at least 1");
+  expect_error({.max_pending_calls = 0},
+               "max_pending_calls = 0: must be -1 (no limit) or at least 1");
   expect_error({.get_if_exists = true}, "get_if_exists = true: the actor needs a name");
   expect_error({.num_gpus = 1.5}, "num_gpus = 1.5: a demand above 1 must be a whole number");
   EXPECT_THAT([&] { (void)rt.actor<Counter>().options({.num_gpus = 2, .name = "big"}).remote(); },
@@ -660,7 +661,8 @@ TEST(Actor, ThisActorOutsideAnActorIsEmpty) {
   EXPECT_FALSE(this_actor::was_restarted());
   Runtime rt;
   auto actor = rt.actor<Counter>().options({.name = "me"}).remote();
-  auto who = actor.call([](Counter&) { return this_actor::name() + "/" + std::to_string(this_actor::id()); });
+  auto who = actor.call(
+      [](Counter&) { return this_actor::name() + "/" + std::to_string(this_actor::id()); });
   EXPECT_EQ(who.get(), "me/" + std::to_string(actor.id()));
   EXPECT_FALSE(rt.task([] { return this_actor::in_actor(); }).remote().get());
 }

@@ -26,16 +26,16 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
-#include <mutex>
-#include <optional>
-#include <vector>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
+#include <vector>
 
 #include "spindle/object_ref.hpp"
 #include "spindle/resources.hpp"
@@ -168,15 +168,14 @@ class ActorCore : public Waiter, public std::enable_shared_from_this<ActorCore> 
   std::mutex mutex_;
   State state_ = State::creating;
   std::deque<std::shared_ptr<TaskBase>> mailbox_;  // calls not started, in order
-  std::size_t pending_ = 0;                        // in mailbox_, not cancelled
   std::vector<TaskBase*> running_;                 // calls running now
   int runners_ = 0;                                // runner fibers started or queued
   bool upkeep_running_ = false;
-  bool crashed_ = false;     // rebuild (or die) once no call runs
-  bool killed_ = false;      // running calls fail; set with crashed_
-  bool no_restart_ = false;  // killed for good
-  bool orphaned_ = false;    // no handle is left
-  bool stopping_ = false;    // the runtime stops
+  bool crashed_ = false;      // rebuild (or die) once no call runs
+  bool killed_ = false;       // running calls fail; set with crashed_
+  bool no_restart_ = false;   // killed for good
+  bool orphaned_ = false;     // no handle is left
+  bool stopping_ = false;     // the runtime stops
   std::exception_ptr cause_;  // of a crash or death
   std::optional<Allocation> allocation_;
   std::atomic<int> restarts_{0};
@@ -248,9 +247,9 @@ class ActorHandle {
     using Invoker = detail::BoundMethod<T, Method>;
     using Call = detail::TypedTask<Invoker, std::decay_t<Args>...>;
     detail::ActorState<T>& actor = checked();
-    auto call = std::make_shared<Call>(actor.scheduler, actor.spec->call,
-                                       Invoker{&actor, std::move(method)},
-                                       std::forward<Args>(args)...);
+    auto call =
+        std::make_shared<Call>(actor.scheduler, actor.spec->call,
+                               Invoker{&actor, std::move(method)}, std::forward<Args>(args)...);
     ObjectRef<typename Call::Value> ref(call->result_state());
     actor.submit(std::move(call));
     return ref;

@@ -97,8 +97,7 @@ class Runtime {
   /// @brief A factory of actors of class T, with default options (see ActorOptions).
   template <typename T>
   [[nodiscard]] ActorFactory<T> actor() {
-    return ActorFactory<T>(*this,
-                           detail::make_actor_spec(*this, {}, detail::type_name(typeid(T))));
+    return ActorFactory<T>(*this, detail::make_actor_spec(*this, {}, detail::type_name(typeid(T))));
   }
 
   /// @brief A handle to the live actor created with options({.name = name}).

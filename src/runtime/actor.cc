@@ -51,16 +51,7 @@ ActorCore::~ActorCore() = default;
 std::exception_ptr ActorCore::died_error(const std::string& why, std::exception_ptr cause) const {
   std::string message = "actor '" + spec->name + "' (#" + std::to_string(id) + ") " + why;
   if (!cause) return std::make_exception_ptr(ActorDiedError(message));
-  message += ": " + what_of(cause);
-  try {
-    std::rethrow_exception(cause);
-  } catch (...) {
-    try {
-      std::throw_with_nested(ActorDiedError(message));
-    } catch (...) {
-      return std::current_exception();
-    }
-  }
+  return with_nested(ActorDiedError(message + ": " + what_of(cause)), cause);
 }
 
 void ActorCore::submit(std::shared_ptr<TaskBase> call) {
@@ -70,8 +61,8 @@ void ActorCore::submit(std::shared_ptr<TaskBase> call) {
   call->id = scheduler.next_id();
   call->result().producer = call;
   const bool resolved = dependencies.empty();
-  call->pending_dependencies.store(resolved ? 0 : static_cast<std::int32_t>(dependencies.size()) + 1,
-                                   std::memory_order_relaxed);
+  call->pending_dependencies.store(
+      resolved ? 0 : static_cast<std::int32_t>(dependencies.size()) + 1, std::memory_order_relaxed);
   std::exception_ptr refused;
   {
     std::lock_guard lock(mutex_);
@@ -83,15 +74,14 @@ void ActorCore::submit(std::shared_ptr<TaskBase> call) {
       refused = cancelled_error(*call, "the runtime is shutting down");
     } else {
       if (spec->max_pending_calls >= 0 &&
-          pending_ >= static_cast<std::size_t>(spec->max_pending_calls)) {
+          mailbox_.size() >= static_cast<std::size_t>(spec->max_pending_calls)) {
         throw PendingCallsLimitError(
-            "actor '" + spec->name + "': max_pending_calls = " +
-            std::to_string(spec->max_pending_calls) +
+            "actor '" + spec->name +
+            "': max_pending_calls = " + std::to_string(spec->max_pending_calls) +
             " calls already wait; the call was not queued (wait for some results first)");
       }
       call->phase = TaskBase::Phase::waiting;
       mailbox_.push_back(call);
-      ++pending_;
       if (resolved) wake_locked();
     }
   }
@@ -115,7 +105,7 @@ void ActorCore::call_resolved() noexcept {
 
 bool ActorCore::upkeep_due_locked() const {
   if (state_ != State::alive || upkeep_running_ || !running_.empty()) return false;
-  return crashed_ || stopping_ || (orphaned_ && pending_ == 0);
+  return crashed_ || stopping_ || (orphaned_ && mailbox_.empty());
 }
 
 bool ActorCore::may_start_locked() const {
@@ -138,7 +128,6 @@ std::shared_ptr<TaskBase> ActorCore::take_locked() {
   if (!may_start_locked()) return nullptr;
   std::shared_ptr<TaskBase> call = std::move(mailbox_.front());
   mailbox_.pop_front();
-  --pending_;
   call->phase = TaskBase::Phase::running;
   ++call->attempts;
   running_.push_back(call.get());
@@ -183,20 +172,12 @@ bool ActorCore::linger(std::unique_lock<std::mutex>& lock) {
   return may_start_locked() || upkeep_due_locked();
 }
 
+// A runner runs many calls: the fiber's task (restored whenever it resumes) is set per call.
 std::exception_ptr ActorCore::execute(TaskBase& call, unsigned worker) {
-  const Allocation* allocation = allocation_ ? &*allocation_ : nullptr;
-  call.allocation = allocation;
   enter_task(&call);
-  TimelineEvent event = scheduler.begin_event(call, worker, allocation);
-  std::exception_ptr error;
-  try {
-    call.run();
-  } catch (...) {
-    error = std::current_exception();
-  }
+  std::exception_ptr error =
+      scheduler.run_task(call, worker, allocation_ ? &*allocation_ : nullptr);
   enter_task(nullptr);
-  call.allocation = nullptr;
-  scheduler.end_event(std::move(event), error != nullptr);
   return error;
 }
 
@@ -225,18 +206,17 @@ void ActorCore::finish(std::shared_ptr<TaskBase> call, unsigned worker) {
       if (may_rebuild_locked() && retry) {
         call->phase = TaskBase::Phase::waiting;  // first in line for the rebuilt instance
         mailbox_.push_front(call);
-        ++pending_;
         retried = true;
       } else if (may_rebuild_locked()) {
-        result = died_error("crashed during call #" + std::to_string(call->id) +
-                                "; it restarts, but max_task_retries = " +
-                                limit_text(spec->max_task_retries) +
-                                " allows no further attempt of the call",
-                            error);
+        result = died_error(
+            "crashed during call #" + std::to_string(call->id) +
+                "; it restarts, but max_task_retries = " + limit_text(spec->max_task_retries) +
+                " allows no further attempt of the call",
+            error);
       } else {
-        result = died_error("crashed with no restarts left (max_restarts = " +
-                                limit_text(spec->max_restarts) + ")",
-                            error);
+        result = died_error(
+            "crashed with no restarts left (max_restarts = " + limit_text(spec->max_restarts) + ")",
+            error);
       }
     } else if (error) {
       std::string context =
@@ -255,8 +235,7 @@ void ActorCore::finish(std::shared_ptr<TaskBase> call, unsigned worker) {
 }
 
 bool ActorCore::may_rebuild_locked() const {
-  return !no_restart_ && !stopping_ &&
-         (spec->max_restarts < 0 || restarts() < spec->max_restarts);
+  return !no_restart_ && !stopping_ && (spec->max_restarts < 0 || restarts() < spec->max_restarts);
 }
 
 // Destroys the instance and builds it again, or lets the actor die, on this runner's fiber
@@ -290,8 +269,8 @@ void ActorCore::upkeep(std::unique_lock<std::mutex>& lock) {
   }
   std::exception_ptr cause;
   if (failure) {
-    cause = died_error("failed in its constructor on restart " + std::to_string(restarts()),
-                       failure);
+    cause =
+        died_error("failed in its constructor on restart " + std::to_string(restarts()), failure);
   } else if (stopping_) {
     cause = died_error("was stopped: the runtime shut down", nullptr);
   } else if (killed_) {
@@ -313,7 +292,6 @@ std::vector<std::shared_ptr<TaskBase>> ActorCore::take_mailbox_locked() {
   std::vector<std::shared_ptr<TaskBase>> calls(std::make_move_iterator(mailbox_.begin()),
                                                std::make_move_iterator(mailbox_.end()));
   mailbox_.clear();
-  pending_ = 0;
   for (const auto& call : calls) call->phase = TaskBase::Phase::finished;
   return calls;
 }
@@ -373,7 +351,6 @@ void ActorCore::cancel(TaskBase& call) noexcept {
     if (queued == mailbox_.end()) return;
     removed = std::move(*queued);
     mailbox_.erase(queued);
-    --pending_;
     call.phase = TaskBase::Phase::finished;
     wake_locked();  // the next call may now be first in line
   }
@@ -398,7 +375,7 @@ void ActorCore::kill(bool no_restart) noexcept {
     wake_locked();
   }
   fail_unstarted(std::move(unstarted), error);
-  if (no_restart) scheduler.release_name(*this);  // free for a new actor at once
+  if (no_restart) scheduler.release_name(*this);     // free for a new actor at once
   if (cancel_creation) scheduler.cancel(*creation);  // if it has not started
 }
 
@@ -426,16 +403,12 @@ void ActorCore::shutdown() noexcept {
 
 std::shared_ptr<const ActorSpec> make_actor_spec(Runtime& runtime, const ActorOptions& options,
                                                  std::string default_name) {
-  auto check_at_least = [](const char* option, int value, int least, const char* rule) {
-    if (value < least) {
-      throw InvalidArgumentError(std::string(option) + " = " + std::to_string(value) + ": " +
-                                 rule);
-    }
-  };
-  check_at_least("max_concurrency", options.max_concurrency, 1, "at least 1 is needed");
-  check_at_least("max_restarts", options.max_restarts, -1, "must be -1 (no limit) or more");
-  check_at_least("max_task_retries", options.max_task_retries, -1,
-                 "must be -1 (no limit) or more");
+  if (options.max_concurrency < 1) {
+    throw InvalidArgumentError("max_concurrency = " + std::to_string(options.max_concurrency) +
+                               ": at least 1 is needed");
+  }
+  check_limit("max_restarts", options.max_restarts);
+  check_limit("max_task_retries", options.max_task_retries);
   if (options.max_pending_calls == 0 || options.max_pending_calls < -1) {
     throw InvalidArgumentError("max_pending_calls = " + std::to_string(options.max_pending_calls) +
                                ": must be -1 (no limit) or at least 1");

@@ -126,10 +126,7 @@ void submit(Runtime& runtime, std::shared_ptr<TaskBase> task) {
 
 std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptions& options,
                                                std::string default_name, std::string_view kind) {
-  if (options.max_retries < -1) {
-    throw InvalidArgumentError("max_retries = " + std::to_string(options.max_retries) +
-                               ": must be -1 (no limit) or more");
-  }
+  check_limit("max_retries", options.max_retries);
   ResourceSet demand =
       ResourceSet::demand(options.num_cpus, options.num_gpus, options.memory, options.resources);
   auto spec = std::make_shared<TaskSpec>();
@@ -147,6 +144,13 @@ std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptio
     spec->cpu_request = scheduler.request_for(ResourceSet().set(ResourceSet::kCpu, demand.cpu()));
   }
   return spec;
+}
+
+void check_limit(std::string_view option, int value) {
+  if (value < -1) {
+    throw InvalidArgumentError(std::string(option) + " = " + std::to_string(value) +
+                               ": must be -1 (no limit) or more");
+  }
 }
 
 std::string type_name(std::type_index type) {

@@ -55,15 +55,7 @@ std::exception_ptr cancelled_error(const TaskBase& task, const std::string& why)
 std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
                               const std::string& context) {
   std::string message = describe_task(task) + " failed" + context + ": " + what_of(cause);
-  try {
-    std::rethrow_exception(cause);
-  } catch (...) {
-    try {
-      std::throw_with_nested(TaskError(task.spec->name, message));
-    } catch (...) {
-      return std::current_exception();
-    }
-  }
+  return with_nested(TaskError(task.spec->name, message), cause);
 }
 
 Scheduler::Scheduler(ResourceSet totals, std::size_t max_timeline_events)
@@ -224,34 +216,37 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
     return;
   }
   TaskBase& task = *admitted.task;
-  task.allocation = &admitted.allocation;
+  std::exception_ptr error = run_task(task, worker, &admitted.allocation);
+  const TaskSpec& spec = *task.spec;
+  bool retry =
+      error && spec.retry_exceptions && (spec.max_retries < 0 || task.attempts <= spec.max_retries);
+  settle(task, admitted.allocation, error, retry);
+}
+
+std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
+                                       const Allocation* allocation) {
+  task.allocation = allocation;
   set_current_task(&task);
-  TimelineEvent event = begin_event(task, worker, &admitted.allocation);
+  TimelineEvent event{task.id,
+                      task.spec,
+                      (Clock::now() - epoch_).count(),
+                      0,
+                      worker,
+                      task.attempts,
+                      false,
+                      allocation ? allocation->gpu_ids() : std::vector<int>()};
   std::exception_ptr error;
-  bool retry = false;
   try {
     task.run();
   } catch (...) {
-    const TaskSpec& spec = *task.spec;
-    retry = spec.retry_exceptions && (spec.max_retries < 0 || task.attempts <= spec.max_retries);
     error = std::current_exception();
   }
   set_current_task(nullptr);
   task.allocation = nullptr;
-  end_event(std::move(event), error != nullptr);
-  settle(task, admitted.allocation, error, retry);
-}
-
-TimelineEvent Scheduler::begin_event(const TaskBase& task, unsigned worker,
-                                     const Allocation* allocation) const {
-  return TimelineEvent{task.id,
-                       task.spec,
-                       (Clock::now() - epoch_).count(),
-                       0,
-                       worker,
-                       task.attempts,
-                       false,
-                       allocation ? allocation->gpu_ids() : std::vector<int>()};
+  event.end_ns = (Clock::now() - epoch_).count();
+  event.failed = error != nullptr;
+  record(std::move(event));
+  return error;
 }
 
 // The task counts as running until its object is complete: a task blocked on that object
@@ -293,9 +288,7 @@ void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_pt
   check_deadlock_locked();
 }
 
-void Scheduler::end_event(TimelineEvent event, bool failed) {
-  event.end_ns = (Clock::now() - epoch_).count();
-  event.failed = failed;
+void Scheduler::record(TimelineEvent event) {
   std::lock_guard lock(timeline_mutex_);
   if (max_timeline_events_ == 0) return;
   if (timeline_.size() == max_timeline_events_) {
@@ -473,8 +466,8 @@ std::shared_ptr<ActorCore> Scheduler::find_actor(const std::string& name,
   if (named != names_.end()) handle = named->second.handle.lock();
   if (!handle) throw InvalidArgumentError("no live actor is named '" + name + "'");
   if (named->second.type != std::type_index(type)) {
-    throw InvalidArgumentError("actor '" + name + "' is of class " +
-                               type_name(named->second.type) + ", not " + type_name(type));
+    throw InvalidArgumentError("actor '" + name + "' is of class " + type_name(named->second.type) +
+                               ", not " + type_name(type));
   }
   return handle;
 }

@@ -56,12 +56,27 @@ struct TimelineEvent {
 
 /// "task 'name' (#7)", "call #7 of actor 'name'" or "creation of actor 'name' (#7)".
 std::string describe_task(const TaskBase& task);
+/// `error` with `cause` nested in it (std::rethrow_if_nested gives the cause back).
+template <typename Error>
+std::exception_ptr with_nested(Error error, std::exception_ptr cause) {
+  try {
+    std::rethrow_exception(cause);
+  } catch (...) {
+    try {
+      std::throw_with_nested(std::move(error));
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+}
 /// A TaskError for the task, with `cause` nested and its message after `context`.
 std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
                               const std::string& context);
 std::exception_ptr cancelled_error(const TaskBase& task, const std::string& why);
 /// The message of an exception, or a note that it is not a std::exception.
 std::string what_of(std::exception_ptr error);
+/// Checks a count option where -1 means no limit (max_retries, max_restarts, ...).
+void check_limit(std::string_view option, int value);
 
 class Scheduler {
  public:
@@ -106,6 +121,9 @@ class Scheduler {
   std::optional<Admitted> next_task();
   /// Runs an admitted task on the calling fiber and settles its outcome.
   void execute(Admitted admitted, unsigned worker);
+  /// Runs the task's function as the current task, holding `allocation`, and records its
+  /// span in the timeline; returns what it threw.
+  std::exception_ptr run_task(TaskBase& task, unsigned worker, const Allocation* allocation);
 
   /// Called around a blocking wait inside a task: gives back and takes again its CPU.
   void block(BlockedWait& wait);
@@ -120,10 +138,6 @@ class Scheduler {
     return idle_count_.load(std::memory_order_relaxed) > 0;
   }
   void write_timeline(std::ostream& out) const;
-  /// A timeline span that starts now; end_event finishes and records it.
-  [[nodiscard]] TimelineEvent begin_event(const TaskBase& task, unsigned worker,
-                                          const Allocation* allocation) const;
-  void end_event(TimelineEvent event, bool failed);
 
  private:
   struct ShapeQueue {
@@ -146,6 +160,7 @@ class Scheduler {
   void check_deadlock_locked();
   std::string describe_deadlock_locked() const;
   void settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry);
+  void record(TimelineEvent event);
   void wake_all_idle_locked();
   void release_name_locked(ActorCore& actor);
 
@@ -171,7 +186,7 @@ class Scheduler {
   std::unordered_map<std::string, NamedActor> names_;
   std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
   std::atomic<int> lingering_{0};
-  std::vector<IdleWorker*> idle_workers_;  // a stack: the most recently idle is woken first
+  std::vector<IdleWorker*> idle_workers_;   // a stack: the most recently idle is woken first
   std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker
   bool stopping_ = false;
   std::size_t settling_ = 0;  // counted in running_ until their objects complete
