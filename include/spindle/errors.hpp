@@ -83,4 +83,12 @@ class ActorCrash : public Error {
   using Error::Error;
 };
 
+/// @brief A CUDA call failed, or a device was used that does not exist or is not allowed.
+/// The message names the call, the device and CUDA's error ("cudaMallocAsync(1073741824
+/// bytes) on GPU 0: cudaErrorMemoryAllocation, out of memory").
+class DeviceError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace spindle

@@ -49,6 +49,7 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
       std::make_unique<detail::Scheduler>(impl_->totals, options.max_timeline_events);
   unsigned workers = options.num_workers.value_or(
       std::max(1u, static_cast<unsigned>(impl_->topology.num_cores())));
+  impl_->scheduler->set_workers(workers);
   impl_->executor = std::make_unique<detail::Executor>(*impl_->scheduler, impl_->topology, workers,
                                                        options.pin_workers, options.stack_bytes);
 }

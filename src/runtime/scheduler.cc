@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "device/device_runtime.hpp"
 #include "runtime/event.hpp"
 
 namespace spindle::detail {
@@ -226,22 +227,29 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
 std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
                                        const Allocation* allocation) {
   task.allocation = allocation;
+  task.device = task_device(task);
+  if (task.device >= 0) make_current(task.device);
   set_current_task(&task);
-  TimelineEvent event{task.id,
-                      task.spec,
-                      (Clock::now() - epoch_).count(),
-                      0,
-                      worker,
-                      task.attempts,
-                      false,
-                      allocation ? allocation->gpu_ids() : std::vector<int>()};
+  TimelineEvent event;
+  event.task_id = task.id;
+  event.spec = task.spec;
+  event.start_ns = (Clock::now() - epoch_).count();
+  event.worker = worker;
+  event.attempt = task.attempts;
+  if (allocation) event.gpus = allocation->gpu_ids();
   std::exception_ptr error;
   try {
     task.run();
   } catch (...) {
     error = std::current_exception();
   }
+  try {
+    finish_task_stream(task);  // the result is ready only once its GPU work has finished
+  } catch (...) {
+    if (!error) error = std::current_exception();
+  }
   set_current_task(nullptr);
+  task.device = -1;
   task.allocation = nullptr;
   event.end_ns = (Clock::now() - epoch_).count();
   event.failed = error != nullptr;
@@ -296,6 +304,17 @@ void Scheduler::record(TimelineEvent event) {
     ++timeline_dropped_;
   }
   timeline_.push_back(std::move(event));
+}
+
+void Scheduler::record_transfer(std::string label, std::size_t bytes, Clock::time_point start,
+                                Clock::time_point end) {
+  TimelineEvent event;
+  event.start_ns = (start - epoch_).count();
+  event.end_ns = (end - epoch_).count();
+  event.worker = kTransferRow;
+  event.label = std::move(label);
+  event.bytes = bytes;
+  record(std::move(event));
 }
 
 void Scheduler::block(BlockedWait& wait) {
@@ -537,6 +556,19 @@ RuntimeStatus Scheduler::status() const {
   return status;
 }
 
+namespace {
+
+void write_transfer(std::ostream& out, const TimelineEvent& event, bool first) {
+  char number[64];
+  std::snprintf(number, sizeof number, "%.3f,\"dur\":%.3f", event.start_ns / 1e3,
+                (event.end_ns - event.start_ns) / 1e3);
+  out << (first ? "" : ",") << "\n{\"name\":" << nlohmann::json(event.label).dump()
+      << ",\"cat\":\"transfer\",\"ph\":\"X\",\"pid\":1,\"tid\":" << event.worker
+      << ",\"ts\":" << number << ",\"args\":{\"bytes\":" << event.bytes << "}}";
+}
+
+}  // namespace
+
 void Scheduler::write_timeline(std::ostream& out) const {
   std::lock_guard lock(timeline_mutex_);
   std::vector<unsigned> workers;
@@ -545,6 +577,12 @@ void Scheduler::write_timeline(std::ostream& out) const {
   bool first = true;
   char number[64];
   for (const TimelineEvent& event : timeline_) {
+    if (!event.spec) {
+      write_transfer(out, event, first);
+      first = false;
+      if (std::ranges::find(workers, event.worker) == workers.end()) workers.push_back(event.worker);
+      continue;
+    }
     std::string device = "cpu";
     for (int gpu : event.gpus) device += (device == "cpu" ? ",gpu:" : "+") + std::to_string(gpu);
     std::snprintf(number, sizeof number, "%.3f,\"dur\":%.3f", event.start_ns / 1e3,
@@ -561,7 +599,9 @@ void Scheduler::write_timeline(std::ostream& out) const {
   for (unsigned worker : workers) {
     out << (first ? "" : ",")
         << "\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":" << worker
-        << ",\"args\":{\"name\":\"worker " << worker << "\"}}";
+        << ",\"args\":{\"name\":\""
+        << (worker == kTransferRow ? std::string("transfers") : "worker " + std::to_string(worker))
+        << "\"}}";
     first = false;
   }
   out << "\n]}\n";

@@ -42,6 +42,9 @@ struct Admitted {
   std::shared_ptr<ActorCore> actor;
 };
 
+/// The timeline row of transfers (workers are rows 0 to n-1).
+inline constexpr unsigned kTransferRow = 1000;
+
 /// One span of the timeline.
 struct TimelineEvent {
   std::uint64_t task_id = 0;
@@ -52,6 +55,9 @@ struct TimelineEvent {
   int attempt = 0;
   bool failed = false;
   std::vector<int> gpus;
+  /// Set for a transfer (no spec): what was copied where, and how many bytes.
+  std::string label;
+  std::size_t bytes = 0;
 };
 
 /// "task 'name' (#7)", "call #7 of actor 'name'" or "creation of actor 'name' (#7)".
@@ -133,6 +139,13 @@ class Scheduler {
   void stop();
 
   [[nodiscard]] RuntimeStatus status() const;
+  /// How many worker threads run tasks (set once by the runtime).
+  void set_workers(unsigned workers) noexcept { workers_ = workers; }
+  [[nodiscard]] unsigned workers() const noexcept { return workers_; }
+  /// Records a copy made for a consumer (a Buffer's replica) in the timeline.
+  void record_transfer(std::string label, std::size_t bytes, Clock::time_point start,
+                       Clock::time_point end);
+
   /// Whether some worker waits for work; read without the lock, so only a hint.
   [[nodiscard]] bool has_idle_worker() const noexcept {
     return idle_count_.load(std::memory_order_relaxed) > 0;
@@ -165,6 +178,7 @@ class Scheduler {
   void release_name_locked(ActorCore& actor);
 
   ResourcePool pool_;
+  unsigned workers_ = 1;
   const std::size_t max_timeline_events_;
   const std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
 

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "device/device_runtime.hpp"
 #include "runtime/scheduler.hpp"
 #include "runtime/spin.hpp"
 
@@ -46,7 +47,9 @@ class WorkerAlgorithm final
     if (ready_.empty()) return nullptr;
     boost::fibers::context* context = &ready_.front();
     ready_.pop_front();
-    set_current_task(properties(context).task);
+    TaskBase* task = properties(context).task;
+    set_current_task(task);
+    if (task && task->device >= 0) make_current(task->device);  // CUDA's device is per thread
     return context;
   }
 

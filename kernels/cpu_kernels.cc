@@ -1,0 +1,185 @@
+// The CPU twins: plain loops the compiler vectorises (restrict pointers, no branches inside),
+// split across the runtime's workers by parallel_for when called inside a task.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "checks.hpp"
+#include "runtime/parallel.hpp"
+#include "spindle/kernels.hpp"
+
+namespace spindle::kernels::cpu {
+namespace {
+
+// Below this many elements a split costs more than it saves.
+constexpr std::size_t kGrain = std::size_t{1} << 16;
+// Reductions sum fixed blocks, then the block sums in order, so results do not depend on
+// how many workers there are.
+constexpr std::size_t kBlock = std::size_t{1} << 14;
+
+template <typename Body>
+void split(std::size_t n, Body body) {
+  spindle::detail::parallel_for(n, kGrain, body);
+}
+
+// Eight independent accumulators let the compiler vectorise a sum without -ffast-math.
+template <typename T, typename Term>
+T block_sum(std::size_t begin, std::size_t end, Term term) {
+  T acc[8] = {};
+  std::size_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    for (std::size_t j = 0; j < 8; ++j) acc[j] += term(i + j);
+  }
+  for (std::size_t j = 0; i < end; ++i, ++j) acc[j] += term(i);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <typename T, typename Term>
+T deterministic_sum(std::size_t n, Term term) {
+  std::size_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<T> partial(blocks);
+  spindle::detail::parallel_for(blocks, kGrain / kBlock, [&](std::size_t first, std::size_t last) {
+    for (std::size_t b = first; b < last; ++b) {
+      partial[b] = block_sum<T>(b * kBlock, std::min(n, (b + 1) * kBlock), term);
+    }
+  });
+  T total = 0;
+  for (T value : partial) total += value;
+  return total;
+}
+
+}  // namespace
+
+template <typename T>
+void sgd(T* params, const T* grad, T* velocity, std::size_t n, const Sgd& options,
+         Stream stream) {
+  detail::check(options, velocity, n);
+  detail::check_stream(stream, false, "kernels::cpu::sgd");
+  const T lr = static_cast<T>(options.lr), wd = static_cast<T>(options.weight_decay),
+          mu = static_cast<T>(options.momentum);
+  const bool nesterov = options.nesterov;
+  if (options.momentum == 0) {
+    split(n, [=](std::size_t begin, std::size_t end) {
+      T* __restrict p = params;
+      const T* __restrict g = grad;
+      for (std::size_t i = begin; i < end; ++i) p[i] -= lr * (g[i] + wd * p[i]);
+    });
+    return;
+  }
+  split(n, [=](std::size_t begin, std::size_t end) {
+    T* __restrict p = params;
+    T* __restrict v = velocity;
+    const T* __restrict g = grad;
+    for (std::size_t i = begin; i < end; ++i) {
+      T d = g[i] + wd * p[i];
+      T vi = mu * v[i] + d;
+      v[i] = vi;
+      p[i] -= lr * (nesterov ? d + mu * vi : vi);
+    }
+  });
+}
+
+template <typename T>
+void adam(T* params, const T* grad, T* m, T* v, std::size_t n, const Adam& options,
+          Stream stream) {
+  detail::check(options);
+  detail::check_stream(stream, false, "kernels::cpu::adam");
+  const T b1 = static_cast<T>(options.beta1), b2 = static_cast<T>(options.beta2),
+          eps = static_cast<T>(options.eps);
+  const T step_size =
+      static_cast<T>(options.lr / detail::bias_correction(options.beta1, options.step));
+  const T inv_sqrt_bc2 =
+      static_cast<T>(1 / std::sqrt(detail::bias_correction(options.beta2, options.step)));
+  // Decoupled (AdamW) decay shrinks p; coupled (Adam) decay adds to the gradient.
+  const T shrink = static_cast<T>(options.decoupled ? 1 - options.lr * options.weight_decay : 1);
+  const T coupled = static_cast<T>(options.decoupled ? 0 : options.weight_decay);
+  split(n, [=](std::size_t begin, std::size_t end) {
+    T* __restrict p = params;
+    T* __restrict mm = m;
+    T* __restrict vv = v;
+    const T* __restrict g = grad;
+    for (std::size_t i = begin; i < end; ++i) {
+      T pi = p[i] * shrink;
+      T gi = g[i] + coupled * p[i];
+      T mi = b1 * mm[i] + (1 - b1) * gi;
+      T vi = b2 * vv[i] + (1 - b2) * gi * gi;
+      mm[i] = mi;
+      vv[i] = vi;
+      p[i] = pi - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+    }
+  });
+}
+
+template <typename T>
+void aggregate(T* out, std::span<const T* const> inputs, std::size_t n, Reduction reduction,
+               Stream stream) {
+  detail::check_inputs({reinterpret_cast<const void* const*>(inputs.data()), inputs.size()}, n);
+  detail::check_stream(stream, false, "kernels::cpu::aggregate");
+  const T factor = reduction == Reduction::mean ? T(1) / static_cast<T>(inputs.size()) : T(1);
+  split(n, [=](std::size_t begin, std::size_t end) {
+    // Tiles keep the running sums in cache while each input streams through once.
+    constexpr std::size_t kTile = 2048;
+    T sum[kTile];
+    for (std::size_t tile = begin; tile < end; tile += kTile) {
+      std::size_t len = std::min(kTile, end - tile);
+      std::memcpy(sum, inputs[0] + tile, len * sizeof(T));
+      for (std::size_t k = 1; k < inputs.size(); ++k) {
+        const T* __restrict in = inputs[k] + tile;
+        for (std::size_t i = 0; i < len; ++i) sum[i] += in[i];
+      }
+      T* o = out + tile;
+      for (std::size_t i = 0; i < len; ++i) o[i] = sum[i] * factor;
+    }
+  });
+}
+
+template <typename T>
+void axpy(T* y, T a, const T* x, std::size_t n, Stream stream) {
+  detail::check_stream(stream, false, "kernels::cpu::axpy");
+  split(n, [=](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) y[i] += a * x[i];
+  });
+}
+
+template <typename T>
+void scale(T* x, T a, std::size_t n, Stream stream) {
+  detail::check_stream(stream, false, "kernels::cpu::scale");
+  split(n, [=](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) x[i] *= a;
+  });
+}
+
+template <typename T>
+void fill(T* x, T value, std::size_t n, Stream stream) {
+  detail::check_stream(stream, false, "kernels::cpu::fill");
+  split(n, [=](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) x[i] = value;
+  });
+}
+
+template <typename T>
+void dot(const T* a, const T* b, std::size_t n, T* result, Stream stream) {
+  detail::check_stream(stream, false, "kernels::cpu::dot");
+  *result = deterministic_sum<T>(n, [=](std::size_t i) { return a[i] * b[i]; });
+}
+
+template <typename T>
+void norm2(const T* x, std::size_t n, T* result, Stream stream) {
+  detail::check_stream(stream, false, "kernels::cpu::norm2");
+  *result = std::sqrt(deterministic_sum<T>(n, [=](std::size_t i) { return x[i] * x[i]; }));
+}
+
+#define SPINDLE_CPU_KERNELS(T)                                                                 \
+  template void sgd<T>(T*, const T*, T*, std::size_t, const Sgd&, Stream);                     \
+  template void adam<T>(T*, const T*, T*, T*, std::size_t, const Adam&, Stream);               \
+  template void aggregate<T>(T*, std::span<const T* const>, std::size_t, Reduction, Stream);   \
+  template void axpy<T>(T*, T, const T*, std::size_t, Stream);                                 \
+  template void scale<T>(T*, T, std::size_t, Stream);                                          \
+  template void fill<T>(T*, T, std::size_t, Stream);                                           \
+  template void dot<T>(const T*, const T*, std::size_t, T*, Stream);                           \
+  template void norm2<T>(const T*, std::size_t, T*, Stream);
+SPINDLE_CPU_KERNELS(float)
+SPINDLE_CPU_KERNELS(double)
+#undef SPINDLE_CPU_KERNELS
+
+}  // namespace spindle::kernels::cpu

@@ -1,0 +1,96 @@
+// The device layer's parts that do not depend on CUDA: locations, the task's device and
+// stream, and the checks.
+#include <cstdlib>
+#include <string>
+
+#include "device/device_runtime.hpp"
+#include "runtime/scheduler.hpp"
+#include "spindle/errors.hpp"
+
+namespace spindle {
+
+Location Location::here() {
+  detail::TaskBase* task = detail::current_task();
+  return task && task->device >= 0 ? Location::gpu(task->device) : Location::host();
+}
+
+std::string Location::to_string() const {
+  switch (kind) {
+    case Kind::host:
+      return "host";
+    case Kind::pinned:
+      return "pinned host";
+    case Kind::gpu:
+      return "GPU " + std::to_string(device);
+  }
+  return "unknown location";
+}
+
+void Stream::synchronize() const {
+  if (on_gpu()) detail::wait_stream(*this);
+}
+
+namespace this_task {
+
+Stream stream() {
+  detail::TaskBase* task = detail::current_task();
+  if (task) {
+    if (task->device < 0) return Stream();
+    if (!task->stream.on_gpu()) task->stream = detail::acquire_stream(task->device);
+    return task->stream;
+  }
+  int device = detail::current_device();
+  return device >= 0 ? detail::default_stream(device) : Stream();
+}
+
+}  // namespace this_task
+
+namespace detail {
+
+void* allocate_host(std::size_t bytes) {
+  void* data = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!data) {
+    throw DeviceError("allocating " + std::to_string(bytes) + " bytes of host memory failed");
+  }
+  return data;
+}
+
+void check_location(Location location, std::string_view what) {
+  if (!location.on_gpu()) return;
+  int count = device_count();
+  if (location.device < 0 || location.device >= count) {
+    throw DeviceError(std::string(what) + ": " + location.to_string() + " does not exist; " +
+                      (count == 0 ? std::string("this process sees no GPU")
+                                  : "GPUs 0 to " + std::to_string(count - 1) + " exist"));
+  }
+}
+
+int task_device(const TaskBase& task) noexcept {
+  if (!task.allocation) return -1;
+  int count = device_count();
+  for (const GpuShare& share : task.allocation->gpus) {
+    if (share.device < count) return share.device;
+  }
+  return -1;
+}
+
+Stream stream_for(Location location) {
+  if (!location.on_gpu()) return Stream();
+  TaskBase* task = current_task();
+  if (task && task->device == location.device) return this_task::stream();
+  return default_stream(location.device);
+}
+
+void finish_task_stream(TaskBase& task) {
+  if (!task.stream.on_gpu()) return;
+  Stream stream = task.stream;
+  task.stream = Stream();
+  struct Release {
+    Stream stream;
+    ~Release() { release_stream(stream); }
+  } release{stream};
+  wait_stream(stream);
+}
+
+}  // namespace detail
+}  // namespace spindle

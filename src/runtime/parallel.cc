@@ -1,0 +1,55 @@
+// parallel_for: see parallel.hpp.
+#include "runtime/parallel.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "runtime/scheduler.hpp"
+
+namespace spindle::detail {
+namespace {
+
+struct Piece {
+  const std::function<void(std::size_t, std::size_t)>* body;
+  std::size_t begin, end;
+  void operator()() const { (*body)(begin, end); }
+};
+
+}  // namespace
+
+void parallel_for(std::size_t n, std::size_t grain,
+                  const std::function<void(std::size_t, std::size_t)>& body) {
+  grain = std::max<std::size_t>(grain, 1);
+  TaskBase* parent = current_task();
+  std::size_t grains = (n + grain - 1) / grain;
+  std::size_t pieces = parent ? std::min<std::size_t>(parent->scheduler.workers(), grains) : 1;
+  if (pieces <= 1) {
+    if (n > 0) body(0, n);
+    return;
+  }
+  Scheduler& scheduler = parent->scheduler;
+  auto spec = std::make_shared<TaskSpec>();
+  spec->name = "parallel_for piece";
+  spec->request = scheduler.request_for(ResourceSet());
+  auto bound = [&](std::size_t piece) { return std::min(n, (grains * piece / pieces) * grain); };
+  std::vector<std::shared_ptr<TypedTask<Piece>>> tasks;
+  std::vector<ObjectStateBase*> results;
+  for (std::size_t piece = 1; piece < pieces; ++piece) {
+    auto task = std::make_shared<TypedTask<Piece>>(scheduler, spec,
+                                                   Piece{&body, bound(piece), bound(piece + 1)});
+    results.push_back(&task->result());
+    scheduler.submit(task);
+    tasks.push_back(std::move(task));
+  }
+  std::exception_ptr first_error;
+  try {
+    body(0, bound(1));
+  } catch (...) {
+    first_error = std::current_exception();
+  }
+  block_until_all_done(results, std::nullopt);  // `body` must outlive every piece
+  if (first_error) std::rethrow_exception(first_error);
+  for (ObjectStateBase* result : results) result->rethrow_if_failed();
+}
+
+}  // namespace spindle::detail

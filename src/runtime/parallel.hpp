@@ -1,0 +1,17 @@
+// Splitting a loop across the runtime's workers, for the CPU twins of the kernels.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+namespace spindle::detail {
+
+/// Runs `body(begin, end)` over [0, n) in at most one piece per worker, each piece at least
+/// `grain` long. Inside a task the pieces run as tasks of zero demand on the runtime's
+/// workers (the caller runs the first and waits for the others, suspending only its fiber);
+/// outside a task, or when n is below 2 * grain, the caller runs it all. Piece boundaries
+/// are multiples of `grain`, whatever the number of workers. Rethrows the first failure.
+void parallel_for(std::size_t n, std::size_t grain,
+                  const std::function<void(std::size_t, std::size_t)>& body);
+
+}  // namespace spindle::detail
