@@ -4,8 +4,12 @@
 #pragma once
 
 #include "spindle/actor.hpp"
+#include "spindle/buffer.hpp"
+#include "spindle/device.hpp"
 #include "spindle/errors.hpp"
+#include "spindle/kernels.hpp"
 #include "spindle/object_ref.hpp"
+#include "spindle/ops.hpp"
 #include "spindle/resources.hpp"
 #include "spindle/runtime.hpp"
 #include "spindle/task.hpp"

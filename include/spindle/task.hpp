@@ -128,10 +128,18 @@ struct Resolved<ObjectRef<T>> {
   using type = const T&;
 };
 
+/// What a task sees of a stored object's value: the value itself, unless a device-resident
+/// type (Buffer) specialises this to hand each consumer a copy where it runs.
+template <typename T>
+struct ConsumerView {
+  static const T& of(const T& stored) { return stored; }
+};
+
 template <typename Stored>
 typename Resolved<Stored>::type resolve(const Stored& stored) {
   if constexpr (IsObjectRef<Stored>::value) {
-    return stored.state()->value();
+    using T = typename Stored::value_type;
+    return ConsumerView<T>::of(stored.state()->value());
   } else {
     return stored;
   }

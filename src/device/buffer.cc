@@ -1,0 +1,134 @@
+// Buffer's untyped side: allocation, copies in every direction, and replicas for consumers.
+#include "spindle/buffer.hpp"
+
+#include <boost/fiber/mutex.hpp>
+#include <limits>
+#include <map>
+#include <mutex>
+
+#include "device/device_runtime.hpp"
+#include "runtime/scheduler.hpp"
+
+namespace spindle::detail {
+
+// Replicas of one stored buffer, by location. A fiber mutex: making a copy suspends the
+// fiber, and a second consumer waits for that copy rather than making its own.
+class ReplicaCache {
+ public:
+  boost::fibers::mutex mutex;
+  std::map<Location, std::shared_ptr<void>> copies;
+};
+
+namespace {
+
+// The stream a copy between two locations is ordered on: the GPU side's (the target's when
+// both are GPUs).
+Stream copy_stream(Location target, Location source) {
+  return stream_for(target.on_gpu() ? target : source);
+}
+
+}  // namespace
+
+std::size_t checked_bytes(std::size_t size, std::size_t element_bytes) {
+  std::size_t limit = std::numeric_limits<std::ptrdiff_t>::max() / element_bytes;
+  if (size > limit) {
+    throw InvalidArgumentError("size = " + std::to_string(size) + ": at most " +
+                               std::to_string(limit) + " elements of " +
+                               std::to_string(element_bytes) + " bytes are allowed");
+  }
+  return size * element_bytes;
+}
+
+void check_same_size(std::size_t expected, std::size_t got, const char* what) {
+  if (expected != got) {
+    throw InvalidArgumentError(std::string(what) + " has " + std::to_string(got) +
+                               " elements; the buffer has " + std::to_string(expected) +
+                               " and sizes must match");
+  }
+}
+
+bool needs_copy(Location there, Location here) {
+  if (!there.on_gpu() && !here.on_gpu()) return false;  // host and pinned are one place
+  return there != here;
+}
+
+RawBuffer::RawBuffer(std::size_t bytes, Location location)
+    : bytes_(bytes), location_(usable(location)) {
+  check_location(location_, "Buffer");
+  Stream stream = stream_for(location_);
+  data_ = allocate(bytes_, location_, stream);
+  try {
+    zero(data_, bytes_, location_, stream);
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+RawBuffer::~RawBuffer() { release(); }
+
+RawBuffer::RawBuffer(RawBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      bytes_(std::exchange(other.bytes_, 0)),
+      location_(other.location_),
+      replicas_(std::move(other.replicas_)) {}
+
+RawBuffer& RawBuffer::operator=(RawBuffer&& other) noexcept {
+  if (this != &other) {
+    release();
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+    location_ = other.location_;
+    replicas_ = std::move(other.replicas_);
+  }
+  return *this;
+}
+
+void RawBuffer::release() noexcept {
+  replicas_.reset();
+  if (!data_) return;
+  try {
+    deallocate(data_, bytes_, location_, stream_for(location_));
+  } catch (...) {
+    // No stream could be had (the device is gone): the memory goes with the context.
+  }
+  data_ = nullptr;
+}
+
+void RawBuffer::copy_from(const RawBuffer& source) {
+  copy(data_, location_, source.data_, source.location_, bytes_,
+       copy_stream(location_, source.location_));
+}
+
+void RawBuffer::copy_from_host(const void* source, std::size_t bytes) {
+  copy(data_, location_, source, Location::host(), bytes, copy_stream(location_, Location::host()));
+}
+
+void RawBuffer::copy_to_host(void* target, std::size_t bytes) const {
+  copy(target, Location::host(), data_, location_, bytes, copy_stream(Location::host(), location_));
+}
+
+const void* RawBuffer::replica(Location location,
+                               std::shared_ptr<void> (*make)(const void*, Location),
+                               const void* self) const {
+  {
+    static std::mutex creation;
+    std::lock_guard lock(creation);
+    if (!replicas_) replicas_ = std::make_shared<ReplicaCache>();
+  }
+  ReplicaCache& cache = *replicas_;
+  std::lock_guard lock(cache.mutex);
+  std::shared_ptr<void>& copy = cache.copies[location];
+  if (!copy) {
+    Clock::time_point start = Clock::now();
+    copy = make(self, location);
+    if (TaskBase* task = current_task()) {
+      task->scheduler.record_transfer(
+          "copy of a Buffer from " + location_.to_string() + " to " + location.to_string(),
+          bytes_, start, Clock::now());
+    }
+  }
+  return copy.get();
+}
+
+}  // namespace spindle::detail
