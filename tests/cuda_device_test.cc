@@ -1,0 +1,214 @@
+// The GPU path: CUDA kernels against their CPU twins, buffer copies in every direction, the
+// task's device and stream, replicas for consumers on other devices, CUDA errors. Every case
+// is skipped, with the reason, where no GPU is present.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "spindle/spindle.hpp"
+
+namespace {
+
+using spindle::Buffer;
+using spindle::Location;
+namespace kernels = spindle::kernels;
+
+class Gpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (spindle::device_count() == 0) {
+      GTEST_SKIP() << "no GPU: " << spindle::Topology::discover().gpu_note;
+    }
+  }
+};
+
+template <typename T>
+std::vector<T> random_values(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  std::vector<T> values(n);
+  for (T& v : values) v = static_cast<T>(dist(rng));
+  return values;
+}
+
+// Element-wise kernels may differ from the twins by fused multiply-adds.
+template <typename T>
+void expect_close(const std::vector<T>& got, const std::vector<T>& want) {
+  const double tolerance = std::is_same_v<T, float> ? 1e-5 : 1e-13;
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    ASSERT_NEAR(got[i], want[i], tolerance * (1 + std::abs(want[i]))) << "at " << i;
+  }
+}
+
+// Runs one update on the CPU twin and on the GPU, from the same start, with every array
+// offset by `offset` elements (1 makes the pointers misaligned: the scalar path).
+template <typename T>
+void compare_updates(std::size_t n, std::size_t offset) {
+  const std::size_t total = n + offset;
+  std::vector<std::vector<T>> host;
+  for (unsigned k = 0; k < 4; ++k) host.push_back(random_values<T>(total, 40 + k));
+  for (T& v : host[3]) v = std::abs(v);  // a second moment is not negative
+  std::vector<Buffer<T>> gpu;
+  for (const auto& values : host) gpu.emplace_back(values, Location::gpu(0));
+  auto h = [&](unsigned k) { return host[k].data() + offset; };
+  auto d = [&](unsigned k) { return gpu[k].data() + offset; };
+  spindle::Stream stream = spindle::this_task::stream();
+
+  kernels::Sgd sgd{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true};
+  kernels::cpu::sgd<T>(h(0), h(1), h(2), n, sgd);
+  kernels::cuda::sgd<T>(d(0), d(1), d(2), n, sgd, stream);
+  kernels::Adam adam{.lr = 1e-2, .weight_decay = 0.1, .decoupled = true, .step = 2};
+  kernels::cpu::adam<T>(h(0), h(1), h(2), h(3), n, adam);
+  kernels::cuda::adam<T>(d(0), d(1), d(2), d(3), n, adam, stream);
+  kernels::cpu::axpy<T>(h(1), T(0.5), h(0), n);
+  kernels::cuda::axpy<T>(d(1), T(0.5), d(0), n, stream);
+  kernels::cpu::scale<T>(h(2), T(-2), n);
+  kernels::cuda::scale<T>(d(2), T(-2), n, stream);
+  std::vector<const T*> host_in = {h(0), h(1), h(2)}, gpu_in = {d(0), d(1), d(2)};
+  kernels::cpu::aggregate<T>(h(3), host_in, n, kernels::Reduction::mean);
+  kernels::cuda::aggregate<T>(d(3), gpu_in, n, kernels::Reduction::mean, stream);
+  for (unsigned k = 0; k < 4; ++k) expect_close(gpu[k].to_vector(), host[k]);
+
+  Buffer<T> result(2, Location::gpu(0));
+  kernels::cuda::dot<T>(d(0), d(1), n, result.data(), stream);
+  kernels::cuda::norm2<T>(d(2), n, result.data() + 1, stream);
+  T want_dot = 0, want_norm = 0;
+  kernels::cpu::dot<T>(h(0), h(1), n, &want_dot);
+  kernels::cpu::norm2<T>(h(2), n, &want_norm);
+  std::vector<T> got = result.to_vector();
+  const double tolerance = (std::is_same_v<T, float> ? 1e-5 : 1e-12) * (1 + std::sqrt(double(n)));
+  EXPECT_NEAR(got[0], want_dot, tolerance);
+  EXPECT_NEAR(got[1], want_norm, tolerance);
+}
+
+TEST_F(Gpu, KernelsMatchTheirCpuTwins) {
+  for (std::size_t n : {std::size_t{1}, std::size_t{7}, std::size_t{1001}, std::size_t{1 << 20}}) {
+    for (std::size_t offset : {0, 1}) {
+      SCOPED_TRACE("n = " + std::to_string(n) + ", offset = " + std::to_string(offset));
+      compare_updates<float>(n, offset);
+      compare_updates<double>(n, offset);
+    }
+  }
+}
+
+TEST_F(Gpu, BuffersCopyInEveryDirection) {
+  // 20 MB crosses the 8 MB staging chunks of pageable copies.
+  auto values = random_values<float>(5 << 20, 50);
+  Buffer<float> on_gpu(values, Location::gpu(0));  // pageable host to GPU, staged
+  EXPECT_EQ(on_gpu.location(), Location::gpu(0));
+  EXPECT_EQ(on_gpu.to_vector(), values);  // GPU to pageable host, staged
+  Buffer<float> pinned = on_gpu.to(Location::pinned());
+  EXPECT_EQ(pinned.location(), Location::pinned());
+  EXPECT_EQ(pinned.to_vector(), values);
+  Buffer<float> again(values.size(), Location::gpu(0));
+  again.copy_from(pinned);  // pinned to GPU
+  Buffer<float> twin = again.to(Location::gpu(0));  // GPU to GPU
+  EXPECT_EQ(twin.to_vector(), values);
+  if (spindle::device_count() > 1) {
+    Buffer<float> peer = twin.to(Location::gpu(1));
+    EXPECT_EQ(peer.to_vector(), values);
+  }
+  EXPECT_THROW((void)on_gpu.host_span(), spindle::DeviceError);
+}
+
+TEST_F(Gpu, ATaskRunsOnItsGpuBeforeAndAfterSuspending) {
+  spindle::Runtime rt({.num_cpus = 2, .num_workers = 1});
+  auto probe = rt.task([] {
+                   int before = -1, after = -1;
+                   cudaGetDevice(&before);
+                   spindle::Stream first = spindle::this_task::stream();
+                   spindle::this_task::sleep_for(std::chrono::milliseconds(1));
+                   cudaGetDevice(&after);
+                   return std::make_tuple(spindle::this_task::gpu_ids().at(0), before, after,
+                                          first == spindle::this_task::stream(), first.device(),
+                                          first.native_handle() != nullptr);
+                 }).options({.num_gpus = 1});
+  int last = spindle::device_count() - 1;
+  // Another fiber on the same worker switches devices meanwhile.
+  auto other = rt.task([&] {
+                   cudaSetDevice(last);
+                   spindle::this_task::sleep_for(std::chrono::milliseconds(2));
+                 }).remote();
+  auto [gpu, before, after, same_stream, stream_device, real] = probe.remote().get();
+  other.get();
+  EXPECT_EQ(before, gpu);
+  EXPECT_EQ(after, gpu);
+  EXPECT_TRUE(same_stream);
+  EXPECT_EQ(stream_device, gpu);
+  EXPECT_TRUE(real);
+}
+
+TEST_F(Gpu, ATaskResultIsReadyOnlyAfterItsGpuWorkFinished) {
+  spindle::Runtime rt({.num_cpus = 2});
+  const std::size_t n = 1 << 24;
+  auto made = rt.task([n] {
+                  Buffer<double> b(n);
+                  for (int i = 0; i < 20; ++i) spindle::ops::axpy(b, 1.0, b);  // queued only
+                  spindle::ops::fill(b, 3.0);
+                  return b;
+                }).options({.num_gpus = 1});
+  auto ref = made.remote();
+  const Buffer<double>& b = ref.get();
+  EXPECT_EQ(b.location(), Location::gpu(0));
+  // Read on the raw API, outside spindle's streams: the work must already be done.
+  std::vector<double> host(n);
+  ASSERT_EQ(cudaMemcpy(host.data(), b.data(), n * sizeof(double), cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  EXPECT_EQ(host.front(), 3.0);
+  EXPECT_EQ(host.back(), 3.0);
+}
+
+TEST_F(Gpu, AHostConsumerOfAGpuBufferGetsACopyShownInTheTimeline) {
+  spindle::Runtime rt({.num_cpus = 2});
+  auto ref = rt.task([] { return Buffer<float>(std::vector<float>{1, 2, 3}); })
+                 .options({.num_gpus = 0.5})
+                 .remote();
+  auto sum = [](const Buffer<float>& b) {
+    float s = 0;
+    for (float v : b.host_span()) s += v;
+    return std::make_pair(s, b.location());
+  };
+  auto first = rt.task(sum).remote(ref), second = rt.task(sum).remote(ref);
+  EXPECT_EQ(first.get(), std::make_pair(6.0f, Location::host()));
+  EXPECT_EQ(second.get(), std::make_pair(6.0f, Location::host()));
+  EXPECT_EQ(ref.get().location(), Location::gpu(0));
+  auto path = std::filesystem::temp_directory_path() / "spindle_cuda_timeline.json";
+  rt.timeline(path.string());
+  std::stringstream text;
+  text << std::ifstream(path).rdbuf();
+  std::string json = text.str();
+  std::size_t at = json.find("copy of a Buffer from GPU 0 to host");
+  ASSERT_NE(at, std::string::npos) << json;
+  EXPECT_EQ(json.find("copy of a Buffer from GPU 0 to host", at + 1), std::string::npos)
+      << "the copy is made once and kept";
+  std::filesystem::remove(path);
+}
+
+TEST_F(Gpu, CudaErrorsBecomeDeviceErrorsNamingTheCallAndDevice) {
+  try {
+    Buffer<char> huge(std::size_t{1} << 50, Location::gpu(0));
+    FAIL() << "a petabyte was allocated";
+  } catch (const spindle::DeviceError& error) {
+    EXPECT_NE(std::string(error.what()).find("cudaMallocAsync(1125899906842624 bytes) on GPU 0"),
+              std::string::npos)
+        << error.what();
+  }
+  Buffer<float> host(3, Location::host()), gpu(3, Location::gpu(0));
+  try {
+    spindle::ops::axpy(gpu, 1.0f, host);
+    FAIL() << "an operation mixed host and GPU buffers";
+  } catch (const spindle::DeviceError& error) {
+    EXPECT_STREQ(error.what(),
+                 "ops::axpy: x is on host but y is on GPU 0; an operation's buffers must be in "
+                 "one place (copy with Buffer::to)");
+  }
+}
+
+}  // namespace
