@@ -43,10 +43,8 @@ void check(const Sgd& options, const void* velocity, std::size_t n) {
 void check(const Adam& options) {
   require(std::isfinite(options.lr) && options.lr >= 0, "lr", options.lr,
           "must be finite and at least 0");
-  require(options.beta1 >= 0 && options.beta1 < 1, "beta1", options.beta1,
-          "must be in [0, 1)");
-  require(options.beta2 >= 0 && options.beta2 < 1, "beta2", options.beta2,
-          "must be in [0, 1)");
+  require(options.beta1 >= 0 && options.beta1 < 1, "beta1", options.beta1, "must be in [0, 1)");
+  require(options.beta2 >= 0 && options.beta2 < 1, "beta2", options.beta2, "must be in [0, 1)");
   require(std::isfinite(options.eps) && options.eps > 0, "eps", options.eps,
           "must be finite and above 0");
   require(std::isfinite(options.weight_decay) && options.weight_decay >= 0, "weight_decay",
@@ -66,8 +64,8 @@ void check_inputs(std::span<const void* const> inputs, std::size_t n) {
   if (n == 0) return;
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     if (!inputs[k]) {
-      throw InvalidArgumentError("inputs[" + std::to_string(k) + "] is null: n = " +
-                                 std::to_string(n) + " elements need memory");
+      throw InvalidArgumentError("inputs[" + std::to_string(k) +
+                                 "] is null: n = " + std::to_string(n) + " elements need memory");
     }
   }
 }

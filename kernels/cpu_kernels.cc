@@ -1,7 +1,7 @@
 // The CPU twins: plain loops the compiler vectorises (restrict pointers, no branches inside),
 // split across the runtime's workers by parallel_for when called inside a task.
+#include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "checks.hpp"
@@ -51,8 +51,7 @@ T deterministic_sum(std::size_t n, Term term) {
 }  // namespace
 
 template <typename T>
-void sgd(T* params, const T* grad, T* velocity, std::size_t n, const Sgd& options,
-         Stream stream) {
+void sgd(T* params, const T* grad, T* velocity, std::size_t n, const Sgd& options, Stream stream) {
   detail::check(options, velocity, n);
   detail::check_stream(stream, false, "kernels::cpu::sgd");
   const T lr = static_cast<T>(options.lr), wd = static_cast<T>(options.weight_decay),
@@ -80,8 +79,7 @@ void sgd(T* params, const T* grad, T* velocity, std::size_t n, const Sgd& option
 }
 
 template <typename T>
-void adam(T* params, const T* grad, T* m, T* v, std::size_t n, const Adam& options,
-          Stream stream) {
+void adam(T* params, const T* grad, T* m, T* v, std::size_t n, const Adam& options, Stream stream) {
   detail::check(options);
   detail::check_stream(stream, false, "kernels::cpu::adam");
   const T b1 = static_cast<T>(options.beta1), b2 = static_cast<T>(options.beta2),
@@ -110,25 +108,66 @@ void adam(T* params, const T* grad, T* m, T* v, std::size_t n, const Adam& optio
   });
 }
 
+namespace {
+
+// dst[i] = ((acc[i] + in[0][i]) + in[1][i]) ... * factor over a group of C inputs, summed in
+// input order (without acc: starting from in[0][i]). dst may be identical to an input.
+template <typename T, int C>
+void add_group(T* dst, const T* acc, const T* const* in, std::size_t offset, std::size_t len,
+               T factor) {
+  const T* __restrict a = in[0] + offset;
+  const T* __restrict b = in[C > 1 ? 1 : 0] + offset;
+  const T* __restrict c = in[C > 2 ? 2 : 0] + offset;
+  const T* __restrict d = in[C > 3 ? 3 : 0] + offset;
+  for (std::size_t i = 0; i < len; ++i) {
+    T sum = acc ? acc[i] + a[i] : a[i];
+    if constexpr (C > 1) sum += b[i];
+    if constexpr (C > 2) sum += c[i];
+    if constexpr (C > 3) sum += d[i];
+    dst[i] = sum * factor;
+  }
+}
+
+template <typename T>
+void add_group(T* dst, const T* acc, const T* const* in, std::size_t count, std::size_t offset,
+               std::size_t len, T factor) {
+  switch (count) {
+    case 1:
+      return add_group<T, 1>(dst, acc, in, offset, len, factor);
+    case 2:
+      return add_group<T, 2>(dst, acc, in, offset, len, factor);
+    case 3:
+      return add_group<T, 3>(dst, acc, in, offset, len, factor);
+    default:
+      return add_group<T, 4>(dst, acc, in, offset, len, factor);
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void aggregate(T* out, std::span<const T* const> inputs, std::size_t n, Reduction reduction,
                Stream stream) {
   detail::check_inputs({reinterpret_cast<const void* const*>(inputs.data()), inputs.size()}, n);
   detail::check_stream(stream, false, "kernels::cpu::aggregate");
   const T factor = reduction == Reduction::mean ? T(1) / static_cast<T>(inputs.size()) : T(1);
+  const std::size_t k = inputs.size();
   split(n, [=](std::size_t begin, std::size_t end) {
-    // Tiles keep the running sums in cache while each input streams through once.
-    constexpr std::size_t kTile = 2048;
-    T sum[kTile];
-    for (std::size_t tile = begin; tile < end; tile += kTile) {
-      std::size_t len = std::min(kTile, end - tile);
-      std::memcpy(sum, inputs[0] + tile, len * sizeof(T));
-      for (std::size_t k = 1; k < inputs.size(); ++k) {
-        const T* __restrict in = inputs[k] + tile;
-        for (std::size_t i = 0; i < len; ++i) sum[i] += in[i];
+    if (k <= 4) {  // one pass straight into out, streaming every input once
+      add_group<T>(out + begin, nullptr, inputs.data(), k, begin, end - begin, factor);
+      return;
+    }
+    // Groups of four inputs add into a cached tile of running sums; the last writes out.
+    constexpr std::size_t kTile = 8192;
+    std::vector<T> tile(std::min(kTile, end - begin));
+    for (std::size_t at = begin; at < end; at += kTile) {
+      std::size_t len = std::min(kTile, end - at);
+      for (std::size_t first = 0; first < k; first += 4) {
+        std::size_t count = std::min<std::size_t>(4, k - first);
+        bool last = first + count == k;
+        add_group<T>(last ? out + at : tile.data(), first == 0 ? nullptr : tile.data(),
+                     inputs.data() + first, count, at, len, last ? factor : T(1));
       }
-      T* o = out + tile;
-      for (std::size_t i = 0; i < len; ++i) o[i] = sum[i] * factor;
     }
   });
 }
@@ -169,14 +208,14 @@ void norm2(const T* x, std::size_t n, T* result, Stream stream) {
   *result = std::sqrt(deterministic_sum<T>(n, [=](std::size_t i) { return x[i] * x[i]; }));
 }
 
-#define SPINDLE_CPU_KERNELS(T)                                                                 \
-  template void sgd<T>(T*, const T*, T*, std::size_t, const Sgd&, Stream);                     \
-  template void adam<T>(T*, const T*, T*, T*, std::size_t, const Adam&, Stream);               \
-  template void aggregate<T>(T*, std::span<const T* const>, std::size_t, Reduction, Stream);   \
-  template void axpy<T>(T*, T, const T*, std::size_t, Stream);                                 \
-  template void scale<T>(T*, T, std::size_t, Stream);                                          \
-  template void fill<T>(T*, T, std::size_t, Stream);                                           \
-  template void dot<T>(const T*, const T*, std::size_t, T*, Stream);                           \
+#define SPINDLE_CPU_KERNELS(T)                                                               \
+  template void sgd<T>(T*, const T*, T*, std::size_t, const Sgd&, Stream);                   \
+  template void adam<T>(T*, const T*, T*, T*, std::size_t, const Adam&, Stream);             \
+  template void aggregate<T>(T*, std::span<const T* const>, std::size_t, Reduction, Stream); \
+  template void axpy<T>(T*, T, const T*, std::size_t, Stream);                               \
+  template void scale<T>(T*, T, std::size_t, Stream);                                        \
+  template void fill<T>(T*, T, std::size_t, Stream);                                         \
+  template void dot<T>(const T*, const T*, std::size_t, T*, Stream);                         \
   template void norm2<T>(const T*, std::size_t, T*, Stream);
 SPINDLE_CPU_KERNELS(float)
 SPINDLE_CPU_KERNELS(double)

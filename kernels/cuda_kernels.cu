@@ -83,7 +83,7 @@ void launch(const Op& op, std::size_t n, Stream stream, const char* name) {
   }
   if (tail > 0) {
     run<1><<<grid_for(tail, device), kBlockThreads, 0, stream.native_handle()>>>(op, chunks * W,
-                                                                                tail);
+                                                                                 tail);
   }
   check_cuda(cudaGetLastError(), std::string(name) + "<<<>>>", device);
 }
@@ -258,8 +258,7 @@ void reduce(Term term, std::size_t n, T* result, Stream stream, const char* name
 }  // namespace
 
 template <typename T>
-void sgd(T* params, const T* grad, T* velocity, std::size_t n, const Sgd& options,
-         Stream stream) {
+void sgd(T* params, const T* grad, T* velocity, std::size_t n, const Sgd& options, Stream stream) {
   detail::check(options, velocity, n);
   SgdOp<T> op{params,
               grad,
@@ -272,8 +271,7 @@ void sgd(T* params, const T* grad, T* velocity, std::size_t n, const Sgd& option
 }
 
 template <typename T>
-void adam(T* params, const T* grad, T* m, T* v, std::size_t n, const Adam& options,
-          Stream stream) {
+void adam(T* params, const T* grad, T* m, T* v, std::size_t n, const Adam& options, Stream stream) {
   detail::check(options);
   AdamOp<T> op{params,
                grad,
@@ -331,14 +329,14 @@ void norm2(const T* x, std::size_t n, T* result, Stream stream) {
   check_cuda(cudaGetLastError(), "kernels::cuda::norm2: square_root<<<>>>", stream.device());
 }
 
-#define SPINDLE_CUDA_KERNELS(T)                                                                \
-  template void sgd<T>(T*, const T*, T*, std::size_t, const Sgd&, Stream);                     \
-  template void adam<T>(T*, const T*, T*, T*, std::size_t, const Adam&, Stream);               \
-  template void aggregate<T>(T*, std::span<const T* const>, std::size_t, Reduction, Stream);   \
-  template void axpy<T>(T*, T, const T*, std::size_t, Stream);                                 \
-  template void scale<T>(T*, T, std::size_t, Stream);                                          \
-  template void fill<T>(T*, T, std::size_t, Stream);                                           \
-  template void dot<T>(const T*, const T*, std::size_t, T*, Stream);                           \
+#define SPINDLE_CUDA_KERNELS(T)                                                              \
+  template void sgd<T>(T*, const T*, T*, std::size_t, const Sgd&, Stream);                   \
+  template void adam<T>(T*, const T*, T*, T*, std::size_t, const Adam&, Stream);             \
+  template void aggregate<T>(T*, std::span<const T* const>, std::size_t, Reduction, Stream); \
+  template void axpy<T>(T*, T, const T*, std::size_t, Stream);                               \
+  template void scale<T>(T*, T, std::size_t, Stream);                                        \
+  template void fill<T>(T*, T, std::size_t, Stream);                                         \
+  template void dot<T>(const T*, const T*, std::size_t, T*, Stream);                         \
   template void norm2<T>(const T*, std::size_t, T*, Stream);
 SPINDLE_CUDA_KERNELS(float)
 SPINDLE_CUDA_KERNELS(double)

@@ -115,8 +115,7 @@ TEST(Device, TasksOnLogicalGpusRunOnTheHost) {
                    return std::make_tuple(spindle::this_task::gpu_ids().size(),
                                           spindle::Location::here(), b.location(),
                                           spindle::this_task::stream(), spindle::ops::norm2(b));
-                 })
-                   .options({.num_gpus = 1, .name = "logical"});
+                 }).options({.num_gpus = 1, .name = "logical"});
   // GPU ids at or above device_count() are logical.
   auto [ids, here, at, stream, norm] = where.remote().get();
   EXPECT_EQ(ids, 1u);
@@ -135,8 +134,8 @@ TEST(Device, AStoredHostBufferReachesHostConsumersWithoutACopy) {
   const int* address = values.data();
   auto ref = rt.put(std::move(values));
   auto seen = rt.task([](const Buffer<int>& b) {
-                  return std::make_pair(b.data(), std::accumulate(b.host_span().begin(),
-                                                                  b.host_span().end(), 0));
+                  return std::make_pair(
+                      b.data(), std::accumulate(b.host_span().begin(), b.host_span().end(), 0));
                 }).remote(ref);
   EXPECT_EQ(seen.get().first, address);
   EXPECT_EQ(seen.get().second, 6);

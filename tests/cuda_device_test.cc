@@ -108,7 +108,7 @@ TEST_F(Gpu, BuffersCopyInEveryDirection) {
   EXPECT_EQ(pinned.location(), Location::pinned());
   EXPECT_EQ(pinned.to_vector(), values);
   Buffer<float> again(values.size(), Location::gpu(0));
-  again.copy_from(pinned);  // pinned to GPU
+  again.copy_from(pinned);                          // pinned to GPU
   Buffer<float> twin = again.to(Location::gpu(0));  // GPU to GPU
   EXPECT_EQ(twin.to_vector(), values);
   if (spindle::device_count() > 1) {
@@ -167,7 +167,9 @@ TEST_F(Gpu, ATaskResultIsReadyOnlyAfterItsGpuWorkFinished) {
 
 TEST_F(Gpu, AHostConsumerOfAGpuBufferGetsACopyShownInTheTimeline) {
   spindle::Runtime rt({.num_cpus = 2});
-  auto ref = rt.task([] { return Buffer<float>(std::vector<float>{1, 2, 3}); })
+  auto ref = rt.task([] {
+                 return Buffer<float>(std::vector<float>{1, 2, 3});
+               })
                  .options({.num_gpus = 0.5})
                  .remote();
   auto sum = [](const Buffer<float>& b) {

@@ -109,23 +109,26 @@ TYPED_TEST(CpuKernels, AdamAndAdamWMatchTheReferenceLoop) {
 
 TYPED_TEST(CpuKernels, AggregateSumsAndAveragesKInputsInOrder) {
   using T = TypeParam;
-  for (Reduction reduction : {Reduction::sum, Reduction::mean}) {
-    for (std::size_t n : kSizes) {
-      std::vector<std::vector<T>> inputs;
-      for (unsigned k = 0; k < 5; ++k) inputs.push_back(random_values<T>(n, 10 + k));
-      std::vector<const T*> pointers;
-      for (const auto& input : inputs) pointers.push_back(input.data());
-      std::vector<T> want(n), out(n, T(42));
-      for (std::size_t i = 0; i < n; ++i) {
-        T sum = 0;
-        for (const auto& input : inputs) sum += input[i];
-        want[i] = reduction == Reduction::mean ? sum * (T(1) / T(5)) : sum;
+  // Up to four inputs go straight to out; more add up in tiles, four at a time.
+  for (unsigned count : {1u, 3u, 5u, 9u}) {
+    for (Reduction reduction : {Reduction::sum, Reduction::mean}) {
+      for (std::size_t n : kSizes) {
+        std::vector<std::vector<T>> inputs;
+        for (unsigned k = 0; k < count; ++k) inputs.push_back(random_values<T>(n, 10 + k));
+        std::vector<const T*> pointers;
+        for (const auto& input : inputs) pointers.push_back(input.data());
+        std::vector<T> want(n), out(n, T(42));
+        for (std::size_t i = 0; i < n; ++i) {
+          T sum = 0;
+          for (const auto& input : inputs) sum += input[i];
+          want[i] = reduction == Reduction::mean ? sum * (T(1) / T(count)) : sum;
+        }
+        cpu::aggregate<T>(out.data(), pointers, n, reduction);
+        expect_near_all(out, want);
+        // The output may be one of the inputs.
+        cpu::aggregate<T>(inputs[count / 2].data(), pointers, n, reduction);
+        expect_near_all(inputs[count / 2], want);
       }
-      cpu::aggregate<T>(out.data(), pointers, n, reduction);
-      expect_near_all(out, want);
-      // The output may be one of the inputs.
-      cpu::aggregate<T>(inputs[2].data(), pointers, n, reduction);
-      expect_near_all(inputs[2], want);
     }
   }
 }
@@ -206,10 +209,12 @@ TEST(CpuKernelsInput, BadOptionsAndStreamsAreRejectedNamingTheValue) {
             "velocity is null: momentum = 0.9 needs a velocity array");
   EXPECT_EQ(message([&] { cpu::sgd<double>(p.data(), g.data(), v.data(), 4, {.nesterov = true}); }),
             "momentum = 0: nesterov needs a momentum above 0");
-  EXPECT_EQ(message([&] { cpu::adam<double>(p.data(), g.data(), m.data(), v.data(), 4, {.beta1 = 1}); }),
-            "beta1 = 1: must be in [0, 1)");
-  EXPECT_EQ(message([&] { cpu::adam<double>(p.data(), g.data(), m.data(), v.data(), 4, {.step = 0}); }),
-            "step = 0: counts from 1 (the first update)");
+  EXPECT_EQ(
+      message([&] { cpu::adam<double>(p.data(), g.data(), m.data(), v.data(), 4, {.beta1 = 1}); }),
+      "beta1 = 1: must be in [0, 1)");
+  EXPECT_EQ(
+      message([&] { cpu::adam<double>(p.data(), g.data(), m.data(), v.data(), 4, {.step = 0}); }),
+      "step = 0: counts from 1 (the first update)");
   EXPECT_EQ(message([&] { cpu::aggregate<double>(p.data(), {}, 4, Reduction::sum); }),
             "inputs: 0 given; between 1 and 256 are allowed");
   std::vector<const double*> with_null = {g.data(), nullptr};

@@ -106,7 +106,8 @@ class Buffer {
   explicit Buffer(const std::vector<T>& values, Location location = Location::here())
       : Buffer(std::span<const T>(values), location) {}
 
-  Buffer(Buffer&& other) noexcept : raw_(std::move(other.raw_)), size_(std::exchange(other.size_, 0)) {}
+  Buffer(Buffer&& other) noexcept
+      : raw_(std::move(other.raw_)), size_(std::exchange(other.size_, 0)) {}
   Buffer& operator=(Buffer&& other) noexcept {
     raw_ = std::move(other.raw_);
     size_ = std::exchange(other.size_, 0);

@@ -96,8 +96,7 @@ namespace cuda {
 template <typename T>
 void sgd(T* params, const T* grad, T* velocity, std::size_t n, const Sgd& options, Stream stream);
 template <typename T>
-void adam(T* params, const T* grad, T* m, T* v, std::size_t n, const Adam& options,
-          Stream stream);
+void adam(T* params, const T* grad, T* m, T* v, std::size_t n, const Adam& options, Stream stream);
 template <typename T>
 void aggregate(T* out, std::span<const T* const> inputs, std::size_t n, Reduction reduction,
                Stream stream);

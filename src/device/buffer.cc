@@ -124,8 +124,8 @@ const void* RawBuffer::replica(Location location,
     copy = make(self, location);
     if (TaskBase* task = current_task()) {
       task->scheduler.record_transfer(
-          "copy of a Buffer from " + location_.to_string() + " to " + location.to_string(),
-          bytes_, start, Clock::now());
+          "copy of a Buffer from " + location_.to_string() + " to " + location.to_string(), bytes_,
+          start, Clock::now());
     }
   }
   return copy.get();

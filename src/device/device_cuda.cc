@@ -195,8 +195,7 @@ Stream acquire_stream(int device) {
   }
   DeviceGuard guard(device);
   cudaStream_t stream = nullptr;
-  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate",
-             device);
+  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate", device);
   return Stream(device, stream);
 }
 
@@ -227,7 +226,7 @@ void wait_stream(Stream stream) { wait_mark(mark(stream), stream); }
 
 Location usable(Location location) {
   return location.kind == Location::Kind::pinned && device_count() == 0 ? Location::host()
-                                                                         : location;
+                                                                        : location;
 }
 
 void* allocate(std::size_t bytes, Location location, Stream stream) {

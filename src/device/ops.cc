@@ -63,7 +63,8 @@ T scalar_at(Location location, Cpu cpu, Gpu gpu) {
     return result;
   }
   Buffer<T> result(1, location);
-  run_at(location, [](Stream) {}, [&](Stream stream) { gpu(result.data(), stream); });
+  run_at(
+      location, [](Stream) {}, [&](Stream stream) { gpu(result.data(), stream); });
   return result.to_vector()[0];
 }
 
@@ -71,14 +72,11 @@ T scalar_at(Location location, Cpu cpu, Gpu gpu) {
 
 // The kernels' own checks run inside; these name the buffers.
 #ifdef SPINDLE_HAVE_CUDA
-#define SPINDLE_ON_BOTH(call)                                        \
-  [&](Stream stream) { kernels::cpu::call; }, [&](Stream stream) { \
-    kernels::cuda::call;                                             \
-  }
-#define SPINDLE_SCALAR_ON_BOTH(call)                                        \
-  [&](T* result, Stream stream) { kernels::cpu::call; }, [&](T* result, Stream stream) { \
-    kernels::cuda::call;                                                    \
-  }
+#define SPINDLE_ON_BOTH(call) \
+  [&](Stream stream) { kernels::cpu::call; }, [&](Stream stream) { kernels::cuda::call; }
+#define SPINDLE_SCALAR_ON_BOTH(call)                     \
+  [&](T* result, Stream stream) { kernels::cpu::call; }, \
+      [&](T* result, Stream stream) { kernels::cuda::call; }
 #else
 #define SPINDLE_ON_BOTH(call) [&](Stream stream) { kernels::cpu::call; }, [](Stream) {}
 #define SPINDLE_SCALAR_ON_BOTH(call) \
@@ -101,8 +99,8 @@ template <typename T>
 void sgd(Buffer<T>& params, const Buffer<T>& grad, Buffer<T>& velocity, const Sgd& options) {
   Location at = place_of("ops::sgd", {operand("params", params), operand("grad", grad),
                                       operand("velocity", velocity)});
-  run_at(at, SPINDLE_ON_BOTH(sgd(params.data(), grad.data(), velocity.data(), params.size(),
-                                 options, stream)));
+  run_at(at, SPINDLE_ON_BOTH(
+                 sgd(params.data(), grad.data(), velocity.data(), params.size(), options, stream)));
 }
 
 template <typename T>
@@ -126,8 +124,7 @@ void aggregate(Buffer<T>& out, std::span<const Buffer<T>* const> inputs, Reducti
     pointers.push_back(inputs[k]->data());
   }
   std::span<const T* const> in(pointers);
-  run_at(out.location(),
-         SPINDLE_ON_BOTH(aggregate(out.data(), in, out.size(), reduction, stream)));
+  run_at(out.location(), SPINDLE_ON_BOTH(aggregate(out.data(), in, out.size(), reduction, stream)));
 }
 
 template <typename T>
@@ -149,7 +146,8 @@ void fill(Buffer<T>& x, T value) {
 template <typename T>
 T dot(const Buffer<T>& a, const Buffer<T>& b) {
   Location at = place_of("ops::dot", {operand("a", a), operand("b", b)});
-  return scalar_at<T>(at, SPINDLE_SCALAR_ON_BOTH(dot(a.data(), b.data(), a.size(), result, stream)));
+  return scalar_at<T>(at,
+                      SPINDLE_SCALAR_ON_BOTH(dot(a.data(), b.data(), a.size(), result, stream)));
 }
 
 template <typename T>
@@ -161,15 +159,15 @@ T norm2(const Buffer<T>& x) {
 #undef SPINDLE_ON_BOTH
 #undef SPINDLE_SCALAR_ON_BOTH
 
-#define SPINDLE_OPS(T)                                                                        \
-  template void sgd<T>(Buffer<T>&, const Buffer<T>&, const Sgd&);                             \
-  template void sgd<T>(Buffer<T>&, const Buffer<T>&, Buffer<T>&, const Sgd&);                 \
-  template void adam<T>(Buffer<T>&, const Buffer<T>&, Buffer<T>&, Buffer<T>&, const Adam&);   \
-  template void aggregate<T>(Buffer<T>&, std::span<const Buffer<T>* const>, Reduction);       \
-  template void axpy<T>(Buffer<T>&, T, const Buffer<T>&);                                     \
-  template void scale<T>(Buffer<T>&, T);                                                      \
-  template void fill<T>(Buffer<T>&, T);                                                       \
-  template T dot<T>(const Buffer<T>&, const Buffer<T>&);                                      \
+#define SPINDLE_OPS(T)                                                                      \
+  template void sgd<T>(Buffer<T>&, const Buffer<T>&, const Sgd&);                           \
+  template void sgd<T>(Buffer<T>&, const Buffer<T>&, Buffer<T>&, const Sgd&);               \
+  template void adam<T>(Buffer<T>&, const Buffer<T>&, Buffer<T>&, Buffer<T>&, const Adam&); \
+  template void aggregate<T>(Buffer<T>&, std::span<const Buffer<T>* const>, Reduction);     \
+  template void axpy<T>(Buffer<T>&, T, const Buffer<T>&);                                   \
+  template void scale<T>(Buffer<T>&, T);                                                    \
+  template void fill<T>(Buffer<T>&, T);                                                     \
+  template T dot<T>(const Buffer<T>&, const Buffer<T>&);                                    \
   template T norm2<T>(const Buffer<T>&);
 SPINDLE_OPS(float)
 SPINDLE_OPS(double)

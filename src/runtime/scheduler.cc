@@ -580,7 +580,8 @@ void Scheduler::write_timeline(std::ostream& out) const {
     if (!event.spec) {
       write_transfer(out, event, first);
       first = false;
-      if (std::ranges::find(workers, event.worker) == workers.end()) workers.push_back(event.worker);
+      if (std::ranges::find(workers, event.worker) == workers.end())
+        workers.push_back(event.worker);
       continue;
     }
     std::string device = "cpu";

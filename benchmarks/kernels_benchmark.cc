@@ -1,0 +1,294 @@
+// Kernel bandwidth: bytes moved a second by each kernel, as a share of a baseline measured
+// in the same run at the same size: a STREAM triad (a = b + s * c) for the CPU twins, split
+// across the runtime's workers exactly as they are, and a device-to-device copy on the GPU.
+// Bytes count reads plus writes of the arrays each kernel must touch (STREAM's convention).
+//
+//   kernels_benchmark [--quick] [--min-mb N] [--max-mb N] [--reps N] [--type float|double]
+//                     [--cpu-only | --gpu-only]
+#ifdef SPINDLE_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/parallel.hpp"
+#include "spindle/spindle.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Settings {
+  std::size_t min_mb = 1, max_mb = 1024;
+  int reps = 5;
+  bool use_double = false, cpu = true, gpu = true;
+};
+
+Settings parse(int argc, char** argv) {
+  Settings settings;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", arg.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--quick") {
+      settings.max_mb = 4;
+      settings.reps = 2;
+    } else if (arg == "--min-mb") {
+      settings.min_mb = std::stoul(next());
+    } else if (arg == "--max-mb") {
+      settings.max_mb = std::stoul(next());
+    } else if (arg == "--reps") {
+      settings.reps = std::max(1, std::stoi(next()));
+    } else if (arg == "--type") {
+      std::string type = next();
+      if (type != "float" && type != "double") {
+        std::fprintf(stderr, "--type %s: float or double\n", type.c_str());
+        std::exit(2);
+      }
+      settings.use_double = type == "double";
+    } else if (arg == "--cpu-only") {
+      settings.gpu = false;
+    } else if (arg == "--gpu-only") {
+      settings.cpu = false;
+    } else {
+      std::fprintf(stderr,
+                   "unknown argument '%s'; allowed: --quick --min-mb N --max-mb N --reps N "
+                   "--type float|double --cpu-only --gpu-only\n",
+                   arg.c_str());
+      std::exit(2);
+    }
+  }
+  return settings;
+}
+
+// One kernel to time: how many arrays of the size it reads plus writes, and how to run it
+// once (for the GPU: queued on `stream`).
+struct Kernel {
+  std::string name;
+  int arrays_moved;
+  std::function<void(spindle::Stream)> run;
+};
+
+template <typename T>
+struct Arrays {
+  spindle::Buffer<T> p, g, m, v, out;
+  explicit Arrays(std::size_t n, spindle::Location at)
+      : p(n, at), g(n, at), m(n, at), v(n, at), out(n, at) {
+    spindle::ops::fill(p, T(1));
+    spindle::ops::fill(g, T(0.5));
+    spindle::ops::fill(v, T(0.25));
+  }
+};
+
+// The kernels, on raw pointers: the CPU twins or the CUDA kernels (same signatures).
+template <typename T, bool Gpu>
+std::vector<Kernel> kernels_of(Arrays<T>& a, std::size_t n, std::vector<T>& scalars) {
+  auto call = [](auto cpu, auto gpu) {
+    return [=](spindle::Stream stream) {
+      if constexpr (Gpu) {
+        gpu(stream);
+      } else {
+        cpu(stream);
+      }
+    };
+  };
+  T* p = a.p.data();
+  T* g = a.g.data();
+  T* m = a.m.data();
+  T* v = a.v.data();
+  T* out = a.out.data();
+  T* result = Gpu ? a.out.data() : scalars.data();
+  namespace cpu = spindle::kernels::cpu;
+#ifdef SPINDLE_HAVE_CUDA
+  namespace cuda = spindle::kernels::cuda;
+#define SPINDLE_BOTH(expression) \
+  call([=](spindle::Stream s) { cpu::expression; }, [=](spindle::Stream s) { cuda::expression; })
+#else
+#define SPINDLE_BOTH(expression) \
+  call([=](spindle::Stream s) { cpu::expression; }, [](spindle::Stream) {})
+#endif
+  spindle::kernels::Sgd sgd{.lr = 1e-3};
+  spindle::kernels::Sgd momentum{.lr = 1e-3, .momentum = 0.9, .nesterov = true};
+  spindle::kernels::Adam adam{.lr = 1e-4, .weight_decay = 0.01, .decoupled = true};
+  std::vector<Kernel> kernels = {
+      {"sgd", 3, SPINDLE_BOTH(sgd<T>(p, g, nullptr, n, sgd, s))},
+      {"momentum (nesterov)", 5, SPINDLE_BOTH(sgd<T>(p, g, m, n, momentum, s))},
+      {"adamw", 7, SPINDLE_BOTH(adam<T>(p, g, m, v, n, adam, s))},
+      {"aggregate 4 -> 1 (mean)", 5,
+       call(
+           [=](spindle::Stream s) {
+             const T* in[] = {p, g, m, v};
+             cpu::aggregate<T>(out, in, n, spindle::kernels::Reduction::mean, s);
+           },
+           [=]([[maybe_unused]] spindle::Stream s) {
+#ifdef SPINDLE_HAVE_CUDA
+             const T* in[] = {p, g, m, v};
+             cuda::aggregate<T>(out, in, n, spindle::kernels::Reduction::mean, s);
+#endif
+           })},
+      {"axpy", 3, SPINDLE_BOTH(axpy<T>(m, T(1e-3), g, n, s))},
+      {"scale", 2, SPINDLE_BOTH(scale<T>(v, T(1), n, s))},
+      {"fill", 1, SPINDLE_BOTH(fill<T>(out, T(0), n, s))},
+      {"dot", 2, SPINDLE_BOTH(dot<T>(p, g, n, result, s))},
+      {"norm2", 1, SPINDLE_BOTH(norm2<T>(g, n, result, s))},
+  };
+#undef SPINDLE_BOTH
+  return kernels;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+// Median seconds of `reps` timed runs after one warm-up.
+double time_cpu(const std::function<void()>& run, int reps) {
+  run();
+  std::vector<double> seconds;
+  for (int r = 0; r < reps; ++r) {
+    auto start = Clock::now();
+    run();
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return median(seconds);
+}
+
+void print_row(const char* side, std::size_t mb, const std::string& name, double bytes,
+               double seconds, double baseline_gbps) {
+  double gbps = bytes / seconds / 1e9;
+  std::printf("| %s | %zu MB | %s | %.1f | %.0f%% |\n", side, mb, name.c_str(), gbps,
+              100 * gbps / baseline_gbps);
+  std::fflush(stdout);
+}
+
+template <typename T>
+void run_cpu(const Settings& settings, spindle::Runtime& rt) {
+  std::printf("\n### CPU twins (%s), %u workers; share of a STREAM triad in the same run\n\n",
+              settings.use_double ? "double" : "float", rt.num_workers());
+  std::printf(
+      "| side | array size | kernel | GB/s | share of triad |\n| --- | ---: | --- | ---: | ---: "
+      "|\n");
+  for (std::size_t mb = settings.min_mb; mb <= settings.max_mb; mb *= 4) {
+    // Inside one task, so that the twins split across the workers as in real use.
+    rt.task([&] {
+        std::size_t n = mb * (std::size_t{1} << 20) / sizeof(T);
+        Arrays<T> arrays(n, spindle::Location::host());
+        std::vector<T> scalars(1);
+        T* a = arrays.out.data();
+        const T* b = arrays.g.data();
+        const T* c = arrays.v.data();
+        auto triad = [&] {
+          spindle::detail::parallel_for(n, std::size_t{1} << 16,
+                                        [=](std::size_t lo, std::size_t hi) {
+                                          for (std::size_t i = lo; i < hi; ++i)
+                                            a[i] = b[i] + T(3) * c[i];
+                                        });
+        };
+        double bytes = static_cast<double>(n * sizeof(T));
+        double triad_gbps = 3 * bytes / time_cpu(triad, settings.reps) / 1e9;
+        print_row("cpu", mb, "STREAM triad (baseline)", 3 * bytes, 3 * bytes / triad_gbps / 1e9,
+                  triad_gbps);
+        for (const Kernel& kernel : kernels_of<T, false>(arrays, n, scalars)) {
+          double seconds = time_cpu([&] { kernel.run(spindle::Stream()); }, settings.reps);
+          print_row("cpu", mb, kernel.name, kernel.arrays_moved * bytes, seconds, triad_gbps);
+        }
+      })
+        .options({.num_cpus = 0})
+        .remote()
+        .get();
+  }
+}
+
+#ifdef SPINDLE_HAVE_CUDA
+template <typename T>
+void run_gpu(const Settings& settings) {
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  std::printf(
+      "\n### CUDA kernels (%s) on GPU 0, %s; share of a device-to-device copy in the "
+      "same run\n\n",
+      settings.use_double ? "double" : "float", prop.name);
+  std::printf(
+      "| side | array size | kernel | GB/s | share of copy |\n| --- | ---: | --- | ---: | ---: "
+      "|\n");
+  spindle::Stream stream = spindle::this_task::stream();
+  cudaStream_t native = stream.native_handle();
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  auto time_gpu = [&](const std::function<void()>& run) {
+    run();
+    std::vector<double> seconds;
+    for (int r = 0; r < settings.reps; ++r) {
+      cudaEventRecord(start, native);
+      run();
+      cudaEventRecord(stop, native);
+      cudaEventSynchronize(stop);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      seconds.push_back(ms / 1e3);
+    }
+    return median(seconds);
+  };
+  for (std::size_t mb = settings.min_mb; mb <= settings.max_mb; mb *= 4) {
+    std::size_t n = mb * (std::size_t{1} << 20) / sizeof(T);
+    Arrays<T> arrays(n, spindle::Location::gpu(0));
+    std::vector<T> scalars(1);
+    double bytes = static_cast<double>(n * sizeof(T));
+    double copy_seconds = time_gpu([&] {
+      cudaMemcpyAsync(arrays.out.data(), arrays.p.data(), n * sizeof(T), cudaMemcpyDeviceToDevice,
+                      native);
+    });
+    double copy_gbps = 2 * bytes / copy_seconds / 1e9;
+    print_row("gpu", mb, "device-to-device copy (baseline)", 2 * bytes, copy_seconds, copy_gbps);
+    for (const Kernel& kernel : kernels_of<T, true>(arrays, n, scalars)) {
+      double seconds = time_gpu([&] { kernel.run(stream); });
+      print_row("gpu", mb, kernel.name, kernel.arrays_moved * bytes, seconds, copy_gbps);
+    }
+    stream.synchronize();
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+}
+#endif
+
+template <typename T>
+void run(const Settings& settings) {
+  if (settings.cpu) {
+    spindle::Runtime rt;
+    run_cpu<T>(settings, rt);
+  }
+  if (!settings.gpu) return;
+#ifdef SPINDLE_HAVE_CUDA
+  if (spindle::device_count() > 0) {
+    run_gpu<T>(settings);
+    return;
+  }
+  std::printf("\nGPU: skipped, no GPU (%s)\n", spindle::Topology::discover().gpu_note.c_str());
+#else
+  std::printf("\nGPU: skipped, spindle was built without CUDA\n");
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings settings = parse(argc, argv);
+  if (settings.use_double) {
+    run<double>(settings);
+  } else {
+    run<float>(settings);
+  }
+}
