@@ -1,5 +1,6 @@
 // Kernel bandwidth: bytes moved a second by each kernel, as a share of a baseline measured
-// in the same run at the same size: a STREAM triad (a = b + s * c) for the CPU twins, split
+// in the same run at the same size, runs of the two alternating (the share is the median of
+// the pairs' ratios): a STREAM triad (a = b + s * c) for the CPU twins, split
 // across the runtime's workers exactly as they are, and a device-to-device copy on the GPU.
 // Bytes count reads plus writes of the arrays each kernel must touch (STREAM's convention).
 //
@@ -153,30 +154,47 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-// Median seconds of `reps` timed runs after one warm-up.
-double time_cpu(const std::function<void()>& run, int reps) {
+using Timer = std::function<double(const std::function<void()>&)>;  // seconds of one run
+
+double wall_seconds(const std::function<void()>& run) {
+  auto start = Clock::now();
   run();
-  std::vector<double> seconds;
-  for (int r = 0; r < reps; ++r) {
-    auto start = Clock::now();
-    run();
-    seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  return median(seconds);
+  return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-void print_row(const char* side, std::size_t mb, const std::string& name, double bytes,
-               double seconds, double baseline_gbps) {
-  double gbps = bytes / seconds / 1e9;
-  std::printf("| %s | %zu MB | %s | %.1f | %.0f%% |\n", side, mb, name.c_str(), gbps,
-              100 * gbps / baseline_gbps);
+struct Measured {
+  double gbps;   // median over the repetitions
+  double share;  // median of the per-pair ratios to the baseline
+};
+
+// Alternates baseline and kernel runs, so that both see the same moment of a noisy machine.
+Measured interleaved(const Timer& time_once, const std::function<void()>& baseline,
+                     double baseline_bytes, const std::function<void()>& kernel,
+                     double kernel_bytes, int reps) {
+  time_once(baseline);  // warm-up
+  time_once(kernel);
+  std::vector<double> gbps, shares;
+  for (int r = 0; r < reps; ++r) {
+    double base = baseline_bytes / time_once(baseline);
+    double rate = kernel_bytes / time_once(kernel);
+    gbps.push_back(rate / 1e9);
+    shares.push_back(rate / base);
+  }
+  return {median(gbps), median(shares)};
+}
+
+void print_row(const char* side, std::size_t mb, const std::string& name, Measured measured) {
+  std::printf("| %s | %zu MB | %s | %.1f | %.0f%% |\n", side, mb, name.c_str(), measured.gbps,
+              100 * measured.share);
   std::fflush(stdout);
 }
 
 template <typename T>
 void run_cpu(const Settings& settings, spindle::Runtime& rt) {
-  std::printf("\n### CPU twins (%s), %u workers; share of a STREAM triad in the same run\n\n",
-              settings.use_double ? "double" : "float", rt.num_workers());
+  std::printf(
+      "\n### CPU twins (%s), %u workers; share of a STREAM triad in the same run\n(the triad's own "
+      "row pairs it with itself: its distance from 100%% is the noise)\n\n",
+      settings.use_double ? "double" : "float", rt.num_workers());
   std::printf(
       "| side | array size | kernel | GB/s | share of triad |\n| --- | ---: | --- | ---: | ---: "
       "|\n");
@@ -190,19 +208,20 @@ void run_cpu(const Settings& settings, spindle::Runtime& rt) {
         const T* b = arrays.g.data();
         const T* c = arrays.v.data();
         auto triad = [&] {
-          spindle::detail::parallel_for(n, std::size_t{1} << 16,
+          spindle::detail::parallel_for(n, spindle::detail::kKernelGrain,
                                         [=](std::size_t lo, std::size_t hi) {
                                           for (std::size_t i = lo; i < hi; ++i)
                                             a[i] = b[i] + T(3) * c[i];
                                         });
         };
         double bytes = static_cast<double>(n * sizeof(T));
-        double triad_gbps = 3 * bytes / time_cpu(triad, settings.reps) / 1e9;
-        print_row("cpu", mb, "STREAM triad (baseline)", 3 * bytes, 3 * bytes / triad_gbps / 1e9,
-                  triad_gbps);
+        print_row("cpu", mb, "STREAM triad (baseline)",
+                  interleaved(wall_seconds, triad, 3 * bytes, triad, 3 * bytes, settings.reps));
         for (const Kernel& kernel : kernels_of<T, false>(arrays, n, scalars)) {
-          double seconds = time_cpu([&] { kernel.run(spindle::Stream()); }, settings.reps);
-          print_row("cpu", mb, kernel.name, kernel.arrays_moved * bytes, seconds, triad_gbps);
+          auto run = [&] { kernel.run(spindle::Stream()); };
+          print_row("cpu", mb, kernel.name,
+                    interleaved(wall_seconds, triad, 3 * bytes, run, kernel.arrays_moved * bytes,
+                                settings.reps));
         }
       })
         .options({.num_cpus = 0})
@@ -218,7 +237,8 @@ void run_gpu(const Settings& settings) {
   cudaGetDeviceProperties(&prop, 0);
   std::printf(
       "\n### CUDA kernels (%s) on GPU 0, %s; share of a device-to-device copy in the "
-      "same run\n\n",
+      "same run\n(the copy's own row pairs it with itself: its distance from 100%% is the "
+      "noise)\n\n",
       settings.use_double ? "double" : "float", prop.name);
   std::printf(
       "| side | array size | kernel | GB/s | share of copy |\n| --- | ---: | --- | ---: | ---: "
@@ -228,34 +248,31 @@ void run_gpu(const Settings& settings) {
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
-  auto time_gpu = [&](const std::function<void()>& run) {
+  Timer time_gpu = [&](const std::function<void()>& run) {
+    cudaEventRecord(start, native);
     run();
-    std::vector<double> seconds;
-    for (int r = 0; r < settings.reps; ++r) {
-      cudaEventRecord(start, native);
-      run();
-      cudaEventRecord(stop, native);
-      cudaEventSynchronize(stop);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, start, stop);
-      seconds.push_back(ms / 1e3);
-    }
-    return median(seconds);
+    cudaEventRecord(stop, native);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    return ms / 1e3;
   };
   for (std::size_t mb = settings.min_mb; mb <= settings.max_mb; mb *= 4) {
     std::size_t n = mb * (std::size_t{1} << 20) / sizeof(T);
     Arrays<T> arrays(n, spindle::Location::gpu(0));
     std::vector<T> scalars(1);
     double bytes = static_cast<double>(n * sizeof(T));
-    double copy_seconds = time_gpu([&] {
+    auto copy = [&] {
       cudaMemcpyAsync(arrays.out.data(), arrays.p.data(), n * sizeof(T), cudaMemcpyDeviceToDevice,
                       native);
-    });
-    double copy_gbps = 2 * bytes / copy_seconds / 1e9;
-    print_row("gpu", mb, "device-to-device copy (baseline)", 2 * bytes, copy_seconds, copy_gbps);
+    };
+    print_row("gpu", mb, "device-to-device copy (baseline)",
+              interleaved(time_gpu, copy, 2 * bytes, copy, 2 * bytes, settings.reps));
     for (const Kernel& kernel : kernels_of<T, true>(arrays, n, scalars)) {
-      double seconds = time_gpu([&] { kernel.run(stream); });
-      print_row("gpu", mb, kernel.name, kernel.arrays_moved * bytes, seconds, copy_gbps);
+      auto run = [&] { kernel.run(stream); };
+      print_row(
+          "gpu", mb, kernel.name,
+          interleaved(time_gpu, copy, 2 * bytes, run, kernel.arrays_moved * bytes, settings.reps));
     }
     stream.synchronize();
   }

@@ -11,15 +11,14 @@
 namespace spindle::kernels::cpu {
 namespace {
 
-// Below this many elements a split costs more than it saves.
-constexpr std::size_t kGrain = std::size_t{1} << 16;
+using spindle::detail::kKernelGrain;
 // Reductions sum fixed blocks, then the block sums in order, so results do not depend on
 // how many workers there are.
 constexpr std::size_t kBlock = std::size_t{1} << 14;
 
 template <typename Body>
 void split(std::size_t n, Body body) {
-  spindle::detail::parallel_for(n, kGrain, body);
+  spindle::detail::parallel_for(n, kKernelGrain, body);
 }
 
 // Eight independent accumulators let the compiler vectorise a sum without -ffast-math.
@@ -38,11 +37,12 @@ template <typename T, typename Term>
 T deterministic_sum(std::size_t n, Term term) {
   std::size_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<T> partial(blocks);
-  spindle::detail::parallel_for(blocks, kGrain / kBlock, [&](std::size_t first, std::size_t last) {
-    for (std::size_t b = first; b < last; ++b) {
-      partial[b] = block_sum<T>(b * kBlock, std::min(n, (b + 1) * kBlock), term);
-    }
-  });
+  spindle::detail::parallel_for(
+      blocks, kKernelGrain / kBlock, [&](std::size_t first, std::size_t last) {
+        for (std::size_t b = first; b < last; ++b) {
+          partial[b] = block_sum<T>(b * kBlock, std::min(n, (b + 1) * kBlock), term);
+        }
+      });
   T total = 0;
   for (T value : partial) total += value;
   return total;

@@ -6,6 +6,10 @@
 
 namespace spindle::detail {
 
+/// The grain of the kernels' CPU twins, in elements: below 1 MB of floats a split costs more
+/// than it saves, since waking an idle worker takes tens of microseconds on a busy machine.
+inline constexpr std::size_t kKernelGrain = std::size_t{1} << 18;
+
 /// Runs `body(begin, end)` over [0, n) in at most one piece per worker, each piece at least
 /// `grain` long. Inside a task the pieces run as tasks of zero demand on the runtime's
 /// workers (the caller runs the first and waits for the others, suspending only its fiber);
