@@ -55,10 +55,11 @@ class RawBuffer {
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
   [[nodiscard]] Location location() const noexcept { return location_; }
 
-  /// Copies all of `source` (the same byte size) in, and waits for it.
-  void copy_from(const RawBuffer& source);
+  /// Copies bytes() bytes of `source`, from `offset` bytes on, in; waits for it.
+  void copy_from(const RawBuffer& source, std::size_t offset = 0);
   void copy_from_host(const void* source, std::size_t bytes);
   void copy_to_host(void* target, std::size_t bytes) const;
+  void drop_replicas() noexcept { replicas_.reset(); }
   /// The kept copy at `location`, made by `make` on first use (once, whoever asks first).
   const void* replica(Location location, std::shared_ptr<void> (*make)(const void*, Location),
                       const void* self) const;
@@ -76,6 +77,8 @@ class RawBuffer {
 std::size_t checked_bytes(std::size_t size, std::size_t element_bytes);
 /// Throws InvalidArgumentError naming both sizes unless they match.
 void check_same_size(std::size_t expected, std::size_t got, const char* what);
+/// Throws InvalidArgumentError unless [offset, offset + count) lies within `size` elements.
+void check_range(std::size_t offset, std::size_t count, std::size_t size);
 /// Whether a consumer at `here` needs its own copy of data at `there`.
 [[nodiscard]] bool needs_copy(Location there, Location here);
 
@@ -154,12 +157,22 @@ class Buffer {
     detail::check_same_size(size_, source.size_, "copy_from: the source buffer");
     raw_.copy_from(source.raw_);
   }
+  /// Copies size() elements of `source`, from element `offset` on, in (any locations).
+  /// @throws InvalidArgumentError if the range runs past the end of `source`.
+  void copy_from(const Buffer& source, std::size_t offset) {
+    detail::check_range(offset, size_, source.size_);
+    raw_.copy_from(source.raw_, offset * sizeof(T));
+  }
   /// A new buffer at `location` holding a copy of the elements.
   [[nodiscard]] Buffer to(Location location) const {
     Buffer copy(size_, location);
     copy.raw_.copy_from(raw_);
     return copy;
   }
+
+  /// Forgets the copies kept for consumers elsewhere; for an owner about to change a buffer
+  /// that it alone holds (the copies would be stale).
+  void drop_replicas() noexcept { raw_.drop_replicas(); }
 
   /// This buffer where a consumer at `location` can use it: itself when no copy is needed,
   /// else a copy made once and kept with this buffer (meant for immutable stored buffers).

@@ -83,6 +83,13 @@ class ActorCrash : public Error {
   using Error::Error;
 };
 
+/// @brief A checkpoint file could not be written, or was refused on reading: missing,
+/// truncated, corrupt (checksum), or made for other parameters. The message names the file.
+class CheckpointError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// @brief A CUDA call failed, or a device was used that does not exist or is not allowed.
 /// The message names the call, the device and CUDA's error ("cudaMallocAsync(1073741824
 /// bytes) on GPU 0: cudaErrorMemoryAllocation, out of memory").

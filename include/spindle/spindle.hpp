@@ -10,6 +10,7 @@
 #include "spindle/kernels.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/ops.hpp"
+#include "spindle/param.hpp"
 #include "spindle/resources.hpp"
 #include "spindle/runtime.hpp"
 #include "spindle/task.hpp"

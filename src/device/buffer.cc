@@ -47,6 +47,14 @@ void check_same_size(std::size_t expected, std::size_t got, const char* what) {
   }
 }
 
+void check_range(std::size_t offset, std::size_t count, std::size_t size) {
+  if (offset > size || count > size - offset) {
+    throw InvalidArgumentError("elements " + std::to_string(offset) + " to " +
+                               std::to_string(offset + count) + ": the source has " +
+                               std::to_string(size) + " elements");
+  }
+}
+
 bool needs_copy(Location there, Location here) {
   if (!there.on_gpu() && !here.on_gpu()) return false;  // host and pinned are one place
   return there != here;
@@ -95,8 +103,8 @@ void RawBuffer::release() noexcept {
   data_ = nullptr;
 }
 
-void RawBuffer::copy_from(const RawBuffer& source) {
-  copy(data_, location_, source.data_, source.location_, bytes_,
+void RawBuffer::copy_from(const RawBuffer& source, std::size_t offset) {
+  copy(data_, location_, static_cast<const char*>(source.data_) + offset, source.location_, bytes_,
        copy_stream(location_, source.location_));
 }
 

@@ -1,0 +1,338 @@
+// The parameter server: a vector of parameters split into shards, each kept by an actor in a
+// Buffer on a GPU (shards spread across GPUs) or in host memory without one, and updated by
+// the GPU layer's kernels (spindle/ops.hpp).
+//
+//   spindle::ParameterServer<float> ps(rt, std::vector<float>(n), {.num_shards = 4,
+//                                      .optimizer = spindle::Optimizer::adam, .lr = 1e-3});
+//   ps.push(gradient);                      // asynchronous: split by shard, applied in order
+//   std::vector<float> w = ps.pull();       // every push made before by this caller applied
+//
+// Consistency: a shard applies pushes in the order each caller made them (actor order), and a
+// pull from a caller sees every push it made before. In synchronous mode each shard keeps
+// the pushes of a round and, once `workers` of them arrived, averages them with the N-way
+// aggregation kernel and makes one update.
+//
+// Thread safety: every member may be called from any thread or task at once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "spindle/buffer.hpp"
+#include "spindle/ops.hpp"
+#include "spindle/runtime.hpp"
+
+namespace spindle {
+
+enum class Optimizer : std::uint8_t { sgd, momentum, adam, adamw };
+enum class UpdateMode : std::uint8_t { asynchronous, synchronous };
+
+/// @brief How a ParameterServer is split and updated.
+struct ParameterServerOptions {
+  std::size_t num_shards = 2;
+  Optimizer optimizer = Optimizer::sgd;
+  double lr = 0.01;
+  /// For Optimizer::momentum.
+  double momentum = 0.9;
+  bool nesterov = false;
+  /// For Optimizer::adam and adamw.
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0;
+  UpdateMode mode = UpdateMode::asynchronous;
+  /// Synchronous mode: the pushes that make one update.
+  std::size_t workers = 1;
+  /// Keep shards on the GPUs when there are any.
+  bool use_gpus = true;
+};
+
+namespace detail {
+
+/// Throws InvalidArgumentError naming the first bad option (the optimiser's are checked by
+/// the kernels' own checks).
+void check(const ParameterServerOptions& options, std::size_t size);
+/// The GPU share each shard asks for: 0 without GPUs, else spread evenly over them.
+double shard_gpu_share(const ParameterServerOptions& options);
+
+/// A checkpoint's header: what it holds besides the values.
+struct CheckpointHeader {
+  std::uint32_t element_bytes = 0;
+  std::uint64_t count = 0;
+  std::uint64_t steps = 0;
+};
+/// Writes header, values and a checksum; throws CheckpointError naming the file.
+void write_checkpoint(const std::string& path, const CheckpointHeader& header, const void* values);
+/// Reads and verifies a whole checkpoint (magic, version, size, checksum) and checks that it
+/// holds `expected.count` elements of `expected.element_bytes`; returns its header and values.
+std::pair<CheckpointHeader, std::vector<char>> read_checkpoint(const std::string& path,
+                                                               const CheckpointHeader& expected);
+
+/// One shard: an actor's state.
+template <typename T>
+class ParameterShard {
+ public:
+  ParameterShard(const std::vector<T>& initial, ParameterServerOptions options)
+      : options_(options), params_(stored(Buffer<T>(initial))) {
+    Location at = params_.get().location();
+    if (options_.optimizer != Optimizer::sgd) first_ = Buffer<T>(initial.size(), at);
+    if (options_.optimizer == Optimizer::adam || options_.optimizer == Optimizer::adamw) {
+      second_ = Buffer<T>(initial.size(), at);
+    }
+  }
+
+  /// The current values, without a copy; a later update copies them first if the ref is kept.
+  ObjectRef<Buffer<T>> pull() const { return params_; }
+
+  /// Applies (or, synchronously, collects) one gradient; returns the updates made so far.
+  /// The gradient comes shared, so that a round can keep it without a copy.
+  std::uint64_t push(const std::shared_ptr<const Buffer<T>>& gradient) {
+    if (options_.mode == UpdateMode::asynchronous) {
+      apply(*gradient);
+      return steps_;
+    }
+    round_.push_back(gradient);
+    if (round_.size() < options_.workers) return steps_;
+    std::vector<const Buffer<T>*> inputs;
+    for (const auto& g : round_) inputs.push_back(g.get());
+    if (mean_.size() != gradient->size()) mean_ = Buffer<T>(gradient->size(), gradient->location());
+    ops::aggregate<T>(mean_, inputs, ops::Reduction::mean);
+    round_.clear();
+    apply(mean_);
+    return steps_;
+  }
+
+  /// Replaces the values (a loaded checkpoint) and the update count.
+  void set(const Buffer<T>& values, std::uint64_t steps) {
+    writable().copy_from(values);
+    steps_ = steps;
+  }
+
+  [[nodiscard]] std::uint64_t steps() const { return steps_; }
+
+ private:
+  static ObjectRef<Buffer<T>> stored(Buffer<T> buffer) {
+    auto state = std::make_shared<ObjectState<Buffer<T>>>();
+    state->set_value(std::move(buffer));
+    return ObjectRef<Buffer<T>>(std::move(state));
+  }
+
+  // Copy on write: a pulled ref still held elsewhere keeps the values it was given.
+  Buffer<T>& writable() {
+    if (params_.state().use_count() > 1) {
+      params_ = stored(params_.get().to(params_.get().location()));
+    }
+    auto& buffer = const_cast<Buffer<T>&>(params_.get());  // held by this shard alone
+    buffer.drop_replicas();
+    return buffer;
+  }
+
+  void apply(const Buffer<T>& gradient) {
+    Buffer<T>& params = writable();
+    ++steps_;
+    switch (options_.optimizer) {
+      case Optimizer::sgd:
+        ops::sgd(params, gradient, {.lr = options_.lr, .weight_decay = options_.weight_decay});
+        return;
+      case Optimizer::momentum:
+        ops::sgd(params, gradient, first_,
+                 {.lr = options_.lr,
+                  .momentum = options_.momentum,
+                  .weight_decay = options_.weight_decay,
+                  .nesterov = options_.nesterov});
+        return;
+      case Optimizer::adam:
+      case Optimizer::adamw:
+        ops::adam(params, gradient, first_, second_,
+                  {.lr = options_.lr,
+                   .beta1 = options_.beta1,
+                   .beta2 = options_.beta2,
+                   .eps = options_.eps,
+                   .weight_decay = options_.weight_decay,
+                   .decoupled = options_.optimizer == Optimizer::adamw,
+                   .step = static_cast<std::int64_t>(steps_)});
+        return;
+    }
+  }
+
+  ParameterServerOptions options_;
+  ObjectRef<Buffer<T>> params_;
+  Buffer<T> first_, second_;  // velocity, or Adam's two moments
+  std::vector<std::shared_ptr<const Buffer<T>>> round_;
+  Buffer<T> mean_;  // synchronous: the round's average
+  std::uint64_t steps_ = 0;
+};
+
+}  // namespace detail
+
+/// @brief Parameters split into shard actors; see the top of this header.
+/// @tparam T float or double.
+template <typename T>
+class ParameterServer {
+ public:
+  using Shard = detail::ParameterShard<T>;
+
+  /// @throws InvalidArgumentError for a bad option (num_shards 0 or above the size, workers
+  /// 0, an optimiser option out of range).
+  ParameterServer(Runtime& rt, const std::vector<T>& initial, ParameterServerOptions options = {})
+      : size_(initial.size()), options_(options) {
+    detail::check(options, initial.size());
+    double gpus = detail::shard_gpu_share(options);
+    for (std::size_t i = 0; i < options.num_shards; ++i) {
+      auto [offset, count] = range(i);
+      std::vector<T> slice(initial.begin() + offset, initial.begin() + offset + count);
+      shards_.push_back(
+          rt.actor<Shard>().options({.num_gpus = gpus}).remote(std::move(slice), options));
+    }
+    for (const auto& ref : pull_shards()) locations_.push_back(ref.get().location());
+  }
+
+  [[nodiscard]] std::size_t size() const { return size_; }
+  [[nodiscard]] std::size_t num_shards() const { return shards_.size(); }
+  /// Shard i's first element and element count.
+  [[nodiscard]] std::pair<std::size_t, std::size_t> range(std::size_t i) const {
+    std::size_t n = options_.num_shards;
+    return {i * size_ / n, (i + 1) * size_ / n - i * size_ / n};
+  }
+
+  /// @brief Each shard's current values, where the shard keeps them, without a copy.
+  [[nodiscard]] std::vector<ObjectRef<Buffer<T>>> pull_shards() const {
+    std::vector<ObjectRef<ObjectRef<Buffer<T>>>> pending;
+    for (const auto& shard : shards_) pending.push_back(shard.call(&Shard::pull));
+    std::vector<ObjectRef<Buffer<T>>> refs;
+    for (const auto& ref : pending) refs.push_back(ref.get());
+    return refs;
+  }
+
+  /// @brief All values, concatenated in host memory.
+  [[nodiscard]] std::vector<T> pull() const {
+    std::vector<T> values(size_);
+    std::vector<ObjectRef<Buffer<T>>> refs = pull_shards();
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+      auto [offset, count] = range(i);
+      refs[i].get().copy_to(std::span<T>(values).subspan(offset, count));
+    }
+    return values;
+  }
+
+  /// @brief Pushes a gradient held in host memory, split by shard; asynchronous. The refs
+  /// tell, per shard, the updates made once this push was taken in.
+  /// @throws InvalidArgumentError if the gradient's size is not size().
+  std::vector<ObjectRef<std::uint64_t>> push(std::span<const T> gradient) const {
+    detail::check_same_size(size_, gradient.size(), "push: the gradient");
+    return push_slices([&](std::size_t offset, std::size_t count, Location at) {
+      return Buffer<T>(gradient.subspan(offset, count), at);
+    });
+  }
+  /// @brief Pushes a gradient held in a Buffer (on a GPU or the host), split by shard.
+  std::vector<ObjectRef<std::uint64_t>> push(const Buffer<T>& gradient) const {
+    detail::check_same_size(size_, gradient.size(), "push: the gradient");
+    return push_slices([&](std::size_t offset, std::size_t count, Location at) {
+      Buffer<T> slice(count, at);
+      slice.copy_from(gradient, offset);
+      return slice;
+    });
+  }
+
+  /// @brief Updates each shard has made (equal for all shards unless pushes are in flight).
+  [[nodiscard]] std::vector<std::uint64_t> steps() const {
+    std::vector<ObjectRef<std::uint64_t>> refs;
+    for (const auto& shard : shards_) refs.push_back(shard.call(&Shard::steps));
+    return get(refs);
+  }
+
+  /// @brief Writes the values and the update count to `path` with a checksum.
+  /// @throws CheckpointError naming the file when it cannot be written.
+  void save(const std::string& path) const {
+    std::vector<T> values = pull();
+    std::vector<std::uint64_t> counts = steps();
+    detail::write_checkpoint(path, {sizeof(T), size_, counts.empty() ? 0 : counts.front()},
+                             values.data());
+  }
+
+  /// @brief Replaces the values and update count with a checkpoint's. A missing, corrupt or
+  /// mismatched file is refused with CheckpointError, and the live values stay as they were.
+  /// Optimiser state (momentum, Adam's moments) is not saved and starts from where it is.
+  void load(const std::string& path) {
+    auto [header, bytes] = detail::read_checkpoint(path, {sizeof(T), size_, 0});
+    std::span<const T> values(reinterpret_cast<const T*>(bytes.data()), size_);
+    std::vector<ObjectRef<void>> done;
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      auto [offset, count] = range(i);
+      Buffer<T> slice(values.subspan(offset, count), Location::host());
+      done.push_back(shards_[i].call(&Shard::set, std::move(slice), header.steps));
+    }
+    for (const auto& ref : done) ref.get();
+  }
+
+ private:
+  template <typename Make>
+  std::vector<ObjectRef<std::uint64_t>> push_slices(Make make) const {
+    std::vector<ObjectRef<std::uint64_t>> refs;
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      auto [offset, count] = range(i);
+      refs.push_back(shards_[i].call(
+          &Shard::push, std::make_shared<const Buffer<T>>(make(offset, count, locations_[i]))));
+    }
+    return refs;
+  }
+
+  std::size_t size_;
+  ParameterServerOptions options_;
+  std::vector<ActorHandle<Shard>> shards_;
+  std::vector<Location> locations_;  // where each shard keeps its values
+};
+
+/// @brief Named values kept by one actor, as the Ray crash course's parameter server:
+/// get(key), set(key, value), keys(). Calls from one caller apply in order.
+/// @tparam V the value type (copied in and out).
+template <typename V>
+class KeyedParameterServer {
+  struct Store {
+    std::map<std::string, V> values;
+    V get(const std::string& key) const {
+      auto found = values.find(key);
+      if (found == values.end()) {
+        std::string known;
+        for (const auto& [name, value] : values)
+          known += (known.empty() ? "'" : ", '") + name + "'";
+        throw InvalidArgumentError("key '" + key + "' is not set; the keys are: " +
+                                   (known.empty() ? std::string("(none)") : known));
+      }
+      return found->second;
+    }
+    void set(const std::string& key, V value) { values[key] = std::move(value); }
+    std::vector<std::string> keys() const {
+      std::vector<std::string> names;
+      for (const auto& [name, value] : values) names.push_back(name);
+      return names;
+    }
+  };
+
+ public:
+  explicit KeyedParameterServer(Runtime& rt, std::map<std::string, V> initial = {})
+      : store_(rt.actor<Store>().remote(Store{std::move(initial)})) {}
+
+  /// The value of `key`; the ref fails (TaskError nesting InvalidArgumentError naming the
+  /// key and the keys set) if it is not set.
+  [[nodiscard]] ObjectRef<V> get(std::string key) const {
+    return store_.call(&Store::get, std::move(key));
+  }
+  ObjectRef<void> set(std::string key, V value) const {
+    return store_.call(&Store::set, std::move(key), std::move(value));
+  }
+  /// The keys, sorted.
+  [[nodiscard]] ObjectRef<std::vector<std::string>> keys() const {
+    return store_.call(&Store::keys);
+  }
+
+ private:
+  ActorHandle<Store> store_;
+};
+
+}  // namespace spindle

@@ -1,0 +1,217 @@
+// The parameter server: sharding, pull and push, optimisers against the kernels run on the
+// whole vector, synchronous rounds, copy on write of pulled values, checkpoints, keyed values.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <vector>
+
+#include "spindle/spindle.hpp"
+
+namespace {
+
+using spindle::Optimizer;
+using spindle::ParameterServer;
+
+std::vector<double> iota(std::size_t n) {
+  std::vector<double> values(n);
+  std::iota(values.begin(), values.end(), 1.0);
+  return values;
+}
+
+std::string error_of(auto&& call) {
+  try {
+    call();
+  } catch (const spindle::Error& error) {
+    return error.what();
+  }
+  return "no error";
+}
+
+std::filesystem::path temp_file(const std::string& name) {
+  return std::filesystem::temp_directory_path() / ("spindle_param_test_" + name);
+}
+
+TEST(ParameterServer, SplitsIntoShardsAndPullsTheWhole) {
+  spindle::Runtime rt({.num_cpus = 2});
+  ParameterServer<double> ps(rt, iota(10), {.num_shards = 3});
+  EXPECT_EQ(ps.size(), 10u);
+  EXPECT_EQ(ps.num_shards(), 3u);
+  EXPECT_EQ(ps.range(0), (std::pair<std::size_t, std::size_t>{0, 3}));
+  EXPECT_EQ(ps.range(2), (std::pair<std::size_t, std::size_t>{6, 4}));
+  EXPECT_EQ(ps.pull(), iota(10));
+  auto shards = ps.pull_shards();
+  ASSERT_EQ(shards.size(), 3u);
+  EXPECT_EQ(shards[1].get().to_vector(), (std::vector<double>{4, 5, 6}));
+}
+
+TEST(ParameterServer, AsynchronousPushesApplyInOrder) {
+  spindle::Runtime rt({.num_cpus = 2});
+  ParameterServer<double> ps(rt, iota(7), {.num_shards = 2, .lr = 0.5});
+  std::vector<double> ones(7, 1.0);
+  for (int i = 0; i < 3; ++i) (void)ps.push(ones);
+  std::vector<double> want = iota(7);
+  for (double& v : want) v -= 1.5;
+  EXPECT_EQ(ps.pull(), want);  // a pull sees every push its caller made before
+  EXPECT_EQ(ps.steps(), (std::vector<std::uint64_t>{3, 3}));
+  spindle::Buffer<double> gradient(ones, spindle::Location::host());
+  auto counts = ps.push(gradient);
+  EXPECT_EQ(spindle::get(counts), (std::vector<std::uint64_t>{4, 4}));
+}
+
+TEST(ParameterServer, OptimisersMatchTheKernelsOnTheWholeVector) {
+  spindle::Runtime rt({.num_cpus = 2});
+  for (Optimizer optimizer :
+       {Optimizer::sgd, Optimizer::momentum, Optimizer::adam, Optimizer::adamw}) {
+    spindle::ParameterServerOptions options{
+        .num_shards = 3, .optimizer = optimizer, .lr = 0.1, .nesterov = true, .weight_decay = 0.01};
+    ParameterServer<double> ps(rt, iota(11), options);
+    std::vector<double> want = iota(11), first(11), second(11);
+    for (int step = 1; step <= 3; ++step) {
+      std::vector<double> gradient(11);
+      for (std::size_t i = 0; i < 11; ++i) gradient[i] = 0.1 * double(i) - 0.3 * step;
+      (void)ps.push(gradient);
+      namespace cpu = spindle::kernels::cpu;
+      if (optimizer == Optimizer::sgd) {
+        cpu::sgd<double>(want.data(), gradient.data(), nullptr, 11,
+                         {.lr = 0.1, .weight_decay = 0.01});
+      } else if (optimizer == Optimizer::momentum) {
+        cpu::sgd<double>(want.data(), gradient.data(), first.data(), 11,
+                         {.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
+      } else {
+        cpu::adam<double>(want.data(), gradient.data(), first.data(), second.data(), 11,
+                          {.lr = 0.1,
+                           .weight_decay = 0.01,
+                           .decoupled = optimizer == Optimizer::adamw,
+                           .step = step});
+      }
+    }
+    std::vector<double> got = ps.pull();
+    for (std::size_t i = 0; i < 11; ++i) {
+      EXPECT_NEAR(got[i], want[i], 1e-12) << "optimizer " << int(optimizer) << " at " << i;
+    }
+  }
+}
+
+TEST(ParameterServer, SynchronousModeAveragesEachRoundIntoOneUpdate) {
+  spindle::Runtime rt({.num_cpus = 2});
+  ParameterServer<float> ps(
+      rt, std::vector<float>(4, 1.0f),
+      {.num_shards = 2, .lr = 1.0, .mode = spindle::UpdateMode::synchronous, .workers = 2});
+  auto first = ps.push(std::vector<float>(4, 0.25f));
+  EXPECT_EQ(spindle::get(first), (std::vector<std::uint64_t>{0, 0}));
+  EXPECT_EQ(ps.pull(), std::vector<float>(4, 1.0f));  // half a round: nothing applied
+  auto second = ps.push(std::vector<float>(4, 0.75f));
+  EXPECT_EQ(spindle::get(second), (std::vector<std::uint64_t>{1, 1}));
+  EXPECT_EQ(ps.pull(), std::vector<float>(4, 0.5f));  // 1 - mean(0.25, 0.75)
+}
+
+TEST(ParameterServer, PullsShareValuesAndKeepThemAcrossLaterUpdates) {
+  spindle::Runtime rt({.num_cpus = 2});
+  ParameterServer<double> ps(rt, iota(4), {.num_shards = 1, .lr = 1.0});
+  auto a = ps.pull_shards(), b = ps.pull_shards();
+  EXPECT_EQ(a[0].get().data(), b[0].get().data());  // no copy
+  (void)ps.push(std::vector<double>(4, 1.0));
+  EXPECT_EQ(a[0].get().to_vector(), iota(4));  // the pulled values stay as they were
+  std::vector<double> want = iota(4);
+  for (double& v : want) v -= 1;
+  EXPECT_EQ(ps.pull(), want);
+}
+
+TEST(ParameterServer, ConcurrentPushesFromTasksAllApply) {
+  spindle::Runtime rt({.num_cpus = 2});
+  ParameterServer<double> ps(rt, std::vector<double>(1000, 0.0), {.num_shards = 4, .lr = 1.0});
+  auto pusher = rt.task([&ps](int) {
+    for (int i = 0; i < 25; ++i) (void)ps.push(std::vector<double>(1000, 1.0));
+  });
+  std::vector<spindle::ObjectRef<void>> done;
+  for (int t = 0; t < 4; ++t) done.push_back(pusher.remote(t));
+  for (const auto& ref : done) ref.get();
+  EXPECT_EQ(ps.pull(), std::vector<double>(1000, -100.0));
+  EXPECT_EQ(ps.steps(), (std::vector<std::uint64_t>{100, 100, 100, 100}));
+}
+
+TEST(ParameterServer, CheckpointsRestoreValuesAndStepsAndRefuseBadFiles) {
+  spindle::Runtime rt({.num_cpus = 2});
+  ParameterServer<double> ps(rt, iota(6), {.num_shards = 2, .lr = 1.0});
+  (void)ps.push(std::vector<double>(6, 1.0));
+  std::vector<double> saved = ps.pull();
+  auto path = temp_file("checkpoint.bin");
+  ps.save(path.string());
+  (void)ps.push(std::vector<double>(6, 1.0));
+  ps.load(path.string());
+  EXPECT_EQ(ps.pull(), saved);
+  EXPECT_EQ(ps.steps(), (std::vector<std::uint64_t>{1, 1}));
+
+  (void)ps.push(std::vector<double>(6, 1.0));
+  std::vector<double> live = ps.pull();
+  // One flipped byte in the values.
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto damaged = temp_file("damaged.bin");
+  std::string flipped = bytes;
+  flipped[40] ^= 0x10;
+  std::ofstream(damaged, std::ios::binary) << flipped;
+  EXPECT_EQ(
+      error_of([&] { ps.load(damaged.string()); }),
+      "checkpoint '" + damaged.string() + "' refused: checksum mismatch: the file is damaged");
+  std::ofstream(damaged, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() - 3);
+  EXPECT_NE(error_of([&] { ps.load(damaged.string()); }).find("truncated or padded"),
+            std::string::npos);
+  ParameterServer<double> other(rt, iota(5), {.num_shards = 1});
+  EXPECT_EQ(error_of([&] { other.load(path.string()); }),
+            "checkpoint '" + path.string() +
+                "' refused: it holds 6 elements of 8 bytes; this server has 5 of 8");
+  ParameterServer<float> floats(rt, std::vector<float>(6), {.num_shards = 1});
+  EXPECT_NE(error_of([&] { floats.load(path.string()); }).find("6 elements of 8 bytes"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { ps.load(temp_file("missing.bin").string()); }).find("cannot open"),
+            std::string::npos);
+  EXPECT_EQ(ps.pull(), live);  // nothing refused touched the live values
+  std::filesystem::remove(path);
+  std::filesystem::remove(damaged);
+}
+
+TEST(ParameterServer, BadOptionsAndGradientsAreRejectedNamingTheValue) {
+  spindle::Runtime rt({.num_cpus = 2});
+  EXPECT_EQ(error_of([&] { ParameterServer<double> ps(rt, iota(3), {.num_shards = 0}); }),
+            "num_shards = 0: between 1 and the number of parameters (3) is allowed");
+  EXPECT_EQ(error_of([&] { ParameterServer<double> ps(rt, iota(3), {.num_shards = 4}); }),
+            "num_shards = 4: between 1 and the number of parameters (3) is allowed");
+  EXPECT_EQ(error_of([&] {
+              ParameterServer<double> ps(rt, iota(3),
+                                         {.mode = spindle::UpdateMode::synchronous, .workers = 0});
+            }),
+            "workers = 0: at least 1 push makes a synchronous update");
+  EXPECT_EQ(error_of([&] {
+              ParameterServer<double> ps(rt, iota(3), {.optimizer = Optimizer::adam, .beta2 = 1});
+            }),
+            "beta2 = 1: must be in [0, 1)");
+  ParameterServer<double> ps(rt, iota(3), {.num_shards = 1});
+  EXPECT_EQ(error_of([&] { (void)ps.push(std::vector<double>(2)); }),
+            "push: the gradient has 2 elements; the buffer has 3 and sizes must match");
+}
+
+TEST(KeyedParameterServer, GetsSetsAndListsKeys) {
+  spindle::Runtime rt({.num_cpus = 2});
+  spindle::KeyedParameterServer<double> params(rt, {{"b", 2.0}});
+  (void)params.set("a", 1.0);
+  EXPECT_EQ(params.get("a").get(), 1.0);
+  EXPECT_EQ(params.keys().get(), (std::vector<std::string>{"a", "b"}));
+  try {
+    (void)params.get("c").get();
+    FAIL() << "a missing key was found";
+  } catch (const spindle::TaskError& error) {
+    try {
+      std::rethrow_if_nested(error);
+    } catch (const spindle::InvalidArgumentError& cause) {
+      EXPECT_STREQ(cause.what(), "key 'c' is not set; the keys are: 'a', 'b'");
+    }
+  }
+}
+
+}  // namespace
