@@ -42,9 +42,10 @@ class ReplicaCache;
 class RawBuffer {
  public:
   RawBuffer() = default;
-  /// Zero-filled `bytes` at `location` (pinned falls back to host without a GPU).
+  /// `bytes` at `location`, zero-filled unless `zeroed` is false (pinned falls back to host
+  /// without a GPU).
   /// @throws DeviceError for a device that does not exist, or an allocation that failed.
-  RawBuffer(std::size_t bytes, Location location);
+  RawBuffer(std::size_t bytes, Location location, bool zeroed = true);
   ~RawBuffer();
   RawBuffer(RawBuffer&& other) noexcept;
   RawBuffer& operator=(RawBuffer&& other) noexcept;
@@ -57,6 +58,8 @@ class RawBuffer {
 
   /// Copies bytes() bytes of `source`, from `offset` bytes on, in; waits for it.
   void copy_from(const RawBuffer& source, std::size_t offset = 0);
+  /// Copies all of `source` in, from `offset` bytes on; waits for it.
+  void copy_from_at(const RawBuffer& source, std::size_t offset);
   void copy_from_host(const void* source, std::size_t bytes);
   void copy_to_host(void* target, std::size_t bytes) const;
   void drop_replicas() noexcept { replicas_.reset(); }
@@ -101,9 +104,18 @@ class Buffer {
   /// missing device or an allocation that failed (naming the bytes and the device).
   explicit Buffer(std::size_t size, Location location = Location::here())
       : raw_(detail::checked_bytes(size, sizeof(T)), location), size_(size) {}
+  /// `size` elements at `location` whose values are unspecified until written: for a buffer
+  /// about to be overwritten whole, it saves the zero fill.
+  [[nodiscard]] static Buffer uninitialized(std::size_t size,
+                                            Location location = Location::here()) {
+    Buffer buffer;
+    buffer.raw_ = detail::RawBuffer(detail::checked_bytes(size, sizeof(T)), location, false);
+    buffer.size_ = size;
+    return buffer;
+  }
   /// A copy of `values` at `location`.
   explicit Buffer(std::span<const T> values, Location location = Location::here())
-      : Buffer(values.size(), location) {
+      : Buffer(uninitialized(values.size(), location)) {
     raw_.copy_from_host(values.data(), values.size_bytes());
   }
   explicit Buffer(const std::vector<T>& values, Location location = Location::here())
@@ -157,15 +169,21 @@ class Buffer {
     detail::check_same_size(size_, source.size_, "copy_from: the source buffer");
     raw_.copy_from(source.raw_);
   }
-  /// Copies size() elements of `source`, from element `offset` on, in (any locations).
+  /// Copies size() elements of `source`, from its element `offset` on, in (any locations).
   /// @throws InvalidArgumentError if the range runs past the end of `source`.
   void copy_from(const Buffer& source, std::size_t offset) {
     detail::check_range(offset, size_, source.size_);
     raw_.copy_from(source.raw_, offset * sizeof(T));
   }
+  /// Copies all elements into `target` from its element `offset` on (any locations).
+  /// @throws InvalidArgumentError if they run past the end of `target`.
+  void copy_to(Buffer& target, std::size_t offset) const {
+    detail::check_range(offset, size_, target.size_);
+    target.raw_.copy_from_at(raw_, offset * sizeof(T));
+  }
   /// A new buffer at `location` holding a copy of the elements.
   [[nodiscard]] Buffer to(Location location) const {
-    Buffer copy(size_, location);
+    Buffer copy = uninitialized(size_, location);
     copy.raw_.copy_from(raw_);
     return copy;
   }

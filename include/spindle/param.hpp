@@ -212,12 +212,17 @@ class ParameterServer {
   /// @brief All values, concatenated in host memory.
   [[nodiscard]] std::vector<T> pull() const {
     std::vector<T> values(size_);
+    pull(values);
+    return values;
+  }
+  /// @brief All values, concatenated into `out` (size() elements), which a loop can reuse.
+  void pull(std::span<T> out) const {
+    detail::check_same_size(size_, out.size(), "pull: the target");
     std::vector<ObjectRef<Buffer<T>>> refs = pull_shards();
     for (std::size_t i = 0; i < refs.size(); ++i) {
       auto [offset, count] = range(i);
-      refs[i].get().copy_to(std::span<T>(values).subspan(offset, count));
+      refs[i].get().copy_to(out.subspan(offset, count));
     }
-    return values;
   }
 
   /// @brief Pushes a gradient held in host memory, split by shard; asynchronous. The refs
@@ -233,7 +238,7 @@ class ParameterServer {
   std::vector<ObjectRef<std::uint64_t>> push(const Buffer<T>& gradient) const {
     detail::check_same_size(size_, gradient.size(), "push: the gradient");
     return push_slices([&](std::size_t offset, std::size_t count, Location at) {
-      Buffer<T> slice(count, at);
+      Buffer<T> slice = Buffer<T>::uninitialized(count, at);
       slice.copy_from(gradient, offset);
       return slice;
     });

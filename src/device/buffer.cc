@@ -60,11 +60,12 @@ bool needs_copy(Location there, Location here) {
   return there != here;
 }
 
-RawBuffer::RawBuffer(std::size_t bytes, Location location)
+RawBuffer::RawBuffer(std::size_t bytes, Location location, bool zeroed)
     : bytes_(bytes), location_(usable(location)) {
   check_location(location_, "Buffer");
   Stream stream = stream_for(location_);
   data_ = allocate(bytes_, location_, stream);
+  if (!zeroed) return;
   try {
     zero(data_, bytes_, location_, stream);
   } catch (...) {
@@ -105,6 +106,11 @@ void RawBuffer::release() noexcept {
 
 void RawBuffer::copy_from(const RawBuffer& source, std::size_t offset) {
   copy(data_, location_, static_cast<const char*>(source.data_) + offset, source.location_, bytes_,
+       copy_stream(location_, source.location_));
+}
+
+void RawBuffer::copy_from_at(const RawBuffer& source, std::size_t offset) {
+  copy(static_cast<char*>(data_) + offset, location_, source.data_, source.location_, source.bytes_,
        copy_stream(location_, source.location_));
 }
 

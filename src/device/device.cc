@@ -1,6 +1,8 @@
 // The device layer's parts that do not depend on CUDA: locations, the task's device and
 // stream, and the checks.
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "device/device_runtime.hpp"
@@ -47,12 +49,60 @@ Stream stream() {
 
 namespace detail {
 
+namespace {
+
+// Large host blocks are kept for reuse, by exact size: buffers of one size come and go in
+// training loops, and on a virtual machine every first touch of a fresh page is a costly
+// fault. Up to kCacheLimit bytes are kept; they go back to the system only at exit.
+constexpr std::size_t kCachedMin = std::size_t{1} << 20;
+constexpr std::size_t kCacheLimit = std::size_t{1} << 30;
+
+struct HostCache {
+  std::mutex mutex;
+  std::multimap<std::size_t, void*> free;
+  std::size_t bytes = 0;
+};
+
+HostCache& host_cache() {
+  static auto* cache = new HostCache;  // never destroyed: buffers may be freed during exit
+  return *cache;
+}
+
+std::size_t rounded(std::size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+}  // namespace
+
 void* allocate_host(std::size_t bytes) {
-  void* data = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  std::size_t size = rounded(bytes);
+  if (size >= kCachedMin) {
+    HostCache& cache = host_cache();
+    std::lock_guard lock(cache.mutex);
+    if (auto found = cache.free.find(size); found != cache.free.end()) {
+      void* data = found->second;
+      cache.free.erase(found);
+      cache.bytes -= size;
+      return data;
+    }
+  }
+  void* data = std::aligned_alloc(64, size);
   if (!data) {
     throw DeviceError("allocating " + std::to_string(bytes) + " bytes of host memory failed");
   }
   return data;
+}
+
+void free_host(void* data, std::size_t bytes) noexcept {
+  std::size_t size = rounded(bytes);
+  if (size >= kCachedMin) {
+    HostCache& cache = host_cache();
+    std::lock_guard lock(cache.mutex);
+    if (cache.bytes + size <= kCacheLimit) {
+      cache.free.emplace(size, data);
+      cache.bytes += size;
+      return;
+    }
+  }
+  std::free(data);
 }
 
 void check_location(Location location, std::string_view what) {

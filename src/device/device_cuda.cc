@@ -251,11 +251,11 @@ void* allocate(std::size_t bytes, Location location, Stream stream) {
   return nullptr;
 }
 
-void deallocate(void* data, std::size_t, Location location, Stream stream) noexcept {
+void deallocate(void* data, std::size_t bytes, Location location, Stream stream) noexcept {
   if (!data) return;
   switch (location.kind) {
     case Location::Kind::host:
-      std::free(data);
+      free_host(data, bytes);
       return;
     case Location::Kind::pinned:
       cudaFreeHost(data);

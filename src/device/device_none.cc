@@ -31,7 +31,9 @@ void* allocate(std::size_t bytes, Location location, Stream) {
   return allocate_host(bytes);
 }
 
-void deallocate(void* data, std::size_t, Location, Stream) noexcept { std::free(data); }
+void deallocate(void* data, std::size_t bytes, Location, Stream) noexcept {
+  free_host(data, bytes);
+}
 
 void copy(void* dst, Location, const void* src, Location, std::size_t bytes, Stream) {
   if (bytes > 0) std::memcpy(dst, src, bytes);

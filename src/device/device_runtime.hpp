@@ -45,7 +45,9 @@ void finish_task_stream(TaskBase& task);
 /// allocator, ordered on `stream`; pinned from cudaMallocHost.
 void* allocate(std::size_t bytes, Location location, Stream stream);
 /// 64-byte aligned pageable host memory; throws DeviceError naming the size on failure.
+/// Blocks of 1 MB and more are kept for reuse by the same size when freed (up to 1 GB).
 void* allocate_host(std::size_t bytes);
+void free_host(void* data, std::size_t bytes) noexcept;
 /// GPU memory is freed ordered on `stream`: the freeing context's stream (stream_for).
 void deallocate(void* data, std::size_t bytes, Location location, Stream stream) noexcept;
 

@@ -1,0 +1,84 @@
+// What every sample shares: flags with defaults (and --quick), and a stopwatch.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+
+namespace samples {
+
+/// Flags of the form `--name value`, each with a default and a quick value; `--quick` picks
+/// the quick values (for CTest) before any flag given explicitly. Unknown flags stop the
+/// program with the list of known ones.
+class Flags {
+ public:
+  struct Flag {
+    double value;
+    double quick;
+    const char* help;
+  };
+
+  Flags(int argc, char** argv, std::map<std::string, Flag> flags) : flags_(std::move(flags)) {
+    for (int i = 1; i < argc; ++i) {
+      if (std::string(argv[i]) == "--quick") quick_ = true;
+    }
+    if (quick_) {
+      for (auto& [name, flag] : flags_) flag.value = flag.quick;
+    }
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg == "--quick") continue;
+      auto found = arg.rfind("--", 0) == 0 ? flags_.find(arg.substr(2)) : flags_.end();
+      if (found == flags_.end() || i + 1 >= argc) usage(arg);
+      char* end = nullptr;
+      found->second.value = std::strtod(argv[++i], &end);
+      if (*end != '\0') usage(arg + " " + argv[i]);
+    }
+  }
+
+  [[nodiscard]] double operator[](const std::string& name) const { return flags_.at(name).value; }
+  [[nodiscard]] long count(const std::string& name) const {
+    return static_cast<long>(flags_.at(name).value);
+  }
+  [[nodiscard]] bool quick() const { return quick_; }
+
+ private:
+  [[noreturn]] void usage(const std::string& bad) const {
+    std::fprintf(stderr, "'%s' is not understood; the flags are:\n  --quick  small sizes\n",
+                 bad.c_str());
+    for (const auto& [name, flag] : flags_) {
+      std::fprintf(stderr, "  --%s N  %s (default %g, quick %g)\n", name.c_str(), flag.help,
+                   flag.value, flag.quick);
+    }
+    std::exit(2);
+  }
+
+  std::map<std::string, Flag> flags_;
+  bool quick_ = false;
+};
+
+/// Seconds since construction.
+class Stopwatch {
+ public:
+  [[nodiscard]] double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+/// "name: 1.234 s" and, against a baseline, "(3.9x faster)".
+inline void report(const char* name, double seconds, double baseline = 0) {
+  if (baseline > 0) {
+    std::printf("  %-44s %8.3f s  (%.2fx the sequential speed)\n", name, seconds,
+                baseline / seconds);
+  } else {
+    std::printf("  %-44s %8.3f s\n", name, seconds);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace samples
