@@ -33,6 +33,19 @@ TEST(ObjectRef, PutThenGetReturnsTheValue) {
   EXPECT_FALSE(ObjectRef<int>().valid());
 }
 
+TEST(ObjectRef, GetOnATemporaryRefReturnsACopyThatOutlivesIt) {
+  Runtime rt;
+  auto make = rt.task([] { return std::vector<int>{1, 2, 3}; });
+  // A reference into the object would dangle here, once the temporary ref is gone.
+  static_assert(std::is_same_v<decltype(make.remote().get()), std::vector<int>>);
+  int sum = 0;
+  for (int v : make.remote().get()) sum += v;
+  EXPECT_EQ(sum, 6);
+  ObjectRef<std::vector<int>> kept = make.remote();
+  static_assert(std::is_same_v<decltype(kept.get()), const std::vector<int>&>);
+  EXPECT_EQ(&kept.get(), &kept.get());  // a kept ref gives the one stored value
+}
+
 TEST(ObjectRef, EmptyRefsAreRejectedWithAClearError) {
   Runtime rt;
   ObjectRef<int> empty;

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -140,21 +141,29 @@ class ObjectRef {
   }
 
   /// @brief Waits for the value and returns it, without copying; or throws the task's error
-  /// (TaskError, CancelledError, DeadlockError).
-  decltype(auto) get() const {
-    detail::ObjectStateBase* base = &checked();
-    if (!base->done()) detail::block_until_all_done({&base, 1}, std::nullopt);
+  /// (TaskError, CancelledError, DeadlockError). The reference lives as long as some ref to
+  /// the object does.
+  decltype(auto) get() const& {
+    wait_until_done(std::nullopt);
+    return value_now();
+  }
+  /// @brief On a temporary ref (`task.remote().get()`), a copy of the value: a reference
+  /// would dangle once the temporary is gone, as in a range-for. Move-only values are still
+  /// returned by reference; keep the ref for those.
+  T get() const&& requires std::copy_constructible<T> {
+    wait_until_done(std::nullopt);
     return value_now();
   }
 
   /// @brief As get(), but throws GetTimeoutError once `timeout` has passed.
   template <typename Rep, typename Period>
-  decltype(auto) get(std::chrono::duration<Rep, Period> timeout) const {
-    detail::ObjectStateBase* base = &checked();
-    if (!base->done()) {
-      detail::block_until_all_done({&base, 1},
-                                   std::chrono::duration_cast<detail::Clock::duration>(timeout));
-    }
+  decltype(auto) get(std::chrono::duration<Rep, Period> timeout) const& {
+    wait_until_done(std::chrono::duration_cast<detail::Clock::duration>(timeout));
+    return value_now();
+  }
+  template <typename Rep, typename Period>
+  T get(std::chrono::duration<Rep, Period> timeout) const&& requires std::copy_constructible<T> {
+    wait_until_done(std::chrono::duration_cast<detail::Clock::duration>(timeout));
     return value_now();
   }
 
@@ -172,6 +181,10 @@ class ObjectRef {
   detail::ObjectState<T>& checked() const {
     if (!state_) detail::throw_empty_ref("this ObjectRef");
     return *state_;
+  }
+  void wait_until_done(std::optional<detail::Clock::duration> timeout) const {
+    detail::ObjectStateBase* base = &checked();
+    if (!base->done()) detail::block_until_all_done({&base, 1}, timeout);
   }
   decltype(auto) value_now() const {
     state_->rethrow_if_failed();
