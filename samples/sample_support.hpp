@@ -10,8 +10,8 @@
 namespace samples {
 
 /// Flags of the form `--name value`, each with a default and a quick value; `--quick` picks
-/// the quick values (for CTest) before any flag given explicitly. Unknown flags stop the
-/// program with the list of known ones.
+/// the quick values (for CTest) before any flag given explicitly. `--help` lists them; an
+/// unknown flag stops the program with the list.
 class Flags {
  public:
   struct Flag {
@@ -23,6 +23,7 @@ class Flags {
   Flags(int argc, char** argv, std::map<std::string, Flag> flags) : flags_(std::move(flags)) {
     for (int i = 1; i < argc; ++i) {
       if (std::string(argv[i]) == "--quick") quick_ = true;
+      if (std::string(argv[i]) == "--help") usage("", 0);
     }
     if (quick_) {
       for (auto& [name, flag] : flags_) flag.value = flag.quick;
@@ -33,8 +34,10 @@ class Flags {
       auto found = arg.rfind("--", 0) == 0 ? flags_.find(arg.substr(2)) : flags_.end();
       if (found == flags_.end() || i + 1 >= argc) usage(arg);
       char* end = nullptr;
-      found->second.value = std::strtod(argv[++i], &end);
-      if (*end != '\0') usage(arg + " " + argv[i]);
+      const char* text = argv[++i];
+      double value = std::strtod(text, &end);
+      if (end == text || *end != '\0') usage(arg + " " + text);
+      found->second.value = value;
     }
   }
 
@@ -45,14 +48,14 @@ class Flags {
   [[nodiscard]] bool quick() const { return quick_; }
 
  private:
-  [[noreturn]] void usage(const std::string& bad) const {
-    std::fprintf(stderr, "'%s' is not understood; the flags are:\n  --quick  small sizes\n",
-                 bad.c_str());
+  [[noreturn]] void usage(const std::string& bad, int status = 2) const {
+    if (!bad.empty()) std::fprintf(stderr, "'%s' is not understood; ", bad.c_str());
+    std::fprintf(stderr, "the flags are:\n  --quick  small sizes\n");
     for (const auto& [name, flag] : flags_) {
       std::fprintf(stderr, "  --%s N  %s (default %g, quick %g)\n", name.c_str(), flag.help,
                    flag.value, flag.quick);
     }
-    std::exit(2);
+    std::exit(status);
   }
 
   std::map<std::string, Flag> flags_;
