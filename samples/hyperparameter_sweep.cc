@@ -54,7 +54,8 @@ Matrix matrix(const Data& data) {
   check(XGDMatrixCreateFromMat(data.x.data(), data.rows(), kFeatures, NAN, &handle),
         "XGDMatrixCreateFromMat");
   Matrix owned(handle, &XGDMatrixFree);
-  check(XGDMatrixSetFloatInfo(handle, "label", data.y.data(), data.rows()), "XGDMatrixSetFloatInfo");
+  check(XGDMatrixSetFloatInfo(handle, "label", data.y.data(), data.rows()),
+        "XGDMatrixSetFloatInfo");
   return owned;
 }
 
@@ -86,9 +87,10 @@ double train_and_score(const Data& train, const Data& test, int trees) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  samples::Flags flags(argc, argv, {{"models", {8, 2, "models (forests of 10, 20, ... trees)"}},
-                                    {"rows", {4000, 300, "training rows (held out: a quarter)"}},
-                                    {"seed", {7, 7, "random seed of the data"}}});
+  samples::Flags flags(argc, argv,
+                       {{"models", {8, 2, "models (forests of 10, 20, ... trees)"}},
+                        {"rows", {4000, 300, "training rows (held out: a quarter)"}},
+                        {"seed", {7, 7, "random seed of the data"}}});
   const long models = flags.count("models");
   const unsigned seed = static_cast<unsigned>(flags.count("seed"));
   const Data train = friedman1(static_cast<std::size_t>(flags.count("rows")), seed);
@@ -97,7 +99,8 @@ int main(int argc, char** argv) {
 
   samples::Stopwatch sequential_clock;
   std::vector<double> sequential_errors;
-  for (long m = 0; m < models; ++m) sequential_errors.push_back(train_and_score(train, test, trees(m)));
+  for (long m = 0; m < models; ++m)
+    sequential_errors.push_back(train_and_score(train, test, trees(m)));
   double sequential = sequential_clock.seconds();
 
   // XGBoost needs deeper stacks than a task's default 64 KB.

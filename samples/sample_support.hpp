@@ -73,11 +73,12 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-/// "name: 1.234 s" and, against a baseline, "(3.9x faster)".
+/// "name: 1.234 s" and, against a baseline's seconds, "(3.90x faster)" or "(1.50x slower)".
 inline void report(const char* name, double seconds, double baseline = 0) {
   if (baseline > 0) {
-    std::printf("  %-44s %8.3f s  (%.2fx the sequential speed)\n", name, seconds,
-                baseline / seconds);
+    bool faster = seconds <= baseline;
+    std::printf("  %-44s %8.3f s  (%.2fx %s)\n", name, seconds,
+                faster ? baseline / seconds : seconds / baseline, faster ? "faster" : "slower");
   } else {
     std::printf("  %-44s %8.3f s\n", name, seconds);
   }

@@ -1,0 +1,99 @@
+// Parameter server throughput: push and pull in GB/s by number of shards, host shards against
+// device shards (on the GPU when there is one), and synchronous aggregation of K workers'
+// pushes measured against the (K+1) x size bytes a round must move (K gradients read, one
+// mean written).
+//
+//   param_benchmark [--quick] [--mb 64] [--reps 5]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "spindle/spindle.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+template <typename Run>
+double median_seconds(int reps, Run run) {
+  run();  // warm-up
+  std::vector<double> seconds;
+  for (int r = 0; r < reps; ++r) {
+    auto start = Clock::now();
+    run();
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return median(seconds);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double mb = 64;
+  int reps = 5;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--quick") {
+      mb = 2;
+      reps = 2;
+    } else if (arg == "--mb" && i + 1 < argc) {
+      mb = std::atof(argv[++i]);
+    } else if (arg == "--reps" && i + 1 < argc) {
+      reps = std::max(1, std::atoi(argv[++i]));
+    } else {
+      std::fprintf(stderr, "'%s': allowed are --quick, --mb N, --reps N\n", arg.c_str());
+      return 2;
+    }
+  }
+  const std::size_t n = static_cast<std::size_t>(mb * (1 << 20) / sizeof(float));
+  const double bytes = static_cast<double>(n * sizeof(float));
+  spindle::Runtime rt;
+  const bool gpu = spindle::device_count() > 0;
+  std::printf("### Parameter server, %.0f MB of float32, %u workers, %s\n\n", mb, rt.num_workers(),
+              gpu ? "device shards on the GPU" : "no GPU: device shards are host shards");
+  std::printf("| shards | placement | push GB/s | pull GB/s |\n| ---: | --- | ---: | ---: |\n");
+  std::vector<float> gradient(n, 1e-3f), pulled(n);
+  for (std::size_t shards : {1, 2, 4, 8}) {
+    for (bool device : {false, true}) {
+      spindle::ParameterServer<float> ps(rt, std::vector<float>(n, 1.0f),
+                                         {.num_shards = shards, .lr = 0.1, .use_gpus = device});
+      double push = median_seconds(reps, [&] {
+        for (const auto& ref : ps.push(gradient)) ref.get();
+      });
+      double pull = median_seconds(reps, [&] { ps.pull(pulled); });
+      std::printf("| %zu | %s | %.2f | %.2f |\n", shards, device ? "device" : "host",
+                  bytes / push / 1e9, bytes / pull / 1e9);
+      std::fflush(stdout);
+    }
+  }
+
+  std::printf(
+      "\n### Synchronous rounds: K pushes, one mean, one update (device shards, 2 shards)\n\n");
+  std::printf("| K | round ms | (K+1) x size GB/s |\n| ---: | ---: | ---: |\n");
+  for (std::size_t k : {2, 4, 8}) {
+    spindle::ParameterServer<float> ps(
+        rt, std::vector<float>(n, 1.0f),
+        {.num_shards = 2, .lr = 0.1, .mode = spindle::UpdateMode::synchronous, .workers = k});
+    // Each push copies its gradient into per-shard slices, so a round moves those K copies
+    // (read and written) besides the (K+1) x size of the aggregation and the update's 3.
+    std::vector<spindle::Buffer<float>> gradients;
+    for (std::size_t w = 0; w < k; ++w) gradients.emplace_back(gradient, spindle::Location::host());
+    double round = median_seconds(reps, [&] {
+      std::vector<spindle::ObjectRef<std::uint64_t>> last;
+      for (const auto& g : gradients) last = ps.push(g);
+      for (const auto& ref : last) ref.get();
+    });
+    std::printf("| %zu | %.1f | %.2f |\n", k, round * 1e3,
+                static_cast<double>(k + 1) * bytes / round / 1e9);
+    std::fflush(stdout);
+  }
+  return 0;
+}
