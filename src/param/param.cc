@@ -68,7 +68,7 @@ void check(const ParameterServerOptions& options, std::size_t size) {
                                         .momentum = momentum ? options.momentum : 0,
                                         .weight_decay = options.weight_decay,
                                         .nesterov = momentum && options.nesterov},
-                           &options, 0);
+                           nullptr, 0);
   }
 }
 
