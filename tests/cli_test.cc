@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "spindle/spindle.hpp"
@@ -88,8 +89,25 @@ TEST(Cli, BadInputIsNamed) {
 
   auto command = run_command(spindle_command("frobnicate 2>&1"));
   EXPECT_EQ(command.exit_code, 2);
-  EXPECT_NE(command.output.find("unknown command 'frobnicate': allowed are info, help"),
+  EXPECT_NE(command.output.find("unknown command 'frobnicate': allowed are info, model, help"),
             std::string::npos);
+}
+
+TEST(Cli, ModelShowsTheCachedModelAndWarnsAboutADamagedFile) {
+  auto folder = std::filesystem::temp_directory_path() / "spindle_cli_model_test";
+  std::filesystem::remove_all(folder);
+  std::string env = "XDG_CACHE_HOME=" + folder.string() + " ";
+  auto empty = run_command(env + spindle_command("model 2>&1"));
+  EXPECT_EQ(empty.exit_code, 0);
+  EXPECT_NE(empty.output.find("no runs recorded"), std::string::npos) << empty.output;
+  std::filesystem::create_directories(folder / "spindle");
+  // The file the tool reads is named in its first line.
+  std::string path = empty.output.substr(6, empty.output.find('\n') - 6);
+  std::ofstream(path) << "{ not json";
+  auto damaged = run_command(env + spindle_command("model 2>&1"));
+  EXPECT_EQ(damaged.exit_code, 0);
+  EXPECT_NE(damaged.output.find("ignored: damaged"), std::string::npos) << damaged.output;
+  std::filesystem::remove_all(folder);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "spindle/object_ref.hpp"
 #include "spindle/ops.hpp"
 #include "spindle/param.hpp"
+#include "spindle/perf_model.hpp"
 #include "spindle/resources.hpp"
 #include "spindle/runtime.hpp"
 #include "spindle/task.hpp"

@@ -15,6 +15,7 @@ constexpr std::string_view kUsage = R"(usage: spindle <command> [options]
 
 commands:
   info      the machine as spindle sees it: topology, GPUs, resource totals
+  model     the performance model kept for this machine (measured task and transfer times)
   help      this text
 
 options of info:
@@ -103,6 +104,17 @@ int run_info(const std::vector<std::string_view>& args) {
   return 0;
 }
 
+int run_model(const std::vector<std::string_view>& args) {
+  if (!args.empty()) throw UsageError("model takes no options; got '" + std::string(args[0]) + "'");
+  spindle::Topology topology = spindle::Topology::discover();
+  std::string path = spindle::PerfModel::default_path(topology);
+  spindle::PerfModel model(spindle::PerfModel::machine_key(topology));
+  std::string warning = model.load(path);
+  if (!warning.empty()) std::cerr << "spindle: " << warning << '\n';
+  std::cout << "file: " << path << '\n' << model.to_string();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -113,7 +125,9 @@ int main(int argc, char** argv) {
       return args.empty() ? 2 : 0;
     }
     if (args[0] == "info") return run_info({args.begin() + 1, args.end()});
-    throw UsageError("unknown command '" + std::string(args[0]) + "': allowed are info, help");
+    if (args[0] == "model") return run_model({args.begin() + 1, args.end()});
+    throw UsageError("unknown command '" + std::string(args[0]) +
+                     "': allowed are info, model, help");
   } catch (const UsageError& error) {
     std::cerr << "spindle: " << error.what() << "\n\n" << kUsage;
     return 2;
