@@ -12,6 +12,7 @@
 #include "spindle/ops.hpp"
 #include "spindle/param.hpp"
 #include "spindle/perf_model.hpp"
+#include "spindle/placement.hpp"
 #include "spindle/resources.hpp"
 #include "spindle/runtime.hpp"
 #include "spindle/task.hpp"
