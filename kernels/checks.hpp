@@ -25,3 +25,15 @@ void check_stream(Stream stream, bool gpu, std::string_view function);
 double bias_correction(double beta, std::int64_t step);
 
 }  // namespace spindle::kernels::detail
+
+// Instantiates every kernel of the enclosing namespace (cpu or cuda) for T: one list of
+// signatures, so the CPU twins and the CUDA kernels cannot drift apart.
+#define SPINDLE_INSTANTIATE_KERNELS(T)                                                       \
+  template void sgd<T>(T*, const T*, T*, std::size_t, const Sgd&, Stream);                   \
+  template void adam<T>(T*, const T*, T*, T*, std::size_t, const Adam&, Stream);             \
+  template void aggregate<T>(T*, std::span<const T* const>, std::size_t, Reduction, Stream); \
+  template void axpy<T>(T*, T, const T*, std::size_t, Stream);                               \
+  template void scale<T>(T*, T, std::size_t, Stream);                                        \
+  template void fill<T>(T*, T, std::size_t, Stream);                                         \
+  template void dot<T>(const T*, const T*, std::size_t, T*, Stream);                         \
+  template void norm2<T>(const T*, std::size_t, T*, Stream);

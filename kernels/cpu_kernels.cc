@@ -222,17 +222,7 @@ void norm2(const T* x, std::size_t n, T* result, Stream stream) {
   *result = std::sqrt(deterministic_dot(x, x, n));
 }
 
-#define SPINDLE_CPU_KERNELS(T)                                                               \
-  template void sgd<T>(T*, const T*, T*, std::size_t, const Sgd&, Stream);                   \
-  template void adam<T>(T*, const T*, T*, T*, std::size_t, const Adam&, Stream);             \
-  template void aggregate<T>(T*, std::span<const T* const>, std::size_t, Reduction, Stream); \
-  template void axpy<T>(T*, T, const T*, std::size_t, Stream);                               \
-  template void scale<T>(T*, T, std::size_t, Stream);                                        \
-  template void fill<T>(T*, T, std::size_t, Stream);                                         \
-  template void dot<T>(const T*, const T*, std::size_t, T*, Stream);                         \
-  template void norm2<T>(const T*, std::size_t, T*, Stream);
-SPINDLE_CPU_KERNELS(float)
-SPINDLE_CPU_KERNELS(double)
-#undef SPINDLE_CPU_KERNELS
+SPINDLE_INSTANTIATE_KERNELS(float)
+SPINDLE_INSTANTIATE_KERNELS(double)
 
 }  // namespace spindle::kernels::cpu

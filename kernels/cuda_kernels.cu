@@ -329,17 +329,7 @@ void norm2(const T* x, std::size_t n, T* result, Stream stream) {
   check_cuda(cudaGetLastError(), "kernels::cuda::norm2: square_root<<<>>>", stream.device());
 }
 
-#define SPINDLE_CUDA_KERNELS(T)                                                              \
-  template void sgd<T>(T*, const T*, T*, std::size_t, const Sgd&, Stream);                   \
-  template void adam<T>(T*, const T*, T*, T*, std::size_t, const Adam&, Stream);             \
-  template void aggregate<T>(T*, std::span<const T* const>, std::size_t, Reduction, Stream); \
-  template void axpy<T>(T*, T, const T*, std::size_t, Stream);                               \
-  template void scale<T>(T*, T, std::size_t, Stream);                                        \
-  template void fill<T>(T*, T, std::size_t, Stream);                                         \
-  template void dot<T>(const T*, const T*, std::size_t, T*, Stream);                         \
-  template void norm2<T>(const T*, std::size_t, T*, Stream);
-SPINDLE_CUDA_KERNELS(float)
-SPINDLE_CUDA_KERNELS(double)
-#undef SPINDLE_CUDA_KERNELS
+SPINDLE_INSTANTIATE_KERNELS(float)
+SPINDLE_INSTANTIATE_KERNELS(double)
 
 }  // namespace spindle::kernels::cuda
