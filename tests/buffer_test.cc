@@ -8,20 +8,14 @@
 #include <vector>
 
 #include "spindle/spindle.hpp"
+#include "support/values.hpp"
 
 namespace {
 
+using spindle::testing::error_of;
+
 using spindle::Buffer;
 using spindle::Location;
-
-std::string error_of(auto&& call) {
-  try {
-    call();
-  } catch (const spindle::Error& error) {
-    return error.what();
-  }
-  return "no error";
-}
 
 TEST(Buffer, StartsZeroedAndCopiesInAndOut) {
   Buffer<double> zeros(5, Location::host());

@@ -12,8 +12,11 @@
 #include <vector>
 
 #include "spindle/spindle.hpp"
+#include "support/values.hpp"
 
 namespace {
+
+using spindle::testing::random_values;
 
 using spindle::Buffer;
 using spindle::Location;
@@ -27,15 +30,6 @@ class Gpu : public ::testing::Test {
     }
   }
 };
-
-template <typename T>
-std::vector<T> random_values(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> dist(-1, 1);
-  std::vector<T> values(n);
-  for (T& v : values) v = static_cast<T>(dist(rng));
-  return values;
-}
 
 // Element-wise kernels may differ from the twins by fused multiply-adds.
 template <typename T>

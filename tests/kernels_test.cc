@@ -7,22 +7,16 @@
 #include <vector>
 
 #include "spindle/spindle.hpp"
+#include "support/values.hpp"
 
 namespace {
+
+using spindle::testing::random_values;
 
 namespace cpu = spindle::kernels::cpu;
 using spindle::kernels::Adam;
 using spindle::kernels::Reduction;
 using spindle::kernels::Sgd;
-
-template <typename T>
-std::vector<T> random_values(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> dist(-1, 1);
-  std::vector<T> values(n);
-  for (T& v : values) v = static_cast<T>(dist(rng));
-  return values;
-}
 
 template <typename T>
 double tolerance() {
@@ -196,12 +190,7 @@ TEST(CpuKernelsInTasks, LargeArraysAreSplitAcrossWorkersWithTheSameResults) {
 TEST(CpuKernelsInput, BadOptionsAndStreamsAreRejectedNamingTheValue) {
   std::vector<double> p(4), g(4), m(4), v(4);
   auto message = [](auto&& call) {
-    try {
-      call();
-    } catch (const spindle::InvalidArgumentError& error) {
-      return std::string(error.what());
-    }
-    return std::string("no error");
+    return spindle::testing::error_of<spindle::InvalidArgumentError>(call);
   };
   EXPECT_EQ(message([&] { cpu::sgd<double>(p.data(), g.data(), nullptr, 4, {.lr = -1}); }),
             "lr = -1: must be finite and at least 0");

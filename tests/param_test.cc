@@ -8,8 +8,11 @@
 #include <vector>
 
 #include "spindle/spindle.hpp"
+#include "support/values.hpp"
 
 namespace {
+
+using spindle::testing::error_of;
 
 using spindle::Optimizer;
 using spindle::ParameterServer;
@@ -18,15 +21,6 @@ std::vector<double> iota(std::size_t n) {
   std::vector<double> values(n);
   std::iota(values.begin(), values.end(), 1.0);
   return values;
-}
-
-std::string error_of(auto&& call) {
-  try {
-    call();
-  } catch (const spindle::Error& error) {
-    return error.what();
-  }
-  return "no error";
 }
 
 std::filesystem::path temp_file(const std::string& name) {
