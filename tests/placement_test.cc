@@ -21,13 +21,18 @@ void calibrate(const placement::Workload& workload, const placement::SimMachine&
                             model);
 }
 
-TEST(Placement, SmallTasksStayOnTheCpuAndLargeOnesGoToTheGpu) {
-  placement::Workload workload = placement::mixed_workload(2);
-  placement::SimMachine machine;
+// The model-based policy's second run on `workload`, its model calibrated by the first.
+placement::SimResult calibrated_run(const placement::Workload& workload,
+                                    const placement::SimMachine& machine) {
   PerfModel model("simulated");
   calibrate(workload, machine, model);
-  auto result =
-      placement::simulate(workload.kinds, workload.tasks, machine, Policy::earliest_finish, model);
+  return placement::simulate(workload.kinds, workload.tasks, machine, Policy::earliest_finish,
+                             model);
+}
+
+TEST(Placement, SmallTasksStayOnTheCpuAndLargeOnesGoToTheGpu) {
+  placement::Workload workload = placement::mixed_workload(2);
+  auto result = calibrated_run(workload, placement::SimMachine{});
   std::size_t small_on_gpu = 0, small = 0, dense_on_gpu = 0, dense = 0;
   for (std::size_t i = 0; i < workload.tasks.size(); ++i) {
     bool gpu = result.placement[i] == DeviceKind::gpu;
@@ -93,10 +98,7 @@ TEST(Placement, TheModelCalibratesAndPersists) {
 TEST(Placement, TheModelBasedPolicyBeatsTheOthersWithinOnePointTwoOfTheLowerBound) {
   placement::Workload workload = placement::mixed_workload(2);
   placement::SimMachine machine;
-  PerfModel model("simulated");
-  calibrate(workload, machine, model);
-  auto best =
-      placement::simulate(workload.kinds, workload.tasks, machine, Policy::earliest_finish, model);
+  auto best = calibrated_run(workload, machine);
   EXPECT_LE(best.makespan, 1.2 * best.lower_bound);
   for (Policy policy : {Policy::cpu_only, Policy::gpu_first, Policy::round_robin}) {
     PerfModel unused("simulated");
