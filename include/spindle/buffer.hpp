@@ -223,4 +223,13 @@ struct ConsumerView<Buffer<T>> {
 };
 
 }  // namespace detail
+
+/// Placement sees a Buffer's bytes where they live.
+template <typename T>
+struct DataTraits<Buffer<T>> {
+  static std::size_t bytes(const Buffer<T>& buffer) { return buffer.size() * sizeof(T); }
+  static DeviceKind location(const Buffer<T>& buffer) {
+    return buffer.location().on_gpu() ? DeviceKind::gpu : DeviceKind::cpu;
+  }
+};
 }  // namespace spindle

@@ -21,6 +21,13 @@ struct CUstream_st;  // cudaStream_t is CUstream_st*; no CUDA header is needed h
 
 namespace spindle {
 
+/// @brief The kinds of device a task can run on, as placement and the performance model
+/// tell them apart.
+enum class DeviceKind : std::uint8_t { cpu, gpu };
+
+/// "cpu" or "gpu".
+[[nodiscard]] const char* to_string(DeviceKind kind);
+
 /// @brief Where a buffer's memory lives: pageable host memory, pinned (page-locked) host
 /// memory, or the memory of GPU `device`.
 struct Location {

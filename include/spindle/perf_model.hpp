@@ -24,15 +24,10 @@
 #include <tuple>
 #include <vector>
 
+#include "spindle/device.hpp"
 #include "spindle/topology.hpp"
 
 namespace spindle {
-
-/// @brief The kinds of device the model tells apart.
-enum class DeviceKind : std::uint8_t { cpu, gpu };
-
-/// "cpu" or "gpu".
-[[nodiscard]] const char* to_string(DeviceKind kind);
 
 /// @brief Measured task durations and transfer costs; see the top of this header.
 class PerfModel {

@@ -21,6 +21,7 @@
 
 #include "spindle/actor.hpp"
 #include "spindle/object_ref.hpp"
+#include "spindle/placement.hpp"
 #include "spindle/resources.hpp"
 #include "spindle/task.hpp"
 #include "spindle/topology.hpp"
@@ -42,6 +43,12 @@ struct RuntimeOptions {
   std::size_t stack_bytes = 64 * 1024;
   /// Task spans kept for timeline(); older ones beyond this are dropped (and counted).
   std::size_t max_timeline_events = 1'000'000;
+  /// Where each call of a codelet runs (see spindle/placement.hpp).
+  placement::Policy placement = placement::Policy::earliest_finish;
+  /// The performance model's file: loaded at start (a damaged one is ignored with a warning
+  /// on stderr) and saved at the end if codelets ran. Unset: PerfModel::default_path, under
+  /// $XDG_CACHE_HOME. Empty: kept in memory only.
+  std::optional<std::string> perf_model_file;
 };
 
 /// @brief A snapshot of what the runtime is doing, as `ray status` prints it.
@@ -85,13 +92,21 @@ class Runtime {
     return ObjectRef<std::decay_t<T>>(std::move(state));
   }
 
-  /// @brief A factory of tasks running `f`, with default options (one cpu).
+  /// @brief A factory of tasks running `f`, with default options (one cpu). `f` may be a
+  /// codelet (spindle::codelet), whose calls the placement policy sends to a CPU or a GPU.
   template <typename F>
   [[nodiscard]] TaskFactory<std::decay_t<F>> task(F&& f) {
     using Function = std::decay_t<F>;
-    return TaskFactory<Function>(
-        *this, std::make_shared<const Function>(std::forward<F>(f)),
-        detail::make_task_spec(*this, {}, detail::type_name(typeid(Function))));
+    auto function = std::make_shared<const Function>(std::forward<F>(f));
+    constexpr bool codelet = detail::IsCodelet<Function>::value;
+    std::string name;
+    if constexpr (codelet) {
+      name = function->name;
+    } else {
+      name = detail::type_name(typeid(Function));
+    }
+    return TaskFactory<Function>(*this, std::move(function),
+                                 detail::make_task_spec(*this, {}, std::move(name), "task", codelet));
   }
 
   /// @brief A factory of actors of class T, with default options (see ActorOptions).
@@ -131,6 +146,10 @@ class Runtime {
   /// @throws Error if the file cannot be written.
   void timeline(const std::string& path) const;
   [[nodiscard]] RuntimeStatus status() const;
+
+  /// @brief The performance model codelets are placed by: measured run times by task, input
+  /// size and device kind, and transfer costs. Shared with the scheduler (thread safe).
+  [[nodiscard]] PerfModel& perf_model();
 
   [[nodiscard]] const Topology& topology() const;
   [[nodiscard]] const ResourceSet& total_resources() const;

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -41,9 +42,68 @@ struct TaskOptions {
   /// Re-runs after an exception, when retry_exceptions allows; -1 means without limit.
   int max_retries = 0;
   bool retry_exceptions = false;
-  /// Shown in errors, the timeline and status; defaults to the function's type.
+  /// Shown in errors, the timeline and status; defaults to the function's type (a
+  /// codelet's own name).
   std::string name;
+  /// Pins a codelet (a task with CPU and GPU implementations) to one kind of device; unset,
+  /// the runtime's placement policy chooses for each call. Only codelets take it.
+  std::optional<DeviceKind> device;
 };
+
+namespace this_task {
+/// The kind of device the calling task was placed on: gpu for a codelet's GPU
+/// implementation, cpu otherwise (and outside tasks).
+[[nodiscard]] DeviceKind device_kind();
+}  // namespace this_task
+
+/// @brief What placement knows of an argument: its size in bytes and where its data lives.
+/// The default counts a contiguous range's elements (std::vector, std::string, ...) or the
+/// object itself, on the host; spindle::Buffer tells its own. Specialise it for a type of
+/// yours whose data lives elsewhere or whose size is not what sizeof says.
+template <typename T>
+struct DataTraits {
+  static std::size_t bytes(const T& value) {
+    if constexpr (std::ranges::contiguous_range<const T> && std::ranges::sized_range<const T>) {
+      return std::ranges::size(value) * sizeof(std::ranges::range_value_t<const T>);
+    } else {
+      return sizeof(value);
+    }
+  }
+  static DeviceKind location(const T&) { return DeviceKind::cpu; }
+};
+
+/// @brief A task with two implementations: one for the CPU and one for a GPU (StarPU calls
+/// it a codelet). Both take the same arguments and return the same type. Submitted with
+/// `rt.task(codelet).remote(args...)`, each call runs where the runtime's placement policy
+/// says (RuntimeOptions::placement), unless TaskOptions::device pins it. A runtime without
+/// GPUs always runs the CPU implementation. The GPU implementation runs with the granted
+/// GPU current and Location::here() on it; on a logical GPU (declared, with no device
+/// behind it) it runs on the host, as every GPU task does.
+template <typename Cpu, typename Gpu>
+struct Codelet {
+  /// Names the task in the performance model, errors and the timeline.
+  std::string name;
+  Cpu cpu;
+  Gpu gpu;
+
+  template <typename... Args>
+  decltype(auto) operator()(Args&&... args) const {
+    static_assert(std::is_same_v<std::invoke_result_t<const Cpu&, Args...>,
+                                 std::invoke_result_t<const Gpu&, Args...>>,
+                  "a codelet's CPU and GPU implementations must return the same type");
+    if (this_task::device_kind() == DeviceKind::gpu) {
+      return std::invoke(gpu, std::forward<Args>(args)...);
+    }
+    return std::invoke(cpu, std::forward<Args>(args)...);
+  }
+};
+
+/// @brief A codelet named `name` from its CPU and GPU implementations.
+template <typename Cpu, typename Gpu>
+[[nodiscard]] Codelet<std::decay_t<Cpu>, std::decay_t<Gpu>> codelet(std::string name, Cpu&& cpu,
+                                                                    Gpu&& gpu) {
+  return {std::move(name), std::forward<Cpu>(cpu), std::forward<Gpu>(gpu)};
+}
 
 namespace detail {
 
@@ -60,7 +120,24 @@ struct TaskSpec {
   bool retry_exceptions = false;
   /// Set when the demand exceeds the runtime's totals: submitting throws InfeasibleError.
   std::string infeasible;
+  /// A codelet's: its runs are measured into the performance model.
+  bool codelet = false;
+  /// Which implementation of a codelet runs (cpu for every other task).
+  DeviceKind device_kind = DeviceKind::cpu;
+  /// A codelet that placement may move to a GPU: the spec it runs with there.
+  std::shared_ptr<const TaskSpec> gpu_variant;
 };
+
+/// An argument as placement sees it.
+struct DataInput {
+  std::size_t bytes = 0;
+  DeviceKind location = DeviceKind::cpu;
+};
+
+template <typename T>
+struct IsCodelet : std::false_type {};
+template <typename Cpu, typename Gpu>
+struct IsCodelet<Codelet<Cpu, Gpu>> : std::true_type {};
 
 /// An argument whose object failed; the task fails with the cause nested.
 struct ArgumentFailure {
@@ -83,6 +160,8 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   virtual void publish() = 0;
   virtual ObjectStateBase& result() noexcept = 0;
   virtual void dependencies(std::vector<ObjectStateBase*>& out) const = 0;
+  /// The arguments' sizes and locations, once they are resolved.
+  virtual void inputs(std::vector<DataInput>& out) const = 0;
   /// The first argument whose object failed, if any.
   [[nodiscard]] virtual std::optional<ArgumentFailure> failed_argument() const = 0;
   /// A dependency completed.
@@ -91,7 +170,8 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   [[nodiscard]] bool is_actor_call() const noexcept { return actor && !creates_actor; }
 
   Scheduler& scheduler;
-  const std::shared_ptr<const TaskSpec> spec;
+  /// Fixed once the task is queued; placement swaps a codelet's for its GPU variant before.
+  std::shared_ptr<const TaskSpec> spec;
   std::uint64_t id = 0;
   std::atomic<std::int32_t> pending_dependencies{0};
   std::atomic<bool> cancel_requested{false};
@@ -105,6 +185,12 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   std::shared_ptr<ActorCore> actor;
   /// Set on an actor's creation: on success its allocation passes to the actor.
   bool creates_actor = false;
+  /// A codelet's: the bytes of its arguments, and the run time placement expected (0 when
+  /// the model had no estimate).
+  std::size_t input_bytes = 0;
+  double expected_seconds = 0;
+  /// Counted by placement until it finishes; guarded by the scheduler's mutex once queued.
+  bool placed = false;
   // Guarded by the scheduler's mutex.
   Phase phase = Phase::waiting;
   int attempts = 0;
@@ -202,6 +288,10 @@ class TypedTask final : public TaskBase {
     std::apply([&](const Stored&... args) { (add_dependency(args, index++, out), ...); }, args_);
   }
 
+  void inputs(std::vector<DataInput>& out) const override {
+    std::apply([&](const Stored&... args) { (add_input(args, out), ...); }, args_);
+  }
+
   [[nodiscard]] std::optional<ArgumentFailure> failed_argument() const override {
     std::optional<ArgumentFailure> failure;
     std::size_t index = 0;
@@ -216,6 +306,16 @@ class TypedTask final : public TaskBase {
     if constexpr (IsObjectRef<A>::value) {
       if (!arg.valid()) throw_empty_ref("argument " + std::to_string(index));
       out.push_back(arg.base());
+    }
+  }
+  template <typename A>
+  static void add_input(const A& arg, std::vector<DataInput>& out) {
+    if constexpr (IsObjectRef<A>::value) {
+      using T = typename A::value_type;
+      const T& value = arg.state()->value();
+      out.push_back({DataTraits<T>::bytes(value), DataTraits<T>::location(value)});
+    } else {
+      out.push_back({DataTraits<A>::bytes(arg), DataTraits<A>::location(arg)});
     }
   }
   template <typename A>
@@ -237,10 +337,12 @@ class TypedTask final : public TaskBase {
 /// Submits a task to the runtime's scheduler (defined with the runtime).
 void submit(Runtime& runtime, std::shared_ptr<TaskBase> task);
 Scheduler& scheduler_of(Runtime& runtime);
-/// Checks the options; `kind` ("task", "actor") names what they are for in messages.
+/// Checks the options; `kind` ("task", "actor") names what they are for in messages. A
+/// codelet's spec may carry a GPU variant (see TaskSpec).
 std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptions& options,
                                                std::string default_name,
-                                               std::string_view kind = "task");
+                                               std::string_view kind = "task",
+                                               bool codelet = false);
 /// The demangled name of a type.
 std::string type_name(std::type_index type);
 
@@ -258,7 +360,9 @@ class TaskFactory {
   /// @brief The same function with other options.
   /// @throws InvalidArgumentError naming the first option that breaks a rule.
   [[nodiscard]] TaskFactory options(const TaskOptions& options) const {
-    return TaskFactory(*runtime_, f_, detail::make_task_spec(*runtime_, options, spec_->name));
+    return TaskFactory(*runtime_, f_,
+                       detail::make_task_spec(*runtime_, options, spec_->name, "task",
+                                              detail::IsCodelet<F>::value));
   }
 
   /// @brief Submits one call. ObjectRef arguments are waited for before the function runs.

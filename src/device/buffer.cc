@@ -137,9 +137,10 @@ const void* RawBuffer::replica(Location location,
     Clock::time_point start = Clock::now();
     copy = make(self, location);
     if (TaskBase* task = current_task()) {
+      auto kind = [](Location where) { return where.on_gpu() ? DeviceKind::gpu : DeviceKind::cpu; };
       task->scheduler.record_transfer(
-          "copy of a Buffer from " + location_.to_string() + " to " + location.to_string(), bytes_,
-          start, Clock::now());
+          "copy of a Buffer from " + location_.to_string() + " to " + location.to_string(),
+          kind(location_), kind(location), bytes_, start, Clock::now());
     }
   }
   return copy.get();

@@ -429,7 +429,8 @@ std::shared_ptr<const ActorSpec> make_actor_spec(Runtime& runtime, const ActorOp
                    .num_gpus = options.num_gpus,
                    .memory = options.memory,
                    .resources = options.resources,
-                   .name = spec->name};
+                   .name = spec->name,
+                   .device = std::nullopt};
   std::shared_ptr<const TaskSpec> creation = make_task_spec(runtime, task, spec->name, "actor");
   auto call = std::make_shared<TaskSpec>(*creation);
   call->cpu_request = nullptr;  // a call keeps the actor's CPU while it waits in get

@@ -4,9 +4,11 @@
 #include <cxxabi.h>
 
 #include <boost/fiber/operations.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -18,6 +20,8 @@ namespace spindle {
 struct Runtime::Impl {
   Topology topology;
   ResourceSet totals;
+  std::unique_ptr<PerfModel> model;  // outlives the scheduler, which records into it
+  std::string model_file;
   std::unique_ptr<detail::Scheduler> scheduler;
   std::unique_ptr<detail::Executor> executor;
 };
@@ -29,6 +33,12 @@ constexpr std::size_t kMinStackBytes = 16 * 1024;
 void check_options(const RuntimeOptions& options) {
   if (options.num_workers && *options.num_workers == 0) {
     throw InvalidArgumentError("num_workers = 0: at least 1 worker is needed");
+  }
+  if (std::ranges::find(placement::kPolicies, options.placement) ==
+      std::end(placement::kPolicies)) {
+    throw InvalidArgumentError(
+        "placement = " + std::to_string(static_cast<int>(options.placement)) +
+        ": must be cpu_only, gpu_first, round_robin or earliest_finish");
   }
   if (options.stack_bytes < kMinStackBytes) {
     throw InvalidArgumentError("stack_bytes = " + std::to_string(options.stack_bytes) +
@@ -50,6 +60,13 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
   unsigned workers = options.num_workers.value_or(
       std::max(1u, static_cast<unsigned>(impl_->topology.num_cores())));
   impl_->scheduler->set_workers(workers);
+  impl_->model = std::make_unique<PerfModel>(PerfModel::machine_key(impl_->topology));
+  impl_->model_file = options.perf_model_file.value_or(PerfModel::default_path(impl_->topology));
+  if (!impl_->model_file.empty()) {
+    std::string warning = impl_->model->load(impl_->model_file);
+    if (!warning.empty()) std::cerr << "spindle: " << warning << '\n';
+  }
+  impl_->scheduler->set_placement(options.placement, *impl_->model);
   impl_->executor = std::make_unique<detail::Executor>(*impl_->scheduler, impl_->topology, workers,
                                                        options.pin_workers, options.stack_bytes);
 }
@@ -60,7 +77,16 @@ Runtime::~Runtime() {
   // its own always has it.
   std::thread([this] { impl_->scheduler->stop(); }).join();
   impl_->executor->join();
+  if (!impl_->model_file.empty() && impl_->scheduler->model_updated()) {
+    try {
+      impl_->model->save(impl_->model_file);
+    } catch (const std::exception& error) {
+      std::cerr << "spindle: the performance model was not saved: " << error.what() << '\n';
+    }
+  }
 }
+
+PerfModel& Runtime::perf_model() { return *impl_->model; }
 
 void Runtime::cancel_object(detail::ObjectStateBase& object) {
   std::shared_ptr<detail::TaskBase> task = object.producer.lock();
@@ -125,16 +151,19 @@ void submit(Runtime& runtime, std::shared_ptr<TaskBase> task) {
   scheduler_of(runtime).submit(std::move(task));
 }
 
-std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptions& options,
-                                               std::string default_name, std::string_view kind) {
-  check_limit("max_retries", options.max_retries);
+namespace {
+
+std::shared_ptr<TaskSpec> build_spec(Scheduler& scheduler, const TaskOptions& options,
+                                     const std::string& name, std::string_view kind,
+                                     bool codelet, DeviceKind device_kind) {
   ResourceSet demand =
       ResourceSet::demand(options.num_cpus, options.num_gpus, options.memory, options.resources);
   auto spec = std::make_shared<TaskSpec>();
-  spec->name = options.name.empty() ? std::move(default_name) : options.name;
+  spec->name = name;
   spec->max_retries = options.max_retries;
   spec->retry_exceptions = options.retry_exceptions;
-  Scheduler& scheduler = scheduler_of(runtime);
+  spec->codelet = codelet;
+  spec->device_kind = device_kind;
   try {
     spec->request = scheduler.request_for(demand);
   } catch (const InfeasibleError& error) {
@@ -145,6 +174,39 @@ std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptio
     spec->cpu_request = scheduler.request_for(ResourceSet().set(ResourceSet::kCpu, demand.cpu()));
   }
   return spec;
+}
+
+}  // namespace
+
+std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptions& options,
+                                               std::string default_name, std::string_view kind,
+                                               bool codelet) {
+  check_limit("max_retries", options.max_retries);
+  if (options.device && !codelet) {
+    throw InvalidArgumentError(std::string("device = ") + to_string(*options.device) +
+                               ": only a codelet (spindle::codelet, with CPU and GPU "
+                               "implementations) takes a device; other tasks ask for num_gpus");
+  }
+  std::string name = options.name.empty() ? std::move(default_name) : options.name;
+  Scheduler& scheduler = scheduler_of(runtime);
+  if (!codelet) return build_spec(scheduler, options, name, kind, false, DeviceKind::cpu);
+  // A codelet: its CPU implementation holds no GPU; its GPU one a whole GPU unless num_gpus
+  // asks for a share.
+  TaskOptions on_cpu = options, on_gpu = options;
+  on_cpu.num_gpus = 0;
+  if (on_gpu.num_gpus == 0) on_gpu.num_gpus = 1;
+  if (options.device == DeviceKind::cpu) {
+    return build_spec(scheduler, on_cpu, name, kind, true, DeviceKind::cpu);
+  }
+  std::shared_ptr<TaskSpec> gpu = build_spec(scheduler, on_gpu, name, kind, true, DeviceKind::gpu);
+  if (options.device == DeviceKind::gpu) {
+    if (!gpu->infeasible.empty()) gpu->infeasible += " (device = gpu pins it to a GPU)";
+    return gpu;
+  }
+  std::shared_ptr<TaskSpec> cpu = build_spec(scheduler, on_cpu, name, kind, true, DeviceKind::cpu);
+  // GPUs that cannot hold the GPU implementation leave the CPU one.
+  if (gpu->infeasible.empty()) cpu->gpu_variant = std::move(gpu);
+  return cpu;
 }
 
 void check_limit(std::string_view option, int value) {
@@ -180,6 +242,11 @@ std::string name() {
 bool cancelled() {
   detail::TaskBase* task = detail::current_task();
   return task && task->cancel_requested.load();
+}
+
+DeviceKind device_kind() {
+  detail::TaskBase* task = detail::current_task();
+  return task ? task->spec->device_kind : DeviceKind::cpu;
 }
 
 ResourceSet resources() {

@@ -1,6 +1,7 @@
 // The scheduler: see scheduler.hpp.
 #include "runtime/scheduler.hpp"
 
+#include <cmath>
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -97,17 +98,51 @@ void Scheduler::submit(std::shared_ptr<TaskBase> task) {
   task->on_complete();  // the +1 above: all are registered
 }
 
+void Scheduler::set_placement(placement::Policy policy, PerfModel& model) {
+  model_ = &model;
+  unsigned gpus = static_cast<unsigned>(std::ceil(pool_.totals().gpu().to_double()));
+  placer_ = std::make_unique<Placer>(policy, model, workers_, gpus);
+}
+
+// A codelet's arguments are measured, and placement chooses its implementation, before it
+// queues: the spec it queues with asks for the resources of that implementation.
+void Scheduler::place(TaskBase& task) {
+  std::vector<DataInput> inputs;
+  task.inputs(inputs);
+  task.input_bytes = 0;
+  for (const DataInput& input : inputs) task.input_bytes += input.bytes;
+  if (!task.spec->gpu_variant || !placer_) return;
+  if (placer_->choose(task.spec->name, inputs, task.expected_seconds) == DeviceKind::gpu) {
+    task.spec = task.spec->gpu_variant;
+  }
+  task.placed = true;
+}
+
+void Scheduler::unplace_locked(TaskBase& task) {
+  if (!task.placed) return;
+  task.placed = false;
+  placer_->finished(task.spec->name, task.input_bytes, task.spec->device_kind,
+                    task.expected_seconds);
+}
+
 void Scheduler::dependencies_resolved(TaskBase& task) {
   std::optional<ArgumentFailure> failure = task.failed_argument();
+  // Before it is queued no other thread reads the task's spec; cancel() reads it only after
+  // finding the task waiting, under the lock (and then this returns without queueing).
+  if (!failure && task.spec->codelet) place(task);
   std::exception_ptr error;
   {
     std::lock_guard lock(mutex_);
-    if (task.phase != TaskBase::Phase::waiting) return;  // cancelled meanwhile
+    if (task.phase != TaskBase::Phase::waiting) {  // cancelled meanwhile
+      unplace_locked(task);
+      return;
+    }
     --waiting_;
     if (!stopping_ && !failure) {
       enqueue_locked(task.shared_from_this());
       return;
     }
+    unplace_locked(task);
     task.phase = TaskBase::Phase::finished;
     if (stopping_) {
       ++cancelled_;
@@ -145,6 +180,7 @@ void Scheduler::cancel(TaskBase& task) {
         break;
       case TaskBase::Phase::queued:
         --queued_;  // its queue entry is dropped when it reaches the front
+        unplace_locked(task);
         break;
       case TaskBase::Phase::running:
       case TaskBase::Phase::finished:
@@ -253,6 +289,11 @@ std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
   task.allocation = nullptr;
   event.end_ns = (Clock::now() - epoch_).count();
   event.failed = error != nullptr;
+  if (task.spec->codelet && !error && model_) {
+    model_->record(task.spec->name, task.input_bytes, task.spec->device_kind,
+                   static_cast<double>(event.end_ns - event.start_ns) * 1e-9);
+    model_updated_.store(true, std::memory_order_relaxed);
+  }
   record(std::move(event));
   return error;
 }
@@ -280,6 +321,7 @@ void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_pt
     } else {
       task.phase = TaskBase::Phase::finished;
       ++(error ? failed_ : finished_);
+      unplace_locked(task);
     }
     serve_reacquire_locked();
     wake_worker_locked();
@@ -306,8 +348,13 @@ void Scheduler::record(TimelineEvent event) {
   timeline_.push_back(std::move(event));
 }
 
-void Scheduler::record_transfer(std::string label, std::size_t bytes, Clock::time_point start,
+void Scheduler::record_transfer(std::string label, DeviceKind from, DeviceKind to,
+                                std::size_t bytes, Clock::time_point start,
                                 Clock::time_point end) {
+  if (model_ && from != to) {
+    model_->record_transfer(from, to, bytes, std::chrono::duration<double>(end - start).count());
+    model_updated_.store(true, std::memory_order_relaxed);
+  }
   TimelineEvent event;
   event.start_ns = (start - epoch_).count();
   event.end_ns = (end - epoch_).count();

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "placement/placer.hpp"
 #include "spindle/runtime.hpp"
 
 namespace spindle::detail {
@@ -142,9 +143,17 @@ class Scheduler {
   /// How many worker threads run tasks (set once by the runtime).
   void set_workers(unsigned workers) noexcept { workers_ = workers; }
   [[nodiscard]] unsigned workers() const noexcept { return workers_; }
-  /// Records a copy made for a consumer (a Buffer's replica) in the timeline.
-  void record_transfer(std::string label, std::size_t bytes, Clock::time_point start,
-                       Clock::time_point end);
+  /// Records a copy made for a consumer (a Buffer's replica) in the timeline, and in the
+  /// performance model when it crossed between kinds of device.
+  void record_transfer(std::string label, DeviceKind from, DeviceKind to, std::size_t bytes,
+                       Clock::time_point start, Clock::time_point end);
+  /// Places codelets by `policy`, and measures their runs and transfers into `model`
+  /// (which must outlive the scheduler). Set once, after set_workers, before any task.
+  void set_placement(placement::Policy policy, PerfModel& model);
+  /// Whether a codelet's run or a transfer was recorded in the model.
+  [[nodiscard]] bool model_updated() const noexcept {
+    return model_updated_.load(std::memory_order_relaxed);
+  }
 
   /// Whether some worker waits for work; read without the lock, so only a hint.
   [[nodiscard]] bool has_idle_worker() const noexcept {
@@ -166,6 +175,9 @@ class Scheduler {
     std::shared_ptr<Event> granted;
   };
 
+  void place(TaskBase& task);
+  /// Tells placement that a placed task is done (or will never run).
+  void unplace_locked(TaskBase& task);
   void enqueue_locked(std::shared_ptr<TaskBase> task);
   ShapeQueue* best_admissible_locked();
   void serve_reacquire_locked();
@@ -179,6 +191,9 @@ class Scheduler {
 
   ResourcePool pool_;
   unsigned workers_ = 1;
+  PerfModel* model_ = nullptr;
+  std::unique_ptr<Placer> placer_;
+  std::atomic<bool> model_updated_{false};
   const std::size_t max_timeline_events_;
   const std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
 
