@@ -187,6 +187,56 @@ TEST_F(Gpu, AHostConsumerOfAGpuBufferGetsACopyShownInTheTimeline) {
   std::filesystem::remove(path);
 }
 
+// A codelet on a real GPU: its GPU implementation runs with the GPU current and its buffers
+// there; placement learns both kinds, and a consumer of GPU-resident data follows it there.
+TEST_F(Gpu, ACodeletRunsItsCudaImplementationOnTheGpuAndFollowsItsData) {
+  spindle::Runtime rt({.num_gpus = 1, .placement = spindle::placement::Policy::earliest_finish,
+                       .perf_model_file = ""});
+  auto scale = rt.task(spindle::codelet(
+      "scale",
+      [](const Buffer<float>& x) {
+        Buffer<float> y(x.size(), Location::host());
+        y.copy_from(x);
+        spindle::ops::scale(y, 2.0f);
+        return y.to_vector();
+      },
+      [](const Buffer<float>& x) {
+        EXPECT_EQ(Location::here(), Location::gpu(0));
+        EXPECT_EQ(x.location(), Location::gpu(0));  // the replica where it runs
+        Buffer<float> y(x.size());
+        y.copy_from(x);
+        spindle::ops::scale(y, 2.0f);
+        return y.to_vector();
+      }));
+  std::vector<float> values = random_values<float>(1 << 16, 9), doubled = values;
+  for (float& v : doubled) v *= 2;
+  auto on_host = rt.put(Buffer<float>(values, Location::host()));
+  auto pinned = scale.options({.device = spindle::DeviceKind::gpu});
+  EXPECT_EQ(pinned.remote(on_host).get(), doubled);
+  // Calibrate both kinds, then a consumer of data on the GPU, where the GPU is not slower,
+  // stays there.
+  for (std::size_t i = 0; i < 2 * (spindle::PerfModel::kCalibrationSamples + 2); ++i) {
+    EXPECT_EQ(scale.remote(on_host).get(), doubled);
+  }
+  const std::size_t bytes = values.size() * sizeof(float);
+  EXPECT_TRUE(rt.perf_model().estimate("scale", bytes, spindle::DeviceKind::gpu));
+  EXPECT_TRUE(rt.perf_model().transfer_seconds(spindle::DeviceKind::cpu,
+                                               spindle::DeviceKind::gpu, bytes));
+  // A Buffer on the GPU draws its consumer there when moving it costs more than the CPU's
+  // lead; the same on the host stays on the CPU.
+  for (std::size_t i = 0; i <= spindle::PerfModel::kCalibrationSamples; ++i) {
+    rt.perf_model().record("consume", bytes, spindle::DeviceKind::cpu, 1e-3);
+    rt.perf_model().record("consume", bytes, spindle::DeviceKind::gpu, 1.5e-3);
+  }
+  rt.perf_model().record_transfer(spindle::DeviceKind::gpu, spindle::DeviceKind::cpu, bytes, 5e-3);
+  auto consume = rt.task(spindle::codelet(
+      "consume", [](const Buffer<float>&) { return spindle::DeviceKind::cpu; },
+      [](const Buffer<float>&) { return spindle::DeviceKind::gpu; }));
+  EXPECT_EQ(consume.remote(rt.put(Buffer<float>(values, Location::gpu(0)))).get(),
+            spindle::DeviceKind::gpu);
+  EXPECT_EQ(consume.remote(on_host).get(), spindle::DeviceKind::cpu);
+}
+
 TEST_F(Gpu, CudaErrorsBecomeDeviceErrorsNamingTheCallAndDevice) {
   try {
     Buffer<char> huge(std::size_t{1} << 50, Location::gpu(0));
