@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   samples::Stopwatch wait_clock;
   std::vector<spindle::ObjectRef<long>> pending = submit();
   std::printf("pipeline: durations");
-  for (double d : durations) std::printf(" %.2f", d);
+  for (double d : durations) std::printf(" %.3f", d);
   std::printf(" s; processed in the order");
   while (!pending.empty()) {
     auto [ready, rest] = spindle::wait(pending, {.num_returns = 1});

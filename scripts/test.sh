@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The peers' benchmark test (--quick) installs Ray once, into build/, for both suites.
+export SPINDLE_PEERS_VENV=$PWD/build/peers-venv
 
 run_suite() {
   local build_dir=$1 mode=$2
