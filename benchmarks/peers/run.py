@@ -98,11 +98,12 @@ class Harness:
     def __init__(self, args):
         self.args = args
         self.bin = Path(args.build_dir).resolve() / "bin"
-        self.log = open(Path(args.out) / "peers.log", "a")
+        self.log = open(Path(args.build_dir) / "peers.log", "a")
         self.missing = {}  # system -> reason
         self.results = {}  # (scenario, system) -> [values]
         self.ray_python = None
         self.durations = None  # the pipeline's, as spindle's sample printed them
+        self.versions = None  # read from the machine, unless replotting
 
     # ---- finding and installing the peers ------------------------------------------
     def run(self, command, env=None, timeout=900):
@@ -258,7 +259,7 @@ class Harness:
                  f"min time {self.args.min_time} s); Ray's from one process per repetition for "
                  "each suite, after a warm-up. \"spindle vs X\" is spindle's speed over X's: "
                  "above 1, spindle is faster.", ""]
-        versions = peer_versions(self)
+        versions = self.versions or peer_versions(self)
         lines += ["Peers: " + "; ".join(f"{k} {v}" for k, v in versions.items()) + ".", ""]
         if self.missing:
             lines += ["**Missing peers** (not measured):", ""]
@@ -303,6 +304,12 @@ class Harness:
             lines += [""]
         path = out / f"{stem}.md"
         path.write_text("\n".join(lines))
+        raw = {"reps": self.args.reps, "min_time": self.args.min_time,
+               "command": self.args.command, "missing": self.missing,
+               "versions": versions,
+               "results": [{"scenario": k[0], "system": k[1], "values": v}
+                           for k, v in sorted(self.results.items())]}
+        (out / f"{stem}.json").write_text(json.dumps(raw, indent=1))
         say(f"\nreport: {path}")
         return path
 
@@ -402,6 +409,8 @@ set style histogram cluster gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set logscale y
+set format y "%g"
+set bmargin 7
 set grid ytics
 set key outside top center horizontal
 set xtics rotate by -20 left
@@ -427,6 +436,8 @@ def main():
     parser.add_argument("--venv", default=os.environ.get("SPINDLE_PEERS_VENV"),
                         help="Ray's venv (default <build-dir>/peers-venv)")
     parser.add_argument("--no-install", action="store_true", help="do not pip install Ray")
+    parser.add_argument("--from-json", help="write the report and plots again from the raw "
+                        "figures a run saved (<machine>-<date>.json), without measuring")
     args = parser.parse_args()
     args.reps = args.reps or (2 if args.quick else 5)
     if args.reps < 1:
@@ -436,6 +447,15 @@ def main():
     args.venv = args.venv or str(Path(args.build_dir) / "peers-venv")
     args.command = "scripts/peers.sh" + (" --quick" if args.quick else "")
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    if args.from_json:
+        raw = json.loads(Path(args.from_json).read_text())
+        args.reps, args.min_time, args.command = raw["reps"], raw["min_time"], raw["command"]
+        args.build_dir = tempfile.gettempdir()  # only the log goes there
+        harness = Harness(args)
+        harness.missing, harness.versions = raw["missing"], raw["versions"]
+        harness.results = {(r["scenario"], r["system"]): r["values"] for r in raw["results"]}
+        harness.report()
+        return 0
     if not (Path(args.build_dir) / "bin" / "tasks_benchmark").exists():
         sys.exit(f"{args.build_dir}/bin/tasks_benchmark is missing: build spindle first "
                  "(scripts/peers.sh does)")
