@@ -7,11 +7,17 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <latch>
 #include <string>
 #include <vector>
 
 #include "spindle/spindle.hpp"
 #include "support/values.hpp"
+
+namespace spindle {
+// gtest prints a DeviceKind by name in failures.
+void PrintTo(DeviceKind kind, std::ostream* out) { *out << to_string(kind); }
+}  // namespace spindle
 
 namespace {
 
@@ -222,6 +228,42 @@ TEST(Codelet, QueuedWorkSpreadsCallsOverCpusAndGpus) {
   std::vector<DeviceKind> where = spindle::get(refs);
   EXPECT_GE(count(where, DeviceKind::cpu), 4u);
   EXPECT_GE(count(where, DeviceKind::gpu), 4u);
+}
+
+TEST(Codelet, CancelledCallsNoLongerCountAsQueuedWork) {
+  RuntimeOptions two_cpus = options(1);
+  two_cpus.num_cpus = 2;
+  Runtime rt(two_cpus);
+  const std::size_t floats = 1024, bytes = floats * sizeof(float);
+  seed(rt.perf_model(), "queued", bytes, 100e-3, 1e-3);  // every call goes to the GPU
+  seed(rt.perf_model(), "probe", bytes, 5e-3, 1e-3);     // the GPU, unless 4 ms are queued there
+  // Two blockers hold both CPUs, so every call of "queued" waits in the queue, placed.
+  std::promise<void> open;
+  std::shared_future<void> gate = open.get_future().share();
+  std::latch started(2);
+  auto block = rt.task([gate, &started] {
+    started.count_down();
+    gate.wait();
+  });
+  std::vector<spindle::ObjectRef<void>> blockers = {block.remote(), block.remote()};
+  started.wait();
+  auto queued = rt.task(spindle::codelet(
+      "queued", [](const std::vector<float>&) { return DeviceKind::cpu; },
+      [](const std::vector<float>&) { return DeviceKind::gpu; }));
+  std::vector<spindle::ObjectRef<DeviceKind>> refs;
+  for (int i = 0; i < 10; ++i) refs.push_back(queued.remote(std::vector<float>(floats)));
+  for (const auto& ref : refs) rt.cancel(ref);
+  open.set_value();
+  spindle::get(blockers);
+  for (const auto& ref : refs) {
+    EXPECT_THAT(error_of<spindle::CancelledError>([&] { (void)ref.get(); }),
+                HasSubstr("cancel() was called before it ran"));
+  }
+  // Ten calls of 1 ms on the GPU would make the probe's 5 ms on the CPU the sooner finish.
+  auto probe = rt.task(spindle::codelet(
+      "probe", [](const std::vector<float>&) { return DeviceKind::cpu; },
+      [](const std::vector<float>&) { return DeviceKind::gpu; }));
+  EXPECT_EQ(probe.remote(std::vector<float>(floats)).get(), DeviceKind::gpu);
 }
 
 TEST(Codelet, ArgumentsAreMeasuredByTheirBytes) {

@@ -98,6 +98,28 @@ TEST(ObjectRef, GetOfManyKeepsOrder) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(values[i], i * i);
 }
 
+TEST(ObjectRef, GetOfManyVoidRefsWaitsForAllAndThrowsTheFirstError) {
+  Runtime rt;
+  std::atomic<int> ran{0};
+  auto work = rt.task([&ran](int i) {
+    ++ran;
+    if (i % 2 == 1) throw std::runtime_error("odd " + std::to_string(i));
+  });
+  std::vector<ObjectRef<void>> even = {work.remote(0), work.remote(2)};
+  static_assert(std::is_void_v<decltype(get(even))>);
+  get(even);
+  EXPECT_TRUE(even[0].done() && even[1].done());
+  std::vector<ObjectRef<void>> refs;
+  for (int i = 0; i < 6; ++i) refs.push_back(work.remote(i));
+  try {
+    get(refs);
+    FAIL() << "no error";
+  } catch (const TaskError& error) {
+    EXPECT_THAT(error.what(), ::testing::HasSubstr("odd 1"));
+  }
+  EXPECT_EQ(ran.load(), 8);  // every task ran before the error was thrown
+}
+
 TEST(ObjectRef, GetWithTimeoutThrowsWhenNotReady) {
   Runtime rt;
   Gate gate;

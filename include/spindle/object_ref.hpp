@@ -223,28 +223,37 @@ std::vector<ObjectStateBase*> bases_of(const std::vector<ObjectRef<T>>& refs) {
   return bases;
 }
 
+/// What get(refs) returns: the values, or nothing for refs of void.
 template <typename T>
-std::vector<T> values_of(const std::vector<ObjectRef<T>>& refs) {
-  std::vector<T> values;
-  values.reserve(refs.size());
-  for (const ObjectRef<T>& ref : refs) values.push_back(ref.get());
-  return values;
+using ValuesOf = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
+
+template <typename T>
+ValuesOf<T> values_of(const std::vector<ObjectRef<T>>& refs) {
+  if constexpr (std::is_void_v<T>) {
+    for (const ObjectRef<T>& ref : refs) ref.get();  // throws the first error in order
+  } else {
+    std::vector<T> values;
+    values.reserve(refs.size());
+    for (const ObjectRef<T>& ref : refs) values.push_back(ref.get());
+    return values;
+  }
 }
 
 }  // namespace detail
 
-/// @brief Waits for all objects and returns copies of their values, in order; throws the
-/// first error in order if any failed. For large values, prefer ref.get() on each.
+/// @brief Waits for all objects and returns copies of their values, in order (nothing for
+/// refs of void); throws the first error in order if any failed. For large values, prefer
+/// ref.get() on each.
 template <typename T>
-std::vector<T> get(const std::vector<ObjectRef<T>>& refs) {
+detail::ValuesOf<T> get(const std::vector<ObjectRef<T>>& refs) {
   detail::block_until_all_done(detail::bases_of(refs), std::nullopt);
   return detail::values_of(refs);
 }
 
 /// @brief As get(refs), but throws GetTimeoutError once `timeout` has passed.
 template <typename T, typename Rep, typename Period>
-std::vector<T> get(const std::vector<ObjectRef<T>>& refs,
-                   std::chrono::duration<Rep, Period> timeout) {
+detail::ValuesOf<T> get(const std::vector<ObjectRef<T>>& refs,
+                        std::chrono::duration<Rep, Period> timeout) {
   detail::block_until_all_done(detail::bases_of(refs),
                                std::chrono::duration_cast<detail::Clock::duration>(timeout));
   return detail::values_of(refs);

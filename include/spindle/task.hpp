@@ -170,7 +170,8 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   [[nodiscard]] bool is_actor_call() const noexcept { return actor && !creates_actor; }
 
   Scheduler& scheduler;
-  /// Fixed once the task is queued; placement swaps a codelet's for its GPU variant before.
+  /// Fixed once the task is queued; placement swaps a codelet's for its GPU variant, under
+  /// the scheduler's mutex, as it queues.
   std::shared_ptr<const TaskSpec> spec;
   std::uint64_t id = 0;
   std::atomic<std::int32_t> pending_dependencies{0};
@@ -189,8 +190,9 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   /// the model had no estimate).
   std::size_t input_bytes = 0;
   double expected_seconds = 0;
-  /// Counted by placement until it finishes; guarded by the scheduler's mutex once queued.
-  bool placed = false;
+  /// The kind placement chose, counted by it until the task finishes; guarded by the
+  /// scheduler's mutex once the task is resolved.
+  std::optional<DeviceKind> placed_on;
   // Guarded by the scheduler's mutex.
   Phase phase = Phase::waiting;
   int attempts = 0;

@@ -105,30 +105,26 @@ void Scheduler::set_placement(placement::Policy policy, PerfModel& model) {
 }
 
 // A codelet's arguments are measured, and placement chooses its implementation, before it
-// queues: the spec it queues with asks for the resources of that implementation.
+// queues. Only the thread resolving the task writes what this sets; the spec itself is
+// swapped under the lock (see dependencies_resolved), since cancel() and the deadlock report
+// read a waiting task's spec.
 void Scheduler::place(TaskBase& task) {
   std::vector<DataInput> inputs;
   task.inputs(inputs);
   task.input_bytes = 0;
   for (const DataInput& input : inputs) task.input_bytes += input.bytes;
   if (!task.spec->gpu_variant || !placer_) return;
-  if (placer_->choose(task.spec->name, inputs, task.expected_seconds) == DeviceKind::gpu) {
-    task.spec = task.spec->gpu_variant;
-  }
-  task.placed = true;
+  task.placed_on = placer_->choose(task.spec->name, inputs, task.expected_seconds);
 }
 
 void Scheduler::unplace_locked(TaskBase& task) {
-  if (!task.placed) return;
-  task.placed = false;
-  placer_->finished(task.spec->name, task.input_bytes, task.spec->device_kind,
-                    task.expected_seconds);
+  if (!task.placed_on) return;
+  placer_->finished(task.spec->name, task.input_bytes, *task.placed_on, task.expected_seconds);
+  task.placed_on.reset();
 }
 
 void Scheduler::dependencies_resolved(TaskBase& task) {
   std::optional<ArgumentFailure> failure = task.failed_argument();
-  // Before it is queued no other thread reads the task's spec; cancel() reads it only after
-  // finding the task waiting, under the lock (and then this returns without queueing).
   if (!failure && task.spec->codelet) place(task);
   std::exception_ptr error;
   {
@@ -139,6 +135,8 @@ void Scheduler::dependencies_resolved(TaskBase& task) {
     }
     --waiting_;
     if (!stopping_ && !failure) {
+      // The spec it queues with asks for the resources of the chosen implementation.
+      if (task.placed_on == DeviceKind::gpu) task.spec = task.spec->gpu_variant;
       enqueue_locked(task.shared_from_this());
       return;
     }
