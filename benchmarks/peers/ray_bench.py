@@ -111,8 +111,7 @@ def parameter_server(quick):
         start = time.perf_counter()
         ray.get([trainer.remote(server, f"key{t}", iterations, work) for t in range(trainers)])
         return time.perf_counter() - start
-    run()
-    return run()
+    return run
 
 
 @ray.remote
@@ -149,8 +148,7 @@ def sharded_parameter_server(quick):
         start = time.perf_counter()
         ray.get([shard_worker.remote(shards, sizes, iterations) for _ in range(workers)])
         return time.perf_counter() - start
-    run()
-    return run()
+    return run
 
 
 @ray.remote
@@ -180,8 +178,7 @@ def map_reduce(quick):
         total = ray.get(level[0])
         assert total == items * (items + 1) // 2, total
         return time.perf_counter() - start
-    run()
-    return run()
+    return run
 
 
 @ray.remote
@@ -202,16 +199,19 @@ def pipeline(quick, durations):
             ray.get(ready[0])
             time.sleep(process)  # processing overlaps the tasks still running
         return time.perf_counter() - start
-    run()
-    return run()
+    return run
 
 
 def seeds(args):
     durations = [float(d) for d in args.durations.split(",")]
-    for name, run in (("parameter_server", lambda: parameter_server(args.quick)),
-                      ("sharded_parameter_server", lambda: sharded_parameter_server(args.quick)),
-                      ("map_reduce", lambda: map_reduce(args.quick)),
-                      ("pipeline", lambda: pipeline(args.quick, durations))):
+    # Each workload starts Ray with the sample's resources and gives back its timed run.
+    for name, workload in (("parameter_server", lambda: parameter_server(args.quick)),
+                           ("sharded_parameter_server",
+                            lambda: sharded_parameter_server(args.quick)),
+                           ("map_reduce", lambda: map_reduce(args.quick)),
+                           ("pipeline", lambda: pipeline(args.quick, durations))):
+        run = workload()
+        run()  # untimed: Ray starts its worker processes
         seconds = run()
         ray.shutdown()
         emit({"workload": name, "seconds": seconds})

@@ -104,6 +104,7 @@ class Harness:
         self.ray_python = None
         self.durations = None  # the pipeline's, as spindle's sample printed them
         self.versions = None  # read from the machine, unless replotting
+        self.date = datetime.date.today().isoformat()  # the run's, when replotting
 
     # ---- finding and installing the peers ------------------------------------------
     def run(self, command, env=None, timeout=900):
@@ -215,8 +216,7 @@ class Harness:
         step = 0
         for rep in range(reps):
             suites = {}
-            for index, (label, system, how) in enumerate(plan):
-                # Rotate which system of a scenario goes first from one repetition to the next.
+            for label, system, how in plan:
                 if system in self.missing:
                     continue
                 if how[0] in ("ray_micro", "ray_seeds"):
@@ -242,11 +242,12 @@ class Harness:
                         f"{system}: {fmt(value)}")
                 if value is not None:
                     self.results.setdefault((label, system), []).append(value)
+            # Rotate which system of a scenario goes first from one repetition to the next.
             plan = rotate_systems(plan)
 
     # ---- the report ----------------------------------------------------------------
     def report(self):
-        date = datetime.date.today().isoformat()
+        date = self.date
         out = Path(self.args.out)
         stem = f"{self.args.machine}-{date}"
         lines = [f"# spindle against its peers: {self.args.machine}, {date}", "",
@@ -304,7 +305,8 @@ class Harness:
             lines += [""]
         path = out / f"{stem}.md"
         path.write_text("\n".join(lines))
-        raw = {"reps": self.args.reps, "min_time": self.args.min_time,
+        raw = {"machine": self.args.machine, "date": date,
+               "reps": self.args.reps, "min_time": self.args.min_time,
                "command": self.args.command, "missing": self.missing,
                "versions": versions,
                "results": [{"scenario": k[0], "system": k[1], "values": v}
@@ -453,6 +455,10 @@ def main():
         args.build_dir = tempfile.gettempdir()  # only the log goes there
         harness = Harness(args)
         harness.missing, harness.versions = raw["missing"], raw["versions"]
+        # The report keeps the run's machine and date (older files name them only).
+        named = re.fullmatch(r"(.+)-(\d{4}-\d{2}-\d{2})", Path(args.from_json).stem)
+        args.machine = raw.get("machine") or (named.group(1) if named else args.machine)
+        harness.date = raw.get("date") or (named.group(2) if named else harness.date)
         harness.results = {(r["scenario"], r["system"]): r["values"] for r in raw["results"]}
         harness.report()
         return 0
