@@ -1,4 +1,4 @@
-// The executor: workers, pinning, and an idle runtime that uses no CPU.
+// The executor: workers, pinning, stacks, and an idle runtime that uses no CPU.
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -70,6 +70,74 @@ TEST(Executor, IdleRuntimeUsesNoCpu) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   double used = cpu_seconds() - before;
   EXPECT_LT(used, 0.3 * rt.num_workers() / 4) << "an idle runtime used " << used << " s of CPU";
+}
+
+// About `depth` KiB of stack: each level keeps a 1 KiB array the compiler cannot drop.
+long deep_recursion(int depth) {
+  volatile char frame[1024];
+  frame[0] = 1;
+  frame[sizeof frame - 1] = 0;
+  if (depth == 0) return 0;
+  return deep_recursion(depth - 1) + frame[0] + frame[sizeof frame - 1];  // depth, in the end
+}
+
+TEST(Stacks, ATaskRecursesThroughOneAndAHalfMegabytesByDefault) {
+  Runtime rt({.num_workers = 1});
+  auto deep = rt.task([] { return deep_recursion(1536); });
+  EXPECT_EQ(deep.remote().get(), 1536);
+  // Again, on a fiber that blocked first: the stack a blocked task keeps is as deep.
+  auto blocks_then_recurses = rt.task([&] {
+    deep.remote().get();
+    return deep_recursion(1536);
+  });
+  EXPECT_EQ(blocks_then_recurses.remote().get(), 1536);
+}
+
+TEST(Stacks, TasksAndActorsAskForMoreThanTheRuntimesStacks) {
+  Runtime rt({.num_workers = 1, .stack_bytes = 64 * 1024});
+  auto deep = rt.task([] { return deep_recursion(1536); }).options({.stack_bytes = 4 << 20});
+  EXPECT_EQ(deep.remote().get(), 1536);
+
+  struct Deep {
+    long run(int depth) { return deep_recursion(depth); }
+  };
+  auto actor = rt.actor<Deep>().options({.stack_bytes = 4 << 20}).remote();
+  EXPECT_EQ(actor.call(&Deep::run, 1536).get(), 1536);
+}
+
+TEST(Stacks, RejectsAStackTooSmallToRunOn) {
+  Runtime rt({.num_workers = 1});
+  try {
+    (void)rt.task([] {}).options({.stack_bytes = 100});
+    FAIL() << "no error";
+  } catch (const InvalidArgumentError& error) {
+    EXPECT_STREQ(error.what(), "stack_bytes = 100: 0 (the runtime's) or at least 16384 is needed");
+  }
+  EXPECT_THROW((void)rt.actor<int>().options({.stack_bytes = 100}), InvalidArgumentError);
+}
+
+// The death test runs in a child process of its own ("threadsafe": re-executed, so the
+// workers exist in the child).
+TEST(StacksDeathTest, AnOverflowIsReportedByTaskNameAndStackSize) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto overflow = [] {
+    Runtime rt({.num_workers = 1, .stack_bytes = 64 * 1024});
+    rt.task([] { return deep_recursion(1 << 20); }).options({.name = "bottomless"}).remote().get();
+  };
+  EXPECT_DEATH(overflow(),
+               "spindle: task 'bottomless' \\(#[0-9]+\\) overflowed its stack of 65536 bytes");
+}
+
+TEST(Stacks, SleepTakesAnyDuration) {
+  Runtime rt({.num_workers = 1});
+  auto sleeper = rt.task([] {
+    auto start = std::chrono::steady_clock::now();
+    this_task::sleep_for(std::chrono::milliseconds(2));
+    this_task::sleep_for(std::chrono::duration<double>(0.001));
+    this_task::sleep_for(std::chrono::microseconds(-5));  // nothing, as std::this_thread's
+    return std::chrono::steady_clock::now() - start;
+  });
+  EXPECT_GE(sleeper.remote().get(), std::chrono::milliseconds(3));
 }
 
 }  // namespace

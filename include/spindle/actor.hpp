@@ -67,6 +67,9 @@ struct ActorOptions {
   std::string name;
   /// With a name: return the live actor of that name, if there is one, instead of failing.
   bool get_if_exists = false;
+  /// Bytes of stack its constructor and methods need, when more than the runtime's
+  /// (RuntimeOptions::stack_bytes). 0 means the runtime's.
+  std::size_t stack_bytes = 0;
 };
 
 /// @brief Options of Runtime::kill.
@@ -209,6 +212,7 @@ struct BoundMethod {
   ActorState<T>* actor;
   Method method;
   template <typename... Args>
+    requires std::is_invocable_v<const Method&, T&, Args...>
   decltype(auto) operator()(Args&&... args) const {
     return std::invoke(method, actor->instance(), std::forward<Args>(args)...);
   }
@@ -245,6 +249,7 @@ class ActorHandle {
   template <typename Method, typename... Args>
   [[nodiscard]] auto call(Method method, Args&&... args) const {
     using Invoker = detail::BoundMethod<T, Method>;
+    detail::check_callable<Invoker, std::decay_t<Args>...>();
     using Call = detail::TypedTask<Invoker, std::decay_t<Args>...>;
     detail::ActorState<T>& actor = checked();
     auto call =

@@ -39,8 +39,10 @@ struct RuntimeOptions {
   std::optional<unsigned> num_workers;
   /// Pin each worker to one core with hwloc.
   bool pin_workers = true;
-  /// Stack of each task's fiber, with a guard page below it.
-  std::size_t stack_bytes = 64 * 1024;
+  /// Stack of the fibers tasks run on, with a guard page below it. Reserved, not committed:
+  /// a page costs memory once touched. A task or actor may ask for more (stack_bytes in its
+  /// options); one that overflows is reported on stderr by name before the process aborts.
+  std::size_t stack_bytes = 8 << 20;
   /// Task spans kept for timeline(); older ones beyond this are dropped (and counted).
   std::size_t max_timeline_events = 1'000'000;
   /// Where each call of a codelet runs (see spindle/placement.hpp).
@@ -176,8 +178,22 @@ namespace this_task {
 [[nodiscard]] ResourceSet resources();
 /// The GPUs it was given.
 [[nodiscard]] std::vector<int> gpu_ids();
-/// Suspends only this task's fiber (the thread runs other tasks meanwhile).
-void sleep_for(std::chrono::nanoseconds duration);
+/// Suspends only this task's fiber (the thread runs other tasks meanwhile); outside a task,
+/// the calling thread.
+void sleep_until(std::chrono::steady_clock::time_point deadline);
+/// As sleep_until(now + duration), for any duration (as std::this_thread::sleep_for).
+template <typename Rep, typename Period>
+void sleep_for(std::chrono::duration<Rep, Period> duration) {
+  if (duration <= duration.zero()) return;
+  auto now = std::chrono::steady_clock::now();
+  auto most = std::chrono::duration_cast<std::chrono::duration<double>>(
+      std::chrono::steady_clock::time_point::max() - now);
+  if (std::chrono::duration<double>(duration) >= most) {
+    sleep_until(std::chrono::steady_clock::time_point::max());
+  } else {
+    sleep_until(now + std::chrono::ceil<std::chrono::steady_clock::duration>(duration));
+  }
+}
 /// Lets other fibers of this worker run.
 void yield();
 

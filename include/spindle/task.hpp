@@ -48,6 +48,9 @@ struct TaskOptions {
   /// Pins a codelet (a task with CPU and GPU implementations) to one kind of device; unset,
   /// the runtime's placement policy chooses for each call. Only codelets take it.
   std::optional<DeviceKind> device;
+  /// Bytes of stack the task needs, when more than the runtime's (RuntimeOptions::stack_bytes):
+  /// it then runs on a fiber with a stack of this size. 0 means the runtime's.
+  std::size_t stack_bytes = 0;
 };
 
 namespace this_task {
@@ -126,6 +129,8 @@ struct TaskSpec {
   DeviceKind device_kind = DeviceKind::cpu;
   /// A codelet that placement may move to a GPU: the spec it runs with there.
   std::shared_ptr<const TaskSpec> gpu_variant;
+  /// The stack it needs; 0 (or no more than the runtime's) runs it on a worker's runner.
+  std::size_t stack_bytes = 0;
 };
 
 /// An argument as placement sees it.
@@ -231,6 +236,21 @@ typename Resolved<Stored>::type resolve(const Stored& stored) {
   } else {
     return stored;
   }
+}
+
+/// Whether `Invoker` takes the stored arguments as a task receives them (refs resolved).
+template <typename Invoker, typename... Stored>
+inline constexpr bool kTakesResolved =
+    std::is_invocable_v<const Invoker&, typename Resolved<Stored>::type...>;
+
+/// Says in one line why a call does not compile, before the compiler's own account.
+template <typename Invoker, typename... Stored>
+constexpr void check_callable() {
+  static_assert(kTakesResolved<Invoker, Stored...>,
+                "spindle: the function cannot be called with these arguments. An ObjectRef<T> "
+                "argument is passed to it as its value (const T&), resolved before it runs, as "
+                "in Ray: declare that parameter as T or const T&, not ObjectRef<T> (wrap the ref "
+                "in a struct or container to pass the ref itself)");
 }
 
 template <typename Invoker, typename... Stored>
@@ -372,6 +392,7 @@ class TaskFactory {
   /// @throws InfeasibleError if the demand exceeds the runtime's totals.
   template <typename... Args>
   [[nodiscard]] auto remote(Args&&... args) const {
+    detail::check_callable<F, std::decay_t<Args>...>();
     using Task = detail::TypedTask<detail::SharedFunction<F>, std::decay_t<Args>...>;
     auto task = std::make_shared<Task>(detail::scheduler_of(*runtime_), spec_,
                                        detail::SharedFunction<F>{f_}, std::forward<Args>(args)...);

@@ -142,7 +142,7 @@ void ActorCore::run(unsigned worker) {
     if (std::shared_ptr<TaskBase> call = take_locked()) {
       lock.unlock();
       finish(std::move(call), worker);  // the call is released here, outside the lock
-      if (++calls % kCallsBetweenYields == 0) boost::this_fiber::yield();
+      if (++calls % kCallsBetweenYields == 0) yield_fiber();
       lock.lock();
     } else if (upkeep_due_locked()) {
       upkeep(lock);
@@ -163,22 +163,19 @@ bool ActorCore::linger(std::unique_lock<std::mutex>& lock) {
   const std::uint64_t seen = events_.load(std::memory_order_acquire);
   lock.unlock();
   scheduler.count_lingering(1);
+  // It runs on its worker's runner: other queued work ends the wait.
   spin_briefly([&] {
-    boost::this_fiber::yield();
-    return events_.load(std::memory_order_acquire) != seen;
+    yield_fiber();
+    return events_.load(std::memory_order_acquire) != seen || scheduler.has_queued_work();
   });
   scheduler.count_lingering(-1);
   lock.lock();
   return may_start_locked() || upkeep_due_locked();
 }
 
-// A runner runs many calls: the fiber's task (restored whenever it resumes) is set per call.
+// run_task makes the call the fiber's current task, restored whenever the fiber resumes.
 std::exception_ptr ActorCore::execute(TaskBase& call, unsigned worker) {
-  enter_task(&call);
-  std::exception_ptr error =
-      scheduler.run_task(call, worker, allocation_ ? &*allocation_ : nullptr);
-  enter_task(nullptr);
-  return error;
+  return scheduler.run_task(call, worker, allocation_ ? &*allocation_ : nullptr);
 }
 
 void ActorCore::finish(std::shared_ptr<TaskBase> call, unsigned worker) {
@@ -430,7 +427,8 @@ std::shared_ptr<const ActorSpec> make_actor_spec(Runtime& runtime, const ActorOp
                    .memory = options.memory,
                    .resources = options.resources,
                    .name = spec->name,
-                   .device = std::nullopt};
+                   .device = std::nullopt,
+                   .stack_bytes = options.stack_bytes};
   std::shared_ptr<const TaskSpec> creation = make_task_spec(runtime, task, spec->name, "actor");
   auto call = std::make_shared<TaskSpec>(*creation);
   call->cpu_request = nullptr;  // a call keeps the actor's CPU while it waits in get

@@ -1,10 +1,13 @@
-// Worker threads, their Boost.Fiber algorithm, and pooled fiber stacks.
+// Worker threads, their runner fibers, pooled fiber stacks and the stack overflow report.
 #include "runtime/executor.hpp"
 
 #include <hwloc.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <boost/fiber/all.hpp>
+#include <cstring>
 #include <iostream>
 
 #include "runtime/scheduler.hpp"
@@ -36,12 +39,145 @@ void pin_thread(const std::vector<unsigned>& pus) {
   }
 }
 
+std::size_t page_bytes() {
+  static const auto bytes = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return bytes;
+}
+
+std::size_t round_to_pages(std::size_t bytes) {
+  return (bytes + page_bytes() - 1) / page_bytes() * page_bytes();
+}
+
+// Reserves `usable` bytes and a guard page below them. MAP_NORESERVE: only touched pages
+// count against memory, so deep stacks cost nothing until used.
+void* map_stack(std::size_t usable) {
+  void* base = mmap(nullptr, usable + page_bytes(), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) throw std::bad_alloc();
+  if (mprotect(base, page_bytes(), PROT_NONE) != 0) {  // the guard: overflowing faults
+    munmap(base, usable + page_bytes());
+    throw std::bad_alloc();  // most often vm.max_map_count: each stack is two mappings
+  }
+  return base;
+}
+
+boost::context::stack_context stack_at(void* base, std::size_t usable) {
+  boost::context::stack_context stack;
+  stack.size = usable;
+  stack.sp = static_cast<char*>(base) + page_bytes() + usable;
+  note_new_fiber_stack({static_cast<char*>(stack.sp), usable, page_bytes()});
+  return stack;
+}
+
+// ---- the stack overflow report --------------------------------------------------------
+
+struct sigaction previous_segv_action;
+
+// Writes with write(2) only: this runs in a signal handler.
+void write_text(const char* text) {
+  std::size_t length = std::strlen(text);
+  while (length > 0) {
+    ssize_t written = write(STDERR_FILENO, text, length);
+    if (written <= 0) return;
+    text += written;
+    length -= static_cast<std::size_t>(written);
+  }
+}
+
+void write_number(std::size_t value) {
+  char digits[24];
+  char* end = digits + sizeof digits - 1;
+  *end = '\0';
+  char* at = end;
+  do {
+    *--at = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  write_text(at);
+}
+
+// A fault in the guard page, or just below it (a large frame can step over one page), of the
+// running fiber's stack is an overflow.
+bool is_overflow(const FiberStack& stack, const char* address) {
+  if (!stack.top) return false;
+  const char* bottom = stack.top - stack.usable_bytes;
+  constexpr std::size_t kBelowGuard = 1 << 20;
+  return address < bottom && address + stack.guard_bytes + kBelowGuard >= bottom;
+}
+
+void on_segv(int signal, siginfo_t* info, void* context) {
+  const FiberStack& stack = active_fiber_stack();
+  if (is_overflow(stack, static_cast<const char*>(info->si_addr))) {
+    write_text("spindle: ");
+    if (const TaskBase* task = current_task()) {
+      write_text(task->is_actor_call() ? "a call of actor '" : "task '");
+      write_text(task->spec->name.c_str());
+      write_text("' (#");
+      write_number(task->id);
+      write_text(")");
+    } else {
+      write_text("a worker fiber");
+    }
+    write_text(" overflowed its stack of ");
+    write_number(stack.usable_bytes);
+    write_text(
+        " bytes; ask for more with .options({.stack_bytes = ...}) or "
+        "RuntimeOptions::stack_bytes. Aborting.\n");
+    abort();
+  }
+  // Not ours: whoever handled SIGSEGV before spindle does, or the default action.
+  if (previous_segv_action.sa_flags & SA_SIGINFO) {
+    previous_segv_action.sa_sigaction(signal, info, context);
+  } else if (previous_segv_action.sa_handler != SIG_DFL &&
+             previous_segv_action.sa_handler != SIG_IGN) {
+    previous_segv_action.sa_handler(signal);
+  } else {
+    sigaction(SIGSEGV, &previous_segv_action, nullptr);  // the fault repeats, unhandled
+  }
+}
+
+void install_overflow_report() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction action {};
+    action.sa_sigaction = on_segv;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, &previous_segv_action);
+  });
+}
+
+// The handler needs a stack of its own: the faulting one has none left.
+class AlternateSignalStack {
+ public:
+  AlternateSignalStack() : bytes_(std::max<std::size_t>(64 * 1024, SIGSTKSZ)) {
+    memory_ = std::make_unique<char[]>(bytes_);
+    stack_t stack{};
+    stack.ss_sp = memory_.get();
+    stack.ss_size = bytes_;
+    installed_ = sigaltstack(&stack, nullptr) == 0;
+  }
+  ~AlternateSignalStack() {
+    if (!installed_) return;
+    stack_t disable{};
+    disable.ss_flags = SS_DISABLE;
+    sigaltstack(&disable, nullptr);
+  }
+  AlternateSignalStack(const AlternateSignalStack&) = delete;
+  AlternateSignalStack& operator=(const AlternateSignalStack&) = delete;
+
+ private:
+  std::size_t bytes_;
+  std::unique_ptr<char[]> memory_;
+  bool installed_ = false;
+};
+
 }  // namespace
 
+// ---- stacks -----------------------------------------------------------------------------
+
 StackPool::StackPool(std::size_t stack_bytes)
-    : page_bytes_(static_cast<std::size_t>(sysconf(_SC_PAGESIZE))) {
-  usable_bytes_ = (stack_bytes + page_bytes_ - 1) / page_bytes_ * page_bytes_;
-}
+    : usable_bytes_(round_to_pages(stack_bytes)), page_bytes_(page_bytes()) {}
 
 StackPool::~StackPool() {
   for (void* base : free_) munmap(base, usable_bytes_ + page_bytes_);
@@ -56,16 +192,8 @@ boost::context::stack_context StackPool::allocate() {
       free_.pop_back();
     }
   }
-  if (base == nullptr) {
-    base = mmap(nullptr, usable_bytes_ + page_bytes_, PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) throw std::bad_alloc();
-    mprotect(base, page_bytes_, PROT_NONE);  // the guard: overflowing the stack faults
-  }
-  boost::context::stack_context stack;
-  stack.size = usable_bytes_;
-  stack.sp = static_cast<char*>(base) + page_bytes_ + usable_bytes_;
-  return stack;
+  if (base == nullptr) base = map_stack(usable_bytes_);
+  return stack_at(base, usable_bytes_);
 }
 
 void StackPool::deallocate(boost::context::stack_context& stack) noexcept {
@@ -81,9 +209,30 @@ void StackPool::deallocate(boost::context::stack_context& stack) noexcept {
   munmap(base, usable_bytes_ + page_bytes_);
 }
 
+boost::context::stack_context GuardedStack::allocate() {
+  std::size_t usable = round_to_pages(bytes);
+  return stack_at(map_stack(usable), usable);
+}
+
+void GuardedStack::deallocate(boost::context::stack_context& stack) noexcept {
+  munmap(static_cast<char*>(stack.sp) - stack.size - page_bytes(), stack.size + page_bytes());
+}
+
+// ---- workers ----------------------------------------------------------------------------
+
+// What one worker's fibers share; touched only by that worker's thread.
+struct Executor::Worker {
+  unsigned index = 0;
+  std::size_t live = 0;  // fibers started and not yet ended
+  bool stopped = false;  // the scheduler said there will be no more work
+  boost::fibers::mutex mutex;
+  boost::fibers::condition_variable all_ended;
+};
+
 Executor::Executor(Scheduler& scheduler, const Topology& topology, unsigned workers, bool pin,
                    std::size_t stack_bytes)
     : scheduler_(scheduler), stacks_(stack_bytes) {
+  install_overflow_report();
   for (unsigned index = 0; index < workers; ++index) {
     std::vector<unsigned> pus;
     if (pin && !topology.cores.empty()) pus = topology.cores[index % topology.cores.size()].pus;
@@ -101,28 +250,83 @@ void Executor::join() {
 
 void Executor::run_worker(unsigned index, std::vector<unsigned> pus) {
   if (!pus.empty()) pin_thread(pus);
+  AlternateSignalStack signal_stack;
   boost::fibers::use_scheduling_algorithm<WorkerAlgorithm>();
-  // Fibers of this worker only ever run on this thread, one at a time.
-  std::size_t live = 0;
-  boost::fibers::mutex mutex;
-  boost::fibers::condition_variable all_done;
-  while (std::optional<Admitted> admitted = scheduler_.next_task()) {
-    ++live;
-    boost::fibers::fiber(std::allocator_arg, PooledStack{&stacks_},
-                         [&, admitted = std::move(*admitted)]() mutable {
-                           // pick_next makes this the current task whenever the fiber resumes
-                           auto& properties = boost::this_fiber::properties<TaskFiberProperties>();
-                           properties.task = admitted.task.get();
-                           scheduler_.execute(std::move(admitted), index);
-                           properties.task = nullptr;
-                           std::lock_guard lock(mutex);
-                           if (--live == 0) all_done.notify_all();
-                         })
-        .detach();
-    boost::this_fiber::yield();  // run it now: admitted work starts before more is taken
+  Worker worker;
+  worker.index = index;
+  if (!start_runner(worker, false)) std::abort();  // a worker that cannot run anything
+  std::unique_lock lock(worker.mutex);
+  worker.all_ended.wait(lock, [&] { return worker.live == 0; });
+}
+
+bool Executor::start_runner(Worker& worker, bool spare) noexcept {
+  WorkerAlgorithm& algorithm = *worker_algorithm();
+  if (spare) algorithm.park_next();
+  try {
+    boost::fibers::fiber(std::allocator_arg, PooledStack{&stacks_}, [this, &worker] {
+      run_runner(worker);
+    }).detach();
+  } catch (const std::exception& error) {
+    algorithm.cancel_park();
+    static std::once_flag said;
+    std::call_once(said, [&] {
+      std::cerr << "spindle: no stack for another fiber (" << error.what()
+                << "): a blocked task holds its worker until it resumes. Each fiber stack is "
+                   "two memory mappings; see /proc/sys/vm/max_map_count.\n";
+    });
+    return false;
   }
-  std::unique_lock lock(mutex);
-  all_done.wait(lock, [&] { return live == 0; });
+  ++worker.live;
+  return true;
+}
+
+// The first runner claims the role; a spare gets it from pick_next when the runner blocks.
+// A fiber that lost the role finishes the task it holds, then ends.
+void Executor::run_runner(Worker& worker) {
+  WorkerAlgorithm& algorithm = *worker_algorithm();
+  boost::fibers::context* self = boost::fibers::context::active();
+  if (!algorithm.runner() && !worker.stopped) algorithm.set_runner(self);
+  while (algorithm.runner() == self) {
+    if (!algorithm.has_spare()) start_runner(worker, true);
+    std::optional<Admitted> admitted = scheduler_.next_task();
+    if (!admitted) {
+      worker.stopped = true;
+      algorithm.set_runner(nullptr);
+      algorithm.release_spare();
+      break;
+    }
+    run_admitted(worker, std::move(*admitted));
+  }
+  fiber_ended(worker);
+}
+
+// On the runner, unless the task asks for a bigger stack than the pool's: then on a fiber of
+// its own, started now.
+void Executor::run_admitted(Worker& worker, Admitted admitted) {
+  std::size_t stack_bytes = admitted.task ? admitted.task->spec->stack_bytes
+                                          : admitted.actor->spec->creation->stack_bytes;
+  if (stack_bytes <= stacks_.usable_bytes()) {
+    scheduler_.execute(std::move(admitted), worker.index);
+    return;
+  }
+  auto held = std::make_shared<Admitted>(std::move(admitted));  // kept if no stack is had
+  try {
+    boost::fibers::fiber(std::allocator_arg, GuardedStack{stack_bytes}, [this, &worker, held] {
+      scheduler_.execute(std::move(*held), worker.index);
+      fiber_ended(worker);
+    }).detach();
+  } catch (const std::bad_alloc&) {
+    scheduler_.execute_failed(std::move(*held), "no stack of " + std::to_string(stack_bytes) +
+                                                    " bytes could be mapped for it");
+    return;
+  }
+  ++worker.live;
+  yield_fiber();  // run it now: admitted work starts before more is taken
+}
+
+void Executor::fiber_ended(Worker& worker) {
+  std::lock_guard lock(worker.mutex);
+  if (--worker.live == 0) worker.all_ended.notify_all();
 }
 
 }  // namespace spindle::detail

@@ -1,12 +1,16 @@
 // The executor: worker threads, each running Boost.Fiber with spindle's own algorithm.
 //
-// A worker's main fiber asks the scheduler for admitted tasks and starts a fiber for each;
-// a fiber stays on the worker that started it (no migration), so thread-local state such as
-// the current CUDA device stays right across suspensions. Idle workers sleep on a condition
-// variable: an idle runtime uses no CPU.
+// A worker runs admitted tasks one after another on its runner fiber; a task that blocks
+// keeps that fiber, and a spare fiber becomes the runner (worker_algorithm.hpp). A fiber stays
+// on the worker that started it (no migration), so thread-local state such as the current
+// CUDA device stays right across suspensions. Idle workers sleep on a condition variable: an
+// idle runtime uses no CPU.
+//
+// Stacks are reserved, not committed: the kernel gives a page when it is first touched, so a
+// deep stack costs address space only until it is used. Below each stack lies a guard page;
+// a task that runs into it is reported on stderr by name and stack size before the process
+// aborts.
 #pragma once
-
-#include <sys/mman.h>
 
 #include <boost/context/stack_context.hpp>
 #include <cstddef>
@@ -20,8 +24,10 @@
 namespace spindle::detail {
 
 class Scheduler;
+struct Admitted;
 
-/// Fiber stacks with a guard page, kept for reuse: a fiber costs no mmap once warm.
+/// Fiber stacks of one size with a guard page, kept for reuse: a fiber costs no mmap once
+/// warm.
 class StackPool {
  public:
   explicit StackPool(std::size_t stack_bytes);
@@ -31,6 +37,7 @@ class StackPool {
 
   boost::context::stack_context allocate();
   void deallocate(boost::context::stack_context& stack) noexcept;
+  [[nodiscard]] std::size_t usable_bytes() const noexcept { return usable_bytes_; }
 
  private:
   std::size_t usable_bytes_;
@@ -46,9 +53,17 @@ struct PooledStack {
   void deallocate(boost::context::stack_context& stack) noexcept { pool->deallocate(stack); }
 };
 
+/// A stack of its own for one fiber (a task asking for more than the pool's size).
+struct GuardedStack {
+  std::size_t bytes;
+  boost::context::stack_context allocate();
+  void deallocate(boost::context::stack_context& stack) noexcept;
+};
+
 class Executor {
  public:
   /// Starts `workers` threads; with `pin`, worker i is bound to core i (mod the cores).
+  /// Tasks run on stacks of `stack_bytes` unless they ask for more.
   Executor(Scheduler& scheduler, const Topology& topology, unsigned workers, bool pin,
            std::size_t stack_bytes);
   /// Joins the workers: call after Scheduler::stop.
@@ -58,7 +73,14 @@ class Executor {
   [[nodiscard]] unsigned size() const { return static_cast<unsigned>(threads_.size()); }
 
  private:
+  struct Worker;
   void run_worker(unsigned index, std::vector<unsigned> pus);
+  void run_runner(Worker& worker);
+  /// Starts a runner fiber; a spare is parked until the runner blocks. False if no stack
+  /// could be had (said once on stderr).
+  bool start_runner(Worker& worker, bool spare) noexcept;
+  void run_admitted(Worker& worker, Admitted admitted);
+  static void fiber_ended(Worker& worker);
 
   Scheduler& scheduler_;
   StackPool stacks_;

@@ -14,6 +14,7 @@
 
 #include "runtime/executor.hpp"
 #include "runtime/scheduler.hpp"
+#include "runtime/worker_algorithm.hpp"
 
 namespace spindle {
 
@@ -164,6 +165,7 @@ std::shared_ptr<TaskSpec> build_spec(Scheduler& scheduler, const TaskOptions& op
   spec->retry_exceptions = options.retry_exceptions;
   spec->codelet = codelet;
   spec->device_kind = device_kind;
+  spec->stack_bytes = options.stack_bytes;
   try {
     spec->request = scheduler.request_for(demand);
   } catch (const InfeasibleError& error) {
@@ -182,6 +184,11 @@ std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptio
                                                std::string default_name, std::string_view kind,
                                                bool codelet) {
   check_limit("max_retries", options.max_retries);
+  if (options.stack_bytes != 0 && options.stack_bytes < kMinStackBytes) {
+    throw InvalidArgumentError("stack_bytes = " + std::to_string(options.stack_bytes) +
+                               ": 0 (the runtime's) or at least " + std::to_string(kMinStackBytes) +
+                               " is needed");
+  }
   if (options.device && !codelet) {
     throw InvalidArgumentError(std::string("device = ") + to_string(*options.device) +
                                ": only a codelet (spindle::codelet, with CPU and GPU "
@@ -259,9 +266,11 @@ std::vector<int> gpu_ids() {
   return task && task->allocation ? task->allocation->gpu_ids() : std::vector<int>();
 }
 
-void sleep_for(std::chrono::nanoseconds duration) { boost::this_fiber::sleep_for(duration); }
+void sleep_until(std::chrono::steady_clock::time_point deadline) {
+  boost::this_fiber::sleep_until(deadline);
+}
 
-void yield() { boost::this_fiber::yield(); }
+void yield() { detail::yield_fiber(); }
 
 }  // namespace this_task
 }  // namespace spindle

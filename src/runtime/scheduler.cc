@@ -4,10 +4,12 @@
 #include <cmath>
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <iostream>
 #include <sstream>
 
 #include "device/device_runtime.hpp"
 #include "runtime/event.hpp"
+#include "runtime/worker_algorithm.hpp"
 
 namespace spindle::detail {
 namespace {
@@ -157,6 +159,7 @@ void Scheduler::dependencies_resolved(TaskBase& task) {
 void Scheduler::enqueue_locked(std::shared_ptr<TaskBase> task) {
   task->phase = TaskBase::Phase::queued;
   ++queued_;
+  note_queued_locked();
   const auto& request = task->spec->request;
   auto shape =
       std::ranges::find_if(shapes_, [&](const ShapeQueue& q) { return q.request == request; });
@@ -178,6 +181,7 @@ void Scheduler::cancel(TaskBase& task) {
         break;
       case TaskBase::Phase::queued:
         --queued_;  // its queue entry is dropped when it reaches the front
+        note_queued_locked();
         unplace_locked(task);
         break;
       case TaskBase::Phase::running:
@@ -219,6 +223,7 @@ std::optional<Admitted> Scheduler::next_task() {
     if (!actor_runs_.empty()) {  // actors hold their resources already: they go first
       std::shared_ptr<ActorCore> actor = std::move(actor_runs_.front());
       actor_runs_.pop_front();
+      note_queued_locked();
       ++running_;
       wake_worker_locked();
       return Admitted{nullptr, {}, std::move(actor)};
@@ -233,6 +238,7 @@ std::optional<Admitted> Scheduler::next_task() {
       if (running_tasks_) running_tasks_->running_prev = task.get();
       running_tasks_ = task.get();
       --queued_;
+      note_queued_locked();
       ++running_;
       wake_worker_locked();
       return Admitted{std::move(task), std::move(*allocation), nullptr};
@@ -258,12 +264,21 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
   settle(task, admitted.allocation, error, retry);
 }
 
+void Scheduler::execute_failed(Admitted admitted, const std::string& why) {
+  if (admitted.actor) {  // its calls cannot run anywhere else, and must not hang unseen
+    std::cerr << "spindle: actor '" << admitted.actor->spec->name << "' cannot run: " << why
+              << ". Aborting.\n";
+    std::abort();
+  }
+  settle(*admitted.task, admitted.allocation, std::make_exception_ptr(Error(why)), false);
+}
+
 std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
                                        const Allocation* allocation) {
   task.allocation = allocation;
   task.device = task_device(task);
   if (task.device >= 0) make_current(task.device);
-  set_current_task(&task);
+  enter_task(&task);
   TimelineEvent event;
   event.task_id = task.id;
   event.spec = task.spec;
@@ -282,7 +297,7 @@ std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
   } catch (...) {
     if (!error) error = std::current_exception();
   }
-  set_current_task(nullptr);
+  enter_task(nullptr);
   task.device = -1;
   task.allocation = nullptr;
   event.end_ns = (Clock::now() - epoch_).count();
@@ -470,6 +485,7 @@ void Scheduler::stop() {
         if (task->phase != TaskBase::Phase::queued) continue;
         task->phase = TaskBase::Phase::finished;
         --queued_;
+        note_queued_locked();
         ++cancelled_;
         cancelled.push_back(std::move(task));
       }
@@ -550,6 +566,7 @@ void Scheduler::release_name_locked(ActorCore& actor) {
 void Scheduler::post_actor(std::shared_ptr<ActorCore> actor) {
   std::lock_guard lock(mutex_);
   actor_runs_.push_back(std::move(actor));
+  note_queued_locked();
   wake_worker_locked();
 }
 

@@ -128,6 +128,9 @@ class Scheduler {
   std::optional<Admitted> next_task();
   /// Runs an admitted task on the calling fiber and settles its outcome.
   void execute(Admitted admitted, unsigned worker);
+  /// Settles an admitted task that could not be started (no stack for it) as failed with
+  /// `why`; an actor's runner that cannot start aborts the process with `why` on stderr.
+  void execute_failed(Admitted admitted, const std::string& why);
   /// Runs the task's function as the current task, holding `allocation`, and records its
   /// span in the timeline; returns what it threw.
   std::exception_ptr run_task(TaskBase& task, unsigned worker, const Allocation* allocation);
@@ -155,6 +158,10 @@ class Scheduler {
     return model_updated_.load(std::memory_order_relaxed);
   }
 
+  /// Whether tasks or actor runners wait to be taken; read without the lock, so only a hint.
+  [[nodiscard]] bool has_queued_work() const noexcept {
+    return queued_work_.load(std::memory_order_relaxed) > 0;
+  }
   /// Whether some worker waits for work; read without the lock, so only a hint.
   [[nodiscard]] bool has_idle_worker() const noexcept {
     return idle_count_.load(std::memory_order_relaxed) > 0;
@@ -187,6 +194,9 @@ class Scheduler {
   void settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry);
   void record(TimelineEvent event);
   void wake_all_idle_locked();
+  void note_queued_locked() noexcept {
+    queued_work_.store(queued_ + actor_runs_.size(), std::memory_order_relaxed);
+  }
   void release_name_locked(ActorCore& actor);
 
   ResourcePool pool_;
@@ -217,6 +227,7 @@ class Scheduler {
   std::atomic<int> lingering_{0};
   std::vector<IdleWorker*> idle_workers_;   // a stack: the most recently idle is woken first
   std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker
+  std::atomic<std::size_t> queued_work_{0};  // queued_ + actor_runs_.size(), a hint
   bool stopping_ = false;
   std::size_t settling_ = 0;  // counted in running_ until their objects complete
   std::size_t waiting_ = 0, queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0,

@@ -1,4 +1,11 @@
 // spindle's Boost.Fiber scheduling algorithm, one instance per worker thread.
+//
+// Tasks run one after another on the worker's *runner* fiber (google/marl's design): a task
+// that never blocks costs no fiber of its own. When the runner blocks inside a task (get,
+// wait, sleep, a GPU wait, any Boost.Fiber primitive), pick_next hands the runner's role to a
+// *spare* fiber kept parked for that moment, and the blocked fiber keeps its task until it
+// resumes, finishes it and exits. Fibers never leave the worker that started them, so
+// pick_next can restore the thread's current task and CUDA device whenever one resumes.
 #pragma once
 
 #include <atomic>
@@ -9,6 +16,7 @@
 #include <boost/fiber/scheduler.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <mutex>
 
 #include "device/device_runtime.hpp"
@@ -17,66 +25,80 @@
 
 namespace spindle::detail {
 
+/// The stack a fiber runs on: usable bytes below `top`, a guard page below those.
+struct FiberStack {
+  char* top = nullptr;
+  std::size_t usable_bytes = 0;
+  std::size_t guard_bytes = 0;
+};
+
 struct TaskFiberProperties : boost::fibers::fiber_properties {
   using fiber_properties::fiber_properties;
   TaskBase* task = nullptr;
+  FiberStack stack;
 };
 
-/// Makes `task` the current task of the calling fiber, now and whenever it resumes. Only for
-/// fibers started by a worker.
-inline void enter_task(TaskBase* task) {
-  // Every fiber a worker starts has TaskFiberProperties (the algorithm makes them), so this
-  // skips the dynamic_cast of boost::this_fiber::properties, which showed in profiles.
-  static_cast<TaskFiberProperties*>(boost::fibers::context::active()->get_properties())->task =
-      task;
-  set_current_task(task);
-}
+class WorkerAlgorithm;
 
-// A worker's own ready queue, FIFO. Fibers never leave the worker that started them, so
-// pick_next can make the task it resumes the thread's current task. When nothing is ready
-// the thread spins briefly (spin.hpp), then sleeps on a condition variable until a timer is
-// due or notify() (the only member Boost calls from other threads) wakes it.
+/// The calling thread's algorithm; null outside spindle's worker threads.
+WorkerAlgorithm* worker_algorithm() noexcept;
+/// The stack of the fiber running on the calling thread (null top outside worker fibers);
+/// read by the stack overflow report.
+const FiberStack& active_fiber_stack() noexcept;
+/// Told by a stack allocator which stack the fiber it is making gets.
+void note_new_fiber_stack(const FiberStack& stack) noexcept;
+
 class WorkerAlgorithm final
     : public boost::fibers::algo::algorithm_with_properties<TaskFiberProperties> {
  public:
-  void awakened(boost::fibers::context* context, TaskFiberProperties&) noexcept override {
-    context->ready_link(ready_);
-  }
+  WorkerAlgorithm();
+  ~WorkerAlgorithm() override;
 
-  boost::fibers::context* pick_next() noexcept override {
-    if (ready_.empty()) return nullptr;
-    boost::fibers::context* context = &ready_.front();
-    ready_.pop_front();
-    TaskBase* task = properties(context).task;
-    set_current_task(task);
-    if (task && task->device >= 0) make_current(task->device);  // CUDA's device is per thread
-    return context;
-  }
-
+  void awakened(boost::fibers::context* context, TaskFiberProperties& properties) noexcept override;
+  boost::fibers::context* pick_next() noexcept override;
   bool has_ready_fibers() const noexcept override { return !ready_.empty(); }
+  void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override;
+  void notify() noexcept override;
 
-  void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override {
-    auto notified = [this] { return notified_.exchange(false, std::memory_order_acquire); };
-    if (spin_briefly(notified, until)) return;
-    std::unique_lock lock(mutex_);
-    if (until == std::chrono::steady_clock::time_point::max()) {
-      wake_.wait(lock, notified);
-    } else {
-      wake_.wait_until(lock, until, notified);
-    }
-  }
-
-  void notify() noexcept override {
-    notified_.store(true, std::memory_order_release);
-    std::lock_guard lock(mutex_);
-    wake_.notify_all();
-  }
+  /// The fiber that takes new tasks; null once the worker stops.
+  [[nodiscard]] boost::fibers::context* runner() const noexcept { return runner_; }
+  void set_runner(boost::fibers::context* runner) noexcept { runner_ = runner; }
+  /// The next fiber made on this thread is parked as the spare instead of made ready.
+  void park_next() noexcept { park_next_ = true; }
+  void cancel_park() noexcept { park_next_ = false; }
+  [[nodiscard]] bool has_spare() const noexcept { return spare_ != nullptr; }
+  /// Lets the parked spare run (it sees it is not the runner and ends).
+  void release_spare() noexcept;
+  /// The calling fiber yields: it stays ready, so pick_next must not hand its role away.
+  void note_yield() noexcept { yielding_ = true; }
 
  private:
   boost::fibers::scheduler::ready_queue_type ready_;
+  boost::fibers::context* runner_ = nullptr;
+  boost::fibers::context* spare_ = nullptr;
+  bool park_next_ = false;
+  bool yielding_ = false;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<bool> notified_{false};
 };
+
+/// Makes `task` the current task of the calling fiber, now and whenever it resumes. Outside
+/// worker threads (a task run inline by a caller) only the thread's current task is set.
+inline void enter_task(TaskBase* task) noexcept {
+  if (worker_algorithm()) {
+    // Every fiber a worker starts has TaskFiberProperties (the algorithm makes them), so this
+    // skips the dynamic_cast of boost::this_fiber::properties, which showed in profiles.
+    static_cast<TaskFiberProperties*>(boost::fibers::context::active()->get_properties())->task =
+        task;
+  }
+  set_current_task(task);
+}
+
+/// Lets the other ready fibers of this thread run; the caller keeps its role.
+inline void yield_fiber() {
+  if (WorkerAlgorithm* algorithm = worker_algorithm()) algorithm->note_yield();
+  boost::this_fiber::yield();
+}
 
 }  // namespace spindle::detail

@@ -1,0 +1,86 @@
+// The worker's fiber algorithm: see worker_algorithm.hpp.
+#include "runtime/worker_algorithm.hpp"
+
+#include <utility>
+
+namespace spindle::detail {
+namespace {
+
+thread_local WorkerAlgorithm* tls_algorithm = nullptr;
+thread_local FiberStack tls_active_stack;
+thread_local FiberStack tls_new_stack;
+
+}  // namespace
+
+WorkerAlgorithm* worker_algorithm() noexcept { return tls_algorithm; }
+const FiberStack& active_fiber_stack() noexcept { return tls_active_stack; }
+void note_new_fiber_stack(const FiberStack& stack) noexcept { tls_new_stack = stack; }
+
+WorkerAlgorithm::WorkerAlgorithm() { tls_algorithm = this; }
+
+WorkerAlgorithm::~WorkerAlgorithm() {
+  if (tls_algorithm == this) tls_algorithm = nullptr;
+}
+
+void WorkerAlgorithm::awakened(boost::fibers::context* context,
+                               TaskFiberProperties& properties) noexcept {
+  // A fiber is awakened first right after it is made, on the thread that made its stack.
+  if (!properties.stack.top && tls_new_stack.top)
+    properties.stack = std::exchange(tls_new_stack, {});
+  if (park_next_) {
+    park_next_ = false;
+    spare_ = context;
+    return;
+  }
+  context->ready_link(ready_);
+}
+
+// Boost calls this when the active fiber yields, blocks or ends. A runner that is inside a
+// task and not yielding has blocked: the spare takes its role, behind the fibers already
+// ready, and the blocked fiber finishes its task when it resumes.
+boost::fibers::context* WorkerAlgorithm::pick_next() noexcept {
+  const bool yielded = std::exchange(yielding_, false);
+  boost::fibers::context* active = boost::fibers::context::active();
+  if (active == runner_ && spare_ && !yielded && current_task() != nullptr) {
+    runner_ = std::exchange(spare_, nullptr);
+    runner_->ready_link(ready_);
+  }
+  if (ready_.empty()) {  // the dispatcher runs: no task, no fiber stack of ours
+    tls_active_stack = {};
+    set_current_task(nullptr);
+    return nullptr;
+  }
+  boost::fibers::context* context = &ready_.front();
+  ready_.pop_front();
+  TaskFiberProperties& next = properties(context);
+  tls_active_stack = next.stack;
+  set_current_task(next.task);
+  if (next.task && next.task->device >= 0) make_current(next.task->device);  // per thread
+  return context;
+}
+
+void WorkerAlgorithm::release_spare() noexcept {
+  if (spare_) std::exchange(spare_, nullptr)->ready_link(ready_);
+}
+
+// When nothing is ready the thread spins briefly (spin.hpp), then sleeps on a condition
+// variable until a timer is due or notify() (the only member Boost calls from other threads)
+// wakes it.
+void WorkerAlgorithm::suspend_until(std::chrono::steady_clock::time_point const& until) noexcept {
+  auto notified = [this] { return notified_.exchange(false, std::memory_order_acquire); };
+  if (spin_briefly(notified, until)) return;
+  std::unique_lock lock(mutex_);
+  if (until == std::chrono::steady_clock::time_point::max()) {
+    wake_.wait(lock, notified);
+  } else {
+    wake_.wait_until(lock, until, notified);
+  }
+}
+
+void WorkerAlgorithm::notify() noexcept {
+  notified_.store(true, std::memory_order_release);
+  std::lock_guard lock(mutex_);
+  wake_.notify_all();
+}
+
+}  // namespace spindle::detail
