@@ -668,7 +668,7 @@ TEST(Actor, ThisActorOutsideAnActorIsEmpty) {
 }
 
 TEST(Actor, StatusAndTimelineShowActors) {
-  Runtime rt;
+  Runtime rt({.timeline = true});
   auto actor = rt.actor<Counter>().options({.name = "shown"}).remote();
   for (int i = 0; i < 3; ++i) (void)actor.call(&Counter::increment).get();
   auto failing = actor.call([](Counter&) -> int { throw std::runtime_error("x"); });

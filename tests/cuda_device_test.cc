@@ -160,7 +160,7 @@ TEST_F(Gpu, ATaskResultIsReadyOnlyAfterItsGpuWorkFinished) {
 }
 
 TEST_F(Gpu, AHostConsumerOfAGpuBufferGetsACopyShownInTheTimeline) {
-  spindle::Runtime rt({.num_cpus = 2});
+  spindle::Runtime rt({.num_cpus = 2, .timeline = true});
   auto ref = rt.task([] {
                  return Buffer<float>(std::vector<float>{1, 2, 3});
                })

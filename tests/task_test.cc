@@ -378,8 +378,30 @@ TEST(Runtime, StatusCountsTasksAndPendingDemands) {
   EXPECT_THAT(status.to_string(), HasSubstr("finished: 4, failed: 0, cancelled: 0"));
 }
 
+TEST(Runtime, TimelineIsOffUnlessAskedFor) {
+  Runtime rt;
+  rt.task([] {}).remote().get();
+  try {
+    rt.timeline((std::filesystem::temp_directory_path() / "spindle_no_timeline.json").string());
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_THAT(error.what(), HasSubstr("recording is off"));
+    EXPECT_THAT(error.what(), HasSubstr("SPINDLE_TIMELINE=1"));
+  }
+  setenv("SPINDLE_TIMELINE", "1", 1);
+  Runtime recording;
+  unsetenv("SPINDLE_TIMELINE");
+  recording.task([] {}).options({.name = "seen"}).remote().get();
+  auto path = std::filesystem::temp_directory_path() / "spindle_env_timeline.json";
+  recording.timeline(path.string());
+  std::stringstream text;
+  text << std::ifstream(path).rdbuf();
+  std::filesystem::remove(path);
+  EXPECT_THAT(text.str(), HasSubstr("\"name\":\"seen\""));
+}
+
 TEST(Runtime, TimelineIsChromeTraceJson) {
-  Runtime rt({.num_cpus = 2, .num_gpus = 1});
+  Runtime rt({.num_cpus = 2, .num_gpus = 1, .timeline = true});
   auto work = rt.task([](int x) { return x; }).options({.name = "work"});
   auto on_gpu = rt.task([] {}).options({.num_gpus = 0.5, .name = "gpu work"});
   std::vector<ObjectRef<int>> refs;

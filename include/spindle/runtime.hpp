@@ -43,6 +43,9 @@ struct RuntimeOptions {
   /// a page costs memory once touched. A task or actor may ask for more (stack_bytes in its
   /// options); one that overflows is reported on stderr by name before the process aborts.
   std::size_t stack_bytes = 8 << 20;
+  /// Records task spans and transfers for timeline(). Off, recording costs nothing; the
+  /// environment variable SPINDLE_TIMELINE=1 turns it on as well (as Ray's profiling switch).
+  bool timeline = false;
   /// Task spans kept for timeline(); older ones beyond this are dropped (and counted).
   std::size_t max_timeline_events = 1'000'000;
   /// Where each call of a codelet runs (see spindle/placement.hpp).
@@ -145,7 +148,8 @@ class Runtime {
   }
 
   /// @brief Writes the task spans as Chrome trace JSON (Perfetto, chrome://tracing).
-  /// @throws Error if the file cannot be written.
+  /// @throws Error if the file cannot be written, or if recording is off (see
+  /// RuntimeOptions::timeline).
   void timeline(const std::string& path) const;
   [[nodiscard]] RuntimeStatus status() const;
 

@@ -3,33 +3,36 @@
 
 #include <atomic>
 #include <boost/fiber/condition_variable.hpp>
-#include <boost/fiber/mutex.hpp>
 #include <chrono>
 #include <exception>
 #include <mutex>
 #include <optional>
 
+#include "runtime/worker_algorithm.hpp"
 #include "spindle/object_ref.hpp"
 
 namespace spindle::detail {
 
 /// Waited on by one fiber or thread; told by objects as they complete (Waiter), by the
-/// scheduler when a CPU is granted, or failed by the deadlock check. Works across threads:
-/// a waiting thread outside any task sleeps on Boost.Fiber's own scheduler.
+/// scheduler when a CPU is granted, or failed by the deadlock check. Works across threads.
+///
+/// An untimed wait on a worker suspends the fiber, and the completion hands it straight back
+/// to its worker (WorkerAlgorithm::wake); an untimed wait on another thread sleeps on the
+/// settled flag (a futex). Neither takes Boost.Fiber's spinlocks, which cost most of a task's
+/// time when completions cross threads. Timed waits use a fiber condition variable.
 class Event final : public Waiter {
  public:
   explicit Event(std::size_t needed) : remaining_(needed) {}
 
   void on_complete() noexcept override {
-    std::lock_guard lock(mutex_);
-    if (remaining_ > 0 && --remaining_ == 0) settle_locked();
+    std::size_t left = remaining_.load(std::memory_order_acquire);
+    // Counts down to zero once; later completions (more objects than needed) do nothing.
+    while (left > 0 && !remaining_.compare_exchange_weak(left, left - 1, std::memory_order_acq_rel)) {
+    }
+    if (left == 1) settle(nullptr);
   }
 
-  void fail(std::exception_ptr error) noexcept {
-    std::lock_guard lock(mutex_);
-    error_ = std::move(error);
-    settle_locked();
-  }
+  void fail(std::exception_ptr error) noexcept { settle(std::move(error)); }
 
   /// Whether the wait is over (counted down, or failed).
   [[nodiscard]] bool settled() const noexcept { return settled_.load(std::memory_order_acquire); }
@@ -37,13 +40,22 @@ class Event final : public Waiter {
   /// Waits until counted down or failed; false if the deadline passed first.
   bool wait(std::optional<Clock::time_point> deadline) {
     if (settled()) return true;
-    std::unique_lock lock(mutex_);
-    auto over = [this] { return remaining_ == 0 || error_ != nullptr; };
-    if (!deadline) {
-      ready_.wait(lock, over);
+    if (deadline) return wait_until(*deadline);
+    WorkerAlgorithm* algorithm = worker_algorithm();
+    if (!algorithm) {
+      settled_.wait(false, std::memory_order_acquire);
       return true;
     }
-    return ready_.wait_until(lock, *deadline, over);
+    boost::fibers::context* self = boost::fibers::context::active();
+    {
+      std::lock_guard lock(mutex_);
+      if (settled()) return true;
+      fiber_ = self;
+      algorithm_ = algorithm;
+    }
+    // A wake that comes before the suspension is handled by this thread after it.
+    self->suspend();
+    return true;
   }
 
   [[nodiscard]] std::exception_ptr error() {
@@ -52,16 +64,36 @@ class Event final : public Waiter {
   }
 
  private:
-  void settle_locked() noexcept {
-    settled_.store(true, std::memory_order_release);
-    ready_.notify_all();
+  bool wait_until(Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    timed_waiter_ = true;
+    return ready_.wait_until(lock, deadline, [this] { return settled(); });
   }
 
+  void settle(std::exception_ptr error) noexcept {
+    boost::fibers::context* fiber = nullptr;
+    WorkerAlgorithm* algorithm = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (settled()) return;
+      error_ = std::move(error);
+      settled_.store(true, std::memory_order_release);
+      fiber = std::exchange(fiber_, nullptr);
+      algorithm = algorithm_;
+      if (timed_waiter_) ready_.notify_all();
+    }
+    settled_.notify_all();
+    if (fiber) algorithm->wake(fiber);
+  }
+
+  std::atomic<std::size_t> remaining_;
   std::atomic<bool> settled_{false};
   std::mutex mutex_;
-  boost::fibers::condition_variable_any ready_;
-  std::size_t remaining_;
   std::exception_ptr error_;
+  boost::fibers::context* fiber_ = nullptr;  // a worker fiber suspended in wait
+  WorkerAlgorithm* algorithm_ = nullptr;     // its worker's
+  bool timed_waiter_ = false;
+  boost::fibers::condition_variable_any ready_;
 };
 
 }  // namespace spindle::detail

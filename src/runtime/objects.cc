@@ -5,6 +5,7 @@
 #include "runtime/event.hpp"
 #include "runtime/scheduler.hpp"
 #include "runtime/spin.hpp"
+#include "runtime/worker_algorithm.hpp"
 #include "spindle/object_ref.hpp"
 
 namespace spindle::detail {
@@ -61,6 +62,14 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   std::size_t done_count = 0;
   for (std::size_t i = 0; i < objects.size(); ++i) done_count += done[i] = objects[i]->done();
   if (done_count >= needed) return true;
+  // A task waiting without a deadline first runs what it waits for, where it may, inline.
+  if (TaskBase* caller = current_task(); caller && !deadline) {
+    for (std::size_t i = 0; i < objects.size() && done_count < needed; ++i) {
+      if (done[i] || !caller->scheduler.run_inline(*caller, *objects[i])) continue;
+      done_count += done[i] = objects[i]->done();  // a retried task is queued again
+    }
+    if (done_count >= needed) return true;
+  }
   auto event = std::make_shared<Event>(needed - done_count);
   std::vector<ObjectStateBase*> registered;
   for (std::size_t i = 0; i < objects.size(); ++i) {

@@ -6,6 +6,7 @@
 #include <boost/fiber/operations.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -47,6 +48,12 @@ void check_options(const RuntimeOptions& options) {
   }
 }
 
+bool timeline_enabled(const RuntimeOptions& options) {
+  if (options.timeline) return true;
+  const char* variable = std::getenv("SPINDLE_TIMELINE");
+  return variable && *variable && std::string_view(variable) != "0";
+}
+
 }  // namespace
 
 Runtime::Runtime() : Runtime(RuntimeOptions{}) {}
@@ -56,8 +63,8 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
   impl_->topology = Topology::discover();
   impl_->totals = resource_totals(
       impl_->topology, {options.num_cpus, options.num_gpus, options.memory, options.resources});
-  impl_->scheduler =
-      std::make_unique<detail::Scheduler>(impl_->totals, options.max_timeline_events);
+  impl_->scheduler = std::make_unique<detail::Scheduler>(
+      impl_->totals, timeline_enabled(options) ? options.max_timeline_events : 0);
   unsigned workers = options.num_workers.value_or(
       std::max(1u, static_cast<unsigned>(impl_->topology.num_cores())));
   impl_->scheduler->set_workers(workers);
@@ -100,6 +107,10 @@ void Runtime::cancel_object(detail::ObjectStateBase& object) {
 }
 
 void Runtime::timeline(const std::string& path) const {
+  if (!impl_->scheduler->recording_timeline()) {
+    throw Error("timeline: recording is off; turn it on with RuntimeOptions::timeline = true "
+                "or SPINDLE_TIMELINE=1 in the environment");
+  }
   std::ofstream out(path);
   if (out) impl_->scheduler->write_timeline(out);
   if (!out) throw Error("timeline: cannot write '" + path + "': " + std::strerror(errno));

@@ -210,11 +210,10 @@ Scheduler::ShapeQueue* Scheduler::best_admissible_locked() {
 
 void Scheduler::wake_worker_locked() {
   if (idle_workers_.empty() || (actor_runs_.empty() && !best_admissible_locked())) return;
-  IdleWorker* worker = idle_workers_.back();  // the latest to go idle may still be spinning
+  IdleWorker worker = idle_workers_.back();  // the latest to go idle may still be spinning
   idle_workers_.pop_back();
   idle_count_.store(idle_workers_.size(), std::memory_order_relaxed);
-  worker->woken = true;
-  worker->wake.notify_one();
+  worker.algorithm->wake(worker.fiber);
 }
 
 std::optional<Admitted> Scheduler::next_task() {
@@ -232,23 +231,85 @@ std::optional<Admitted> Scheduler::next_task() {
       std::optional<Allocation> allocation = pool_.try_acquire(shape->request);
       std::shared_ptr<TaskBase> task = std::move(shape->tasks.front());
       shape->tasks.pop_front();
-      task->phase = TaskBase::Phase::running;
-      ++task->attempts;
-      task->running_next = running_tasks_;
-      if (running_tasks_) running_tasks_->running_prev = task.get();
-      running_tasks_ = task.get();
-      --queued_;
-      note_queued_locked();
-      ++running_;
+      start_locked(*task);
       wake_worker_locked();
       return Admitted{std::move(task), std::move(*allocation), nullptr};
     }
     if (stopping_ && actors_ == 0) return std::nullopt;  // live actors still need runners
-    IdleWorker me;
-    idle_workers_.push_back(&me);
+    // Suspended until a waker takes it off the list; a wake before the suspension is kept.
+    boost::fibers::context* self = boost::fibers::context::active();
+    idle_workers_.push_back({self, worker_algorithm()});
     idle_count_.store(idle_workers_.size(), std::memory_order_relaxed);
-    me.wake.wait(lock, [&] { return me.woken; });
+    lock.unlock();
+    self->suspend();
+    lock.lock();
   }
+}
+
+void Scheduler::start_locked(TaskBase& task) {
+  task.phase = TaskBase::Phase::running;
+  ++task.attempts;
+  task.running_next = running_tasks_;
+  if (running_tasks_) running_tasks_->running_prev = &task;
+  running_tasks_ = &task;
+  --queued_;
+  note_queued_locked();
+  ++running_;
+}
+
+namespace {
+
+// Below this much free stack a caller waits instead of running a task inline on its stack.
+constexpr std::size_t kInlineStackReserve = 256 * 1024;
+
+bool enough_stack_to_inline() noexcept {
+  const FiberStack& stack = active_fiber_stack();
+  if (!stack.top) return false;
+  const char* here = static_cast<const char*>(__builtin_frame_address(0));
+  return here - (stack.top - stack.usable_bytes) > static_cast<std::ptrdiff_t>(kInlineStackReserve);
+}
+
+// What the caller holds covers the task's demand, and the task needs no GPU (it would need
+// the caller's device and stream to be its own).
+bool lends(const TaskBase& caller, const TaskSpec& task) {
+  if (task.request == caller.spec->request) return task.request->demand().gpu().is_zero();
+  const ResourceSet& demand = task.request->demand();
+  return demand.gpu().is_zero() && caller.spec->request->demand().contains(demand);
+}
+
+}  // namespace
+
+bool Scheduler::run_inline(TaskBase& caller, ObjectStateBase& object) {
+  std::shared_ptr<TaskBase> task = object.producer.lock();
+  if (!task || task->actor || task->spec->codelet || !lends(caller, *task->spec) ||
+      task->phase != TaskBase::Phase::queued || !enough_stack_to_inline()) {
+    return false;  // phase is read without the lock here: a hint, checked again below
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (task->phase != TaskBase::Phase::queued || stopping_) return false;
+    start_locked(*task);  // its queue entry is dropped when it reaches the front
+    --running_;           // the caller's count passes to it: the caller waits under it
+  }
+  WorkerAlgorithm* algorithm = worker_algorithm();
+  std::exception_ptr error;
+  // Retries run here too: its stale queue entry must not look queued again.
+  for (;;) {
+    error = run_task(*task, algorithm ? algorithm->index() : 0, caller.allocation);
+    if (!should_retry(*task, error) || task->cancel_requested) break;
+    std::lock_guard lock(mutex_);
+    if (stopping_) break;
+    ++task->attempts;
+  }
+  enter_task(&caller);
+  if (caller.device >= 0) make_current(caller.device);
+  settle(*task, nullptr, error, false);
+  return true;
+}
+
+bool Scheduler::should_retry(const TaskBase& task, std::exception_ptr error) const {
+  const TaskSpec& spec = *task.spec;
+  return error && spec.retry_exceptions && (spec.max_retries < 0 || task.attempts <= spec.max_retries);
 }
 
 void Scheduler::execute(Admitted admitted, unsigned worker) {
@@ -258,10 +319,7 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
   }
   TaskBase& task = *admitted.task;
   std::exception_ptr error = run_task(task, worker, &admitted.allocation);
-  const TaskSpec& spec = *task.spec;
-  bool retry =
-      error && spec.retry_exceptions && (spec.max_retries < 0 || task.attempts <= spec.max_retries);
-  settle(task, admitted.allocation, error, retry);
+  settle(task, &admitted.allocation, error, should_retry(task, error));
 }
 
 void Scheduler::execute_failed(Admitted admitted, const std::string& why) {
@@ -270,7 +328,7 @@ void Scheduler::execute_failed(Admitted admitted, const std::string& why) {
               << ". Aborting.\n";
     std::abort();
   }
-  settle(*admitted.task, admitted.allocation, std::make_exception_ptr(Error(why)), false);
+  settle(*admitted.task, &admitted.allocation, std::make_exception_ptr(Error(why)), false);
 }
 
 std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
@@ -279,13 +337,9 @@ std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
   task.device = task_device(task);
   if (task.device >= 0) make_current(task.device);
   enter_task(&task);
-  TimelineEvent event;
-  event.task_id = task.id;
-  event.spec = task.spec;
-  event.start_ns = (Clock::now() - epoch_).count();
-  event.worker = worker;
-  event.attempt = task.attempts;
-  if (allocation) event.gpus = allocation->gpu_ids();
+  // The clock is read only for an observer: the timeline, or the model for a codelet.
+  const bool timed = recording_timeline() || (task.spec->codelet && model_);
+  const Clock::time_point start = timed ? Clock::now() : Clock::time_point();
   std::exception_ptr error;
   try {
     task.run();
@@ -300,34 +354,47 @@ std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
   enter_task(nullptr);
   task.device = -1;
   task.allocation = nullptr;
-  event.end_ns = (Clock::now() - epoch_).count();
-  event.failed = error != nullptr;
+  if (!timed) return error;
+  const Clock::time_point end = Clock::now();
   if (task.spec->codelet && !error && model_) {
     model_->record(task.spec->name, task.input_bytes, task.spec->device_kind,
-                   static_cast<double>(event.end_ns - event.start_ns) * 1e-9);
+                   std::chrono::duration<double>(end - start).count());
     model_updated_.store(true, std::memory_order_relaxed);
   }
-  record(std::move(event));
+  if (recording_timeline()) {
+    TimelineEvent event;
+    event.task_id = task.id;
+    event.spec = task.spec;
+    event.start_ns = (start - epoch_).count();
+    event.end_ns = (end - epoch_).count();
+    event.worker = worker;
+    event.attempt = task.attempts;
+    event.failed = error != nullptr;
+    if (allocation) event.gpus = allocation->gpu_ids();
+    record(std::move(event));
+  }
   return error;
 }
 
 // The task counts as running until its object is complete: a task blocked on that object
 // must not look deadlocked in the moment between the release and the completion.
-// An actor's creation that succeeded passes its allocation to the actor instead.
-void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_ptr error,
+// An actor's creation that succeeded passes its allocation to the actor instead. A task run
+// inline (no allocation) ran on what its caller lent, and its count in running_ passes back
+// to the caller, who runs on.
+void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_ptr error,
                        bool retry) {
   bool requeued = false;
   {
     std::lock_guard lock(mutex_);
-    if (task.creates_actor && !error) {
-      task.actor->adopt(std::move(allocation));
-    } else {
-      pool_.release(allocation);
+    if (allocation && task.creates_actor && !error) {
+      task.actor->adopt(std::move(*allocation));
+    } else if (allocation) {
+      pool_.release(*allocation);
     }
     (task.running_prev ? task.running_prev->running_next : running_tasks_) = task.running_next;
     if (task.running_next) task.running_next->running_prev = task.running_prev;
     task.running_prev = task.running_next = nullptr;
-    ++settling_;
+    if (allocation) ++settling_;
     requeued = error && retry && !stopping_ && !task.cancel_requested;
     if (requeued) {
       enqueue_locked(task.shared_from_this());
@@ -336,8 +403,10 @@ void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_pt
       ++(error ? failed_ : finished_);
       unplace_locked(task);
     }
-    serve_reacquire_locked();
-    wake_worker_locked();
+    if (allocation) {
+      serve_reacquire_locked();
+      wake_worker_locked();
+    }
   }
   if (error && !requeued) {
     std::string context = task.attempts > 1 ? " on attempt " + std::to_string(task.attempts) : "";
@@ -345,6 +414,7 @@ void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_pt
   } else if (!error) {
     task.publish();
   }
+  if (!allocation) return;
   std::lock_guard lock(mutex_);
   --running_;
   --settling_;
@@ -352,8 +422,8 @@ void Scheduler::settle(TaskBase& task, Allocation& allocation, std::exception_pt
 }
 
 void Scheduler::record(TimelineEvent event) {
+  if (!recording_timeline()) return;
   std::lock_guard lock(timeline_mutex_);
-  if (max_timeline_events_ == 0) return;
   if (timeline_.size() == max_timeline_events_) {
     timeline_.pop_front();
     ++timeline_dropped_;
@@ -502,10 +572,7 @@ void Scheduler::stop() {
 }
 
 void Scheduler::wake_all_idle_locked() {
-  for (IdleWorker* worker : idle_workers_) {
-    worker->woken = true;
-    worker->wake.notify_one();
-  }
+  for (const IdleWorker& worker : idle_workers_) worker.algorithm->wake(worker.fiber);
   idle_workers_.clear();
   idle_count_.store(0, std::memory_order_relaxed);
 }

@@ -6,7 +6,7 @@
 #pragma once
 
 #include <atomic>
-#include <boost/fiber/condition_variable.hpp>
+#include <boost/fiber/context.hpp>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -25,6 +25,7 @@
 namespace spindle::detail {
 
 class Event;
+class WorkerAlgorithm;
 
 /// A task, or the main thread, blocked in get or wait.
 struct BlockedWait {
@@ -87,6 +88,7 @@ void check_limit(std::string_view option, int value);
 
 class Scheduler {
  public:
+  /// With max_timeline_events = 0 nothing is recorded for the timeline.
   Scheduler(ResourceSet totals, std::size_t max_timeline_events);
 
   [[nodiscard]] std::uint64_t next_id() noexcept {
@@ -135,6 +137,11 @@ class Scheduler {
   /// span in the timeline; returns what it threw.
   std::exception_ptr run_task(TaskBase& task, unsigned worker, const Allocation* allocation);
 
+  /// Runs the task computing `object` on the calling fiber, within what `caller` holds, if
+  /// it has not started, is a plain task (not an actor's, not a codelet) needing no GPU, its
+  /// demand is within the caller's, and the fiber has stack to spare; returns whether it
+  /// ran. The caller stays running meanwhile (TBB's wait does the same).
+  bool run_inline(TaskBase& caller, ObjectStateBase& object);
   /// Called around a blocking wait inside a task: gives back and takes again its CPU.
   void block(BlockedWait& wait);
   void unblock(BlockedWait& wait);
@@ -167,15 +174,18 @@ class Scheduler {
     return idle_count_.load(std::memory_order_relaxed) > 0;
   }
   void write_timeline(std::ostream& out) const;
+  /// Whether task spans and transfers are recorded (max_timeline_events > 0).
+  [[nodiscard]] bool recording_timeline() const noexcept { return max_timeline_events_ > 0; }
 
  private:
   struct ShapeQueue {
     std::shared_ptr<const ResourceRequest> request;
     std::deque<std::shared_ptr<TaskBase>> tasks;
   };
+  /// A worker's runner, suspended in next_task until there is work.
   struct IdleWorker {
-    boost::fibers::condition_variable_any wake;
-    bool woken = false;
+    boost::fibers::context* fiber;
+    WorkerAlgorithm* algorithm;
   };
   struct Reacquire {
     TaskBase* task;
@@ -191,7 +201,10 @@ class Scheduler {
   void wake_worker_locked();
   void check_deadlock_locked();
   std::string describe_deadlock_locked() const;
-  void settle(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry);
+  void settle(TaskBase& task, Allocation* allocation, std::exception_ptr error, bool retry);
+  [[nodiscard]] bool should_retry(const TaskBase& task, std::exception_ptr error) const;
+  /// Moves a queued task to running.
+  void start_locked(TaskBase& task);
   void record(TimelineEvent event);
   void wake_all_idle_locked();
   void note_queued_locked() noexcept {
@@ -225,7 +238,7 @@ class Scheduler {
   std::unordered_map<std::string, NamedActor> names_;
   std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
   std::atomic<int> lingering_{0};
-  std::vector<IdleWorker*> idle_workers_;   // a stack: the most recently idle is woken first
+  std::vector<IdleWorker> idle_workers_;    // a stack: the most recently idle is woken first
   std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker
   std::atomic<std::size_t> queued_work_{0};  // queued_ + actor_runs_.size(), a hint
   bool stopping_ = false;

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <sched.h>
+
 namespace spindle::detail {
 
 constexpr auto kSpinBeforeSleep = std::chrono::microseconds(20);
@@ -31,6 +33,9 @@ bool spin_briefly(Ready ready, std::chrono::steady_clock::time_point until =
       if (ready()) return true;
       pause_briefly();
     }
+    // A thread that would run here (the caller submitting work, on a machine with as many
+    // workers as cores) gets the core now rather than at the end of the spin.
+    sched_yield();
   } while (std::chrono::steady_clock::now() < end);
   return false;
 }

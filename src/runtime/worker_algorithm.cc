@@ -16,7 +16,7 @@ WorkerAlgorithm* worker_algorithm() noexcept { return tls_algorithm; }
 const FiberStack& active_fiber_stack() noexcept { return tls_active_stack; }
 void note_new_fiber_stack(const FiberStack& stack) noexcept { tls_new_stack = stack; }
 
-WorkerAlgorithm::WorkerAlgorithm() { tls_algorithm = this; }
+WorkerAlgorithm::WorkerAlgorithm(unsigned index) : index_(index) { tls_algorithm = this; }
 
 WorkerAlgorithm::~WorkerAlgorithm() {
   if (tls_algorithm == this) tls_algorithm = nullptr;
@@ -40,6 +40,15 @@ void WorkerAlgorithm::awakened(boost::fibers::context* context,
 // ready, and the blocked fiber finishes its task when it resumes.
 boost::fibers::context* WorkerAlgorithm::pick_next() noexcept {
   const bool yielded = std::exchange(yielding_, false);
+  if (any_woken_.exchange(false, std::memory_order_acquire)) {
+    {
+      std::lock_guard lock(woken_mutex_);
+      taking_.swap(woken_);
+    }
+    // The fiber now suspending may be among them: the dispatcher is ready ahead of it.
+    for (boost::fibers::context* fiber : taking_) fiber->ready_link(ready_);
+    taking_.clear();
+  }
   boost::fibers::context* active = boost::fibers::context::active();
   if (active == runner_ && spare_ && !yielded && current_task() != nullptr) {
     runner_ = std::exchange(spare_, nullptr);
@@ -57,6 +66,15 @@ boost::fibers::context* WorkerAlgorithm::pick_next() noexcept {
   set_current_task(next.task);
   if (next.task && next.task->device >= 0) make_current(next.task->device);  // per thread
   return context;
+}
+
+void WorkerAlgorithm::wake(boost::fibers::context* fiber) noexcept {
+  {
+    std::lock_guard lock(woken_mutex_);
+    woken_.push_back(fiber);
+  }
+  any_woken_.store(true, std::memory_order_release);
+  notify();
 }
 
 void WorkerAlgorithm::release_spare() noexcept {

@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <vector>
 
 #include "device/device_runtime.hpp"
 #include "runtime/scheduler.hpp"
@@ -51,7 +52,7 @@ void note_new_fiber_stack(const FiberStack& stack) noexcept;
 class WorkerAlgorithm final
     : public boost::fibers::algo::algorithm_with_properties<TaskFiberProperties> {
  public:
-  WorkerAlgorithm();
+  explicit WorkerAlgorithm(unsigned index);
   ~WorkerAlgorithm() override;
 
   void awakened(boost::fibers::context* context, TaskFiberProperties& properties) noexcept override;
@@ -60,6 +61,8 @@ class WorkerAlgorithm final
   void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override;
   void notify() noexcept override;
 
+  /// The worker's number, 0 to workers - 1.
+  [[nodiscard]] unsigned index() const noexcept { return index_; }
   /// The fiber that takes new tasks; null once the worker stops.
   [[nodiscard]] boost::fibers::context* runner() const noexcept { return runner_; }
   void set_runner(boost::fibers::context* runner) noexcept { runner_ = runner; }
@@ -71,8 +74,13 @@ class WorkerAlgorithm final
   void release_spare() noexcept;
   /// The calling fiber yields: it stays ready, so pick_next must not hand its role away.
   void note_yield() noexcept { yielding_ = true; }
+  /// Makes a fiber of this worker, suspended with context::suspend(), ready again; any
+  /// thread may call it. This worker takes the fiber in only after the fiber has suspended,
+  /// so a wake may come before the suspension it ends.
+  void wake(boost::fibers::context* fiber) noexcept;
 
  private:
+  const unsigned index_;
   boost::fibers::scheduler::ready_queue_type ready_;
   boost::fibers::context* runner_ = nullptr;
   boost::fibers::context* spare_ = nullptr;
@@ -81,6 +89,10 @@ class WorkerAlgorithm final
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<bool> notified_{false};
+  std::mutex woken_mutex_;
+  std::vector<boost::fibers::context*> woken_;  // by wake(), not yet ready
+  std::vector<boost::fibers::context*> taking_;  // the owner's: swapped with woken_
+  std::atomic<bool> any_woken_{false};
 };
 
 /// Makes `task` the current task of the calling fiber, now and whenever it resumes. Outside
