@@ -198,11 +198,13 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   /// The kind placement chose, counted by it until the task finishes; guarded by the
   /// scheduler's mutex once the task is resolved.
   std::optional<DeviceKind> placed_on;
-  // Guarded by the scheduler's mutex.
-  Phase phase = Phase::waiting;
+  /// Moves forward only (a retry queues it again); changed by compare-and-swap where a
+  /// cancel may race (the scheduler's lanes), else under the owner's mutex (scheduler, actor).
+  std::atomic<Phase> phase{Phase::waiting};
+  /// Runs started; written only by whoever starts the task.
   int attempts = 0;
-  TaskBase* running_prev = nullptr;  // the scheduler's list of running tasks
-  TaskBase* running_next = nullptr;
+  /// Its demand is one CPU: it queues in a worker's lane and runs on that worker's credit.
+  bool lane = false;
 };
 
 template <typename T>

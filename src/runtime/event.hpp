@@ -27,7 +27,8 @@ class Event final : public Waiter {
   void on_complete() noexcept override {
     std::size_t left = remaining_.load(std::memory_order_acquire);
     // Counts down to zero once; later completions (more objects than needed) do nothing.
-    while (left > 0 && !remaining_.compare_exchange_weak(left, left - 1, std::memory_order_acq_rel)) {
+    while (left > 0 &&
+           !remaining_.compare_exchange_weak(left, left - 1, std::memory_order_acq_rel)) {
     }
     if (left == 1) settle(nullptr);
   }

@@ -3,8 +3,8 @@
 
 #include <cxxabi.h>
 
-#include <boost/fiber/operations.hpp>
 #include <algorithm>
+#include <boost/fiber/operations.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -108,8 +108,9 @@ void Runtime::cancel_object(detail::ObjectStateBase& object) {
 
 void Runtime::timeline(const std::string& path) const {
   if (!impl_->scheduler->recording_timeline()) {
-    throw Error("timeline: recording is off; turn it on with RuntimeOptions::timeline = true "
-                "or SPINDLE_TIMELINE=1 in the environment");
+    throw Error(
+        "timeline: recording is off; turn it on with RuntimeOptions::timeline = true "
+        "or SPINDLE_TIMELINE=1 in the environment");
   }
   std::ofstream out(path);
   if (out) impl_->scheduler->write_timeline(out);
@@ -166,8 +167,8 @@ void submit(Runtime& runtime, std::shared_ptr<TaskBase> task) {
 namespace {
 
 std::shared_ptr<TaskSpec> build_spec(Scheduler& scheduler, const TaskOptions& options,
-                                     const std::string& name, std::string_view kind,
-                                     bool codelet, DeviceKind device_kind) {
+                                     const std::string& name, std::string_view kind, bool codelet,
+                                     DeviceKind device_kind) {
   ResourceSet demand =
       ResourceSet::demand(options.num_cpus, options.num_gpus, options.memory, options.resources);
   auto spec = std::make_shared<TaskSpec>();
@@ -259,7 +260,7 @@ std::string name() {
 
 bool cancelled() {
   detail::TaskBase* task = detail::current_task();
-  return task && task->cancel_requested.load();
+  return task && (task->cancel_requested.load() || task->scheduler.stopping());
 }
 
 DeviceKind device_kind() {

@@ -1,10 +1,10 @@
 // The scheduler: see scheduler.hpp.
 #include "runtime/scheduler.hpp"
 
-#include <cmath>
 #include <algorithm>
-#include <nlohmann/json.hpp>
+#include <cmath>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "device/device_runtime.hpp"
@@ -63,7 +63,18 @@ std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
 }
 
 Scheduler::Scheduler(ResourceSet totals, std::size_t max_timeline_events)
-    : pool_(std::move(totals)), max_timeline_events_(max_timeline_events) {}
+    : pool_(std::move(totals)), max_timeline_events_(max_timeline_events) {
+  ResourceSet unit = ResourceSet().set(ResourceSet::kCpu, Quantity::whole(1));
+  if (pool_.totals().contains(unit)) {
+    unit_request_ = pool_.prepare(unit);
+    requests_.push_back(unit_request_);  // request_for hands out this one for {cpu: 1}
+  }
+}
+
+void Scheduler::set_workers(unsigned workers) {
+  workers_ = workers;
+  lanes_ = std::make_unique<Lane[]>(workers);
+}
 
 std::shared_ptr<const ResourceRequest> Scheduler::request_for(const ResourceSet& demand) {
   std::lock_guard lock(mutex_);
@@ -80,19 +91,14 @@ void Scheduler::submit(std::shared_ptr<TaskBase> task) {
   task->dependencies(dependencies);
   task->result().producer = task;
   task->id = next_id();
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) {
-      task->phase = TaskBase::Phase::finished;
-      ++cancelled_;
-    } else {
-      ++waiting_;
-    }
-  }
-  if (task->phase == TaskBase::Phase::finished) {
+  task->lane = lane_eligible(*task);
+  if (stopping()) {
+    task->phase = TaskBase::Phase::finished;
+    cancelled_.fetch_add(1, std::memory_order_relaxed);
     task->result().fail(cancelled_error(*task, "the runtime is shutting down"));
     return;
   }
+  waiting_.fetch_add(1, std::memory_order_relaxed);
   task->pending_dependencies.store(static_cast<std::int32_t>(dependencies.size()) + 1);
   for (ObjectStateBase* dependency : dependencies) {
     if (!dependency->add_waiter(task)) task->pending_dependencies.fetch_sub(1);
@@ -127,6 +133,13 @@ void Scheduler::unplace_locked(TaskBase& task) {
 
 void Scheduler::dependencies_resolved(TaskBase& task) {
   std::optional<ArgumentFailure> failure = task.failed_argument();
+  if (!failure && task.lane && !stopping()) {
+    auto waiting = TaskBase::Phase::waiting;
+    if (!task.phase.compare_exchange_strong(waiting, TaskBase::Phase::queued)) return;  // cancelled
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+    push_lane(task.shared_from_this());
+    return;
+  }
   if (!failure && task.spec->codelet) place(task);
   std::exception_ptr error;
   {
@@ -135,8 +148,8 @@ void Scheduler::dependencies_resolved(TaskBase& task) {
       unplace_locked(task);
       return;
     }
-    --waiting_;
-    if (!stopping_ && !failure) {
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+    if (!stopping() && !failure) {
       // The spec it queues with asks for the resources of the chosen implementation.
       if (task.placed_on == DeviceKind::gpu) task.spec = task.spec->gpu_variant;
       enqueue_locked(task.shared_from_this());
@@ -144,11 +157,11 @@ void Scheduler::dependencies_resolved(TaskBase& task) {
     }
     unplace_locked(task);
     task.phase = TaskBase::Phase::finished;
-    if (stopping_) {
-      ++cancelled_;
+    if (stopping()) {
+      cancelled_.fetch_add(1, std::memory_order_relaxed);
       error = cancelled_error(task, "the runtime shut down before it ran");
     } else {
-      ++failed_;
+      failed_.fetch_add(1, std::memory_order_relaxed);
       error = task_error(task, failure->cause,
                          " because its argument " + std::to_string(failure->index) + " failed");
     }
@@ -171,25 +184,26 @@ void Scheduler::enqueue_locked(std::shared_ptr<TaskBase> task) {
   wake_worker_locked();
 }
 
+// Under the lock, which orders it with every change of a task outside the lanes; a lane
+// task may be taken meanwhile, so its phase changes by compare-and-swap.
 void Scheduler::cancel(TaskBase& task) {
   {
     std::lock_guard lock(mutex_);
     task.cancel_requested = true;
-    switch (task.phase) {
-      case TaskBase::Phase::waiting:
-        --waiting_;
-        break;
-      case TaskBase::Phase::queued:
-        --queued_;  // its queue entry is dropped when it reaches the front
-        note_queued_locked();
-        unplace_locked(task);
-        break;
-      case TaskBase::Phase::running:
-      case TaskBase::Phase::finished:
-        return;
+    auto phase = task.phase.load(std::memory_order_acquire);
+    do {
+      if (phase == TaskBase::Phase::running || phase == TaskBase::Phase::finished) return;
+    } while (!task.phase.compare_exchange_weak(phase, TaskBase::Phase::finished));
+    if (phase == TaskBase::Phase::waiting) {
+      waiting_.fetch_sub(1, std::memory_order_relaxed);
+    } else if (task.lane) {
+      lane_queued_.fetch_sub(1, std::memory_order_relaxed);  // its entry is dropped when taken
+    } else {
+      --queued_;  // its queue entry is dropped when it reaches the front
+      note_queued_locked();
+      unplace_locked(task);
     }
-    task.phase = TaskBase::Phase::finished;
-    ++cancelled_;
+    cancelled_.fetch_add(1, std::memory_order_relaxed);
   }
   task.result().fail(cancelled_error(task, "cancel() was called before it ran"));
 }
@@ -209,16 +223,38 @@ Scheduler::ShapeQueue* Scheduler::best_admissible_locked() {
 }
 
 void Scheduler::wake_worker_locked() {
-  if (idle_workers_.empty() || (actor_runs_.empty() && !best_admissible_locked())) return;
+  if (idle_workers_.empty() ||
+      (actor_runs_.empty() && !best_admissible_locked() && !lane_work_admissible_locked())) {
+    return;
+  }
   IdleWorker worker = idle_workers_.back();  // the latest to go idle may still be spinning
   idle_workers_.pop_back();
   idle_count_.store(idle_workers_.size(), std::memory_order_relaxed);
   worker.algorithm->wake(worker.fiber);
 }
 
+// Lane tasks first, with no lock while the worker holds its credit; the locked path when
+// other work waits (actors' runners, tasks of other demands, blocked tasks taking their CPU
+// back) or none is left. A worker going idle gives its credit back, announces itself, and
+// looks at the lanes once more (a submit bumps lane_queued_ and then reads idle_count_: one of
+// the two sees the other), so a wake-up is never lost.
 std::optional<Admitted> Scheduler::next_task() {
-  std::unique_lock lock(mutex_);
+  WorkerAlgorithm* algorithm = worker_algorithm();
+  const unsigned index = algorithm->index() % workers_;
+  Lane& own = lanes_[index];
   for (;;) {
+    if (queued_work_.load(std::memory_order_relaxed) == 0 &&
+        lane_queued_.load(std::memory_order_relaxed) > 0 && (own.credit || acquire_credit(own))) {
+      if (std::shared_ptr<TaskBase> task = take_from_lanes(index)) {
+        Allocation allocation = std::move(*own.credit);
+        own.credit.reset();
+        credits_.fetch_sub(1, std::memory_order_relaxed);  // the task holds it now
+        ++task->attempts;
+        return Admitted{std::move(task), std::move(allocation), nullptr};
+      }
+    }
+    std::unique_lock lock(mutex_);
+    if (own.credit) release_credit_locked(own);  // for the work below, or for others
     if (!actor_runs_.empty()) {  // actors hold their resources already: they go first
       std::shared_ptr<ActorCore> actor = std::move(actor_runs_.front());
       actor_runs_.pop_front();
@@ -235,23 +271,110 @@ std::optional<Admitted> Scheduler::next_task() {
       wake_worker_locked();
       return Admitted{std::move(task), std::move(*allocation), nullptr};
     }
-    if (stopping_ && actors_ == 0) return std::nullopt;  // live actors still need runners
+    if (lane_work_admissible_locked()) continue;
+    if (stopping() && actors_ == 0 && lane_queued_.load() == 0) return std::nullopt;
     // Suspended until a waker takes it off the list; a wake before the suspension is kept.
     boost::fibers::context* self = boost::fibers::context::active();
-    idle_workers_.push_back({self, worker_algorithm()});
-    idle_count_.store(idle_workers_.size(), std::memory_order_relaxed);
+    idle_workers_.push_back({self, algorithm});
+    idle_count_.store(idle_workers_.size());
+    if (lane_work_admissible_locked()) {  // a submit that did not see this worker idle
+      idle_workers_.pop_back();
+      idle_count_.store(idle_workers_.size());
+      continue;
+    }
     lock.unlock();
     self->suspend();
-    lock.lock();
+  }
+}
+
+bool Scheduler::lane_eligible(const TaskBase& task) const noexcept {
+  return unit_request_ && task.spec->request == unit_request_ && !task.actor && !task.spec->codelet;
+}
+
+void Scheduler::push_lane(std::shared_ptr<TaskBase> task) {
+  WorkerAlgorithm* algorithm = worker_algorithm();  // a worker keeps what it makes
+  unsigned index =
+      algorithm ? algorithm->index() : next_lane_.fetch_add(1, std::memory_order_relaxed);
+  Lane& lane = lanes_[index % workers_];
+  {
+    std::lock_guard lock(lane.mutex);
+    lane.tasks.push_back(std::move(task));
+  }
+  lane_queued_.fetch_add(1);
+  if (idle_count_.load() > 0) {
+    std::lock_guard lock(mutex_);
+    wake_worker_locked();
+  }
+}
+
+std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
+  for (unsigned k = 0; k < workers_; ++k) {
+    Lane& lane = lanes_[(worker + k) % workers_];
+    std::lock_guard lock(lane.mutex);
+    while (!lane.tasks.empty()) {
+      std::shared_ptr<TaskBase> task;
+      if (k == 0) {
+        task = std::move(lane.tasks.front());
+        lane.tasks.pop_front();
+      } else {
+        task = std::move(lane.tasks.back());
+        lane.tasks.pop_back();
+      }
+      auto queued = TaskBase::Phase::queued;  // else cancelled, or run inline: dropped
+      if (task->phase.compare_exchange_strong(queued, TaskBase::Phase::running)) {
+        lane_queued_.fetch_sub(1, std::memory_order_relaxed);
+        return task;
+      }
+    }
+  }
+  return nullptr;
+}
+
+bool Scheduler::acquire_credit(Lane& lane) {
+  std::lock_guard lock(mutex_);
+  if (!reacquire_.empty()) return false;  // tasks taking their CPU back go first
+  std::optional<Allocation> credit = pool_.try_acquire(unit_request_);
+  if (!credit) return false;
+  lane.credit = std::move(credit);
+  credits_.fetch_add(1, std::memory_order_relaxed);
+  ++running_;
+  return true;
+}
+
+void Scheduler::release_credit_locked(Lane& lane) {
+  pool_.release(*lane.credit);
+  lane.credit.reset();
+  credits_.fetch_sub(1, std::memory_order_relaxed);
+  --running_;
+  serve_reacquire_locked();
+  wake_worker_locked();
+  check_deadlock_locked();
+}
+
+bool Scheduler::lane_work_admissible_locked() const {
+  return lane_queued_.load() > 0 && reacquire_.empty() && pool_.can_acquire(*unit_request_);
+}
+
+void Scheduler::cancel_lanes() {
+  for (unsigned i = 0; i < workers_; ++i) {
+    std::deque<std::shared_ptr<TaskBase>> tasks;
+    {
+      std::lock_guard lock(lanes_[i].mutex);
+      tasks.swap(lanes_[i].tasks);
+    }
+    for (const auto& task : tasks) {
+      auto queued = TaskBase::Phase::queued;
+      if (!task->phase.compare_exchange_strong(queued, TaskBase::Phase::finished)) continue;
+      lane_queued_.fetch_sub(1);
+      cancelled_.fetch_add(1, std::memory_order_relaxed);
+      task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));
+    }
   }
 }
 
 void Scheduler::start_locked(TaskBase& task) {
   task.phase = TaskBase::Phase::running;
   ++task.attempts;
-  task.running_next = running_tasks_;
-  if (running_tasks_) running_tasks_->running_prev = &task;
-  running_tasks_ = &task;
   --queued_;
   note_queued_locked();
   ++running_;
@@ -285,31 +408,43 @@ bool Scheduler::run_inline(TaskBase& caller, ObjectStateBase& object) {
       task->phase != TaskBase::Phase::queued || !enough_stack_to_inline()) {
     return false;  // phase is read without the lock here: a hint, checked again below
   }
-  {
+  // The caller's count in running_ passes to the task: the caller waits under it. A lane task
+  // has none of its own (its CPU is the caller's); another gives up the one it starts with.
+  if (task->lane) {
+    auto queued = TaskBase::Phase::queued;
+    if (stopping() || !task->phase.compare_exchange_strong(queued, TaskBase::Phase::running)) {
+      return false;
+    }
+    lane_queued_.fetch_sub(1, std::memory_order_relaxed);  // its entry is dropped when taken
+    ++task->attempts;
+  } else {
     std::lock_guard lock(mutex_);
-    if (task->phase != TaskBase::Phase::queued || stopping_) return false;
+    if (task->phase != TaskBase::Phase::queued || stopping()) return false;
     start_locked(*task);  // its queue entry is dropped when it reaches the front
-    --running_;           // the caller's count passes to it: the caller waits under it
+    --running_;
   }
   WorkerAlgorithm* algorithm = worker_algorithm();
   std::exception_ptr error;
   // Retries run here too: its stale queue entry must not look queued again.
   for (;;) {
     error = run_task(*task, algorithm ? algorithm->index() : 0, caller.allocation);
-    if (!should_retry(*task, error) || task->cancel_requested) break;
-    std::lock_guard lock(mutex_);
-    if (stopping_) break;
+    if (!should_retry(*task, error) || task->cancel_requested || stopping()) break;
     ++task->attempts;
   }
   enter_task(&caller);
   if (caller.device >= 0) make_current(caller.device);
-  settle(*task, nullptr, error, false);
+  if (task->lane) {
+    settle_inline_lane(*task, error);
+  } else {
+    settle(*task, nullptr, error, false);
+  }
   return true;
 }
 
 bool Scheduler::should_retry(const TaskBase& task, std::exception_ptr error) const {
   const TaskSpec& spec = *task.spec;
-  return error && spec.retry_exceptions && (spec.max_retries < 0 || task.attempts <= spec.max_retries);
+  return error && spec.retry_exceptions &&
+         (spec.max_retries < 0 || task.attempts <= spec.max_retries);
 }
 
 void Scheduler::execute(Admitted admitted, unsigned worker) {
@@ -319,7 +454,11 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
   }
   TaskBase& task = *admitted.task;
   std::exception_ptr error = run_task(task, worker, &admitted.allocation);
-  settle(task, &admitted.allocation, error, should_retry(task, error));
+  if (task.lane) {
+    settle_lane(task, admitted.allocation, error, should_retry(task, error));
+  } else {
+    settle(task, &admitted.allocation, error, should_retry(task, error));
+  }
 }
 
 void Scheduler::execute_failed(Admitted admitted, const std::string& why) {
@@ -391,16 +530,13 @@ void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_pt
     } else if (allocation) {
       pool_.release(*allocation);
     }
-    (task.running_prev ? task.running_prev->running_next : running_tasks_) = task.running_next;
-    if (task.running_next) task.running_next->running_prev = task.running_prev;
-    task.running_prev = task.running_next = nullptr;
-    if (allocation) ++settling_;
-    requeued = error && retry && !stopping_ && !task.cancel_requested;
+    if (allocation) settling_.fetch_add(1, std::memory_order_relaxed);
+    requeued = error && retry && !stopping() && !task.cancel_requested;
     if (requeued) {
       enqueue_locked(task.shared_from_this());
     } else {
       task.phase = TaskBase::Phase::finished;
-      ++(error ? failed_ : finished_);
+      (error ? failed_ : finished_).fetch_add(1, std::memory_order_relaxed);
       unplace_locked(task);
     }
     if (allocation) {
@@ -408,17 +544,60 @@ void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_pt
       wake_worker_locked();
     }
   }
-  if (error && !requeued) {
-    std::string context = task.attempts > 1 ? " on attempt " + std::to_string(task.attempts) : "";
-    task.result().fail(task_error(task, error, context));
-  } else if (!error) {
-    task.publish();
-  }
+  if (!requeued) publish_outcome(task, error);
   if (!allocation) return;
   std::lock_guard lock(mutex_);
   --running_;
-  --settling_;
+  settling_.fetch_sub(1, std::memory_order_relaxed);
   check_deadlock_locked();
+}
+
+// Without the lock when the task ran on the worker's runner, which takes the CPU back as its
+// credit and goes on to the next task; through it when the task blocked and lost the runner's
+// role (the runner may be idle, and a credit left with it would be stranded).
+void Scheduler::settle_lane(TaskBase& task, Allocation& allocation, std::exception_ptr error,
+                            bool retry) {
+  WorkerAlgorithm& algorithm = *worker_algorithm();
+  Lane& own = lanes_[algorithm.index() % workers_];
+  const bool to_pool =
+      own.credit.has_value() || algorithm.runner() != boost::fibers::context::active();
+  if (to_pool) {
+    settling_.fetch_add(1, std::memory_order_relaxed);  // running until its object completes
+  } else {
+    own.credit = std::move(allocation);
+    credits_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (error && retry && !stopping() && !task.cancel_requested) {
+    task.phase = TaskBase::Phase::queued;
+    push_lane(task.shared_from_this());
+  } else {
+    task.phase.store(TaskBase::Phase::finished, std::memory_order_release);
+    (error ? failed_ : finished_).fetch_add(1, std::memory_order_relaxed);
+    publish_outcome(task, error);
+  }
+  if (!to_pool) return;
+  std::lock_guard lock(mutex_);
+  pool_.release(allocation);
+  --running_;
+  settling_.fetch_sub(1, std::memory_order_relaxed);
+  serve_reacquire_locked();
+  wake_worker_locked();
+  check_deadlock_locked();
+}
+
+void Scheduler::settle_inline_lane(TaskBase& task, std::exception_ptr error) {
+  task.phase.store(TaskBase::Phase::finished, std::memory_order_release);
+  (error ? failed_ : finished_).fetch_add(1, std::memory_order_relaxed);
+  publish_outcome(task, error);
+}
+
+void Scheduler::publish_outcome(TaskBase& task, std::exception_ptr error) {
+  if (!error) {
+    task.publish();
+    return;
+  }
+  std::string context = task.attempts > 1 ? " on attempt " + std::to_string(task.attempts) : "";
+  task.result().fail(task_error(task, error, context));
 }
 
 void Scheduler::record(TimelineEvent event) {
@@ -432,8 +611,7 @@ void Scheduler::record(TimelineEvent event) {
 }
 
 void Scheduler::record_transfer(std::string label, DeviceKind from, DeviceKind to,
-                                std::size_t bytes, Clock::time_point start,
-                                Clock::time_point end) {
+                                std::size_t bytes, Clock::time_point start, Clock::time_point end) {
   if (model_ && from != to) {
     model_->record_transfer(from, to, bytes, std::chrono::duration<double>(end - start).count());
     model_updated_.store(true, std::memory_order_relaxed);
@@ -474,6 +652,7 @@ void Scheduler::unblock(BlockedWait& wait) {
     }
     granted = std::make_shared<Event>(1);
     reacquire_.push_back({wait.task, granted});
+    note_queued_locked();
   }
   granted->wait(std::nullopt);
 }
@@ -483,6 +662,7 @@ void Scheduler::serve_reacquire_locked() {
     ++running_;
     reacquire_.front().granted->on_complete();
     reacquire_.pop_front();
+    note_queued_locked();
   }
 }
 
@@ -492,7 +672,7 @@ void Scheduler::serve_reacquire_locked() {
 // ones need.
 void Scheduler::check_deadlock_locked() {
   if (running_ > 0 || blocked_timed_ > 0 || blocked_.empty() || !reacquire_.empty() ||
-      !actor_runs_.empty() || best_admissible_locked()) {
+      !actor_runs_.empty() || best_admissible_locked() || lane_work_admissible_locked()) {
     return;
   }
   bool any_unreported = false;
@@ -534,6 +714,14 @@ std::string Scheduler::describe_deadlock_locked() const {
           << shape.request->demand().to_string();
     }
   }
+  for (unsigned i = 0; i < workers_ && listed < kMostListed; ++i) {
+    std::lock_guard lock(lanes_[i].mutex);
+    for (const auto& task : lanes_[i].tasks) {
+      if (task->phase != TaskBase::Phase::queued || listed == kMostListed) continue;
+      out << (listed++ ? ";" : "") << ' ' << describe_task(*task) << " needs "
+          << unit_request_->demand().to_string();
+    }
+  }
   if (listed == 0) out << " none";
   out << ". Free: " << pool_.available().to_string() << '.';
   return out.str();
@@ -544,19 +732,17 @@ void Scheduler::stop() {
   std::vector<std::shared_ptr<ActorCore>> actors;
   {
     std::lock_guard lock(mutex_);
-    stopping_ = true;
+    stopping_.store(true);  // running tasks see this_task::cancelled()
     for (ActorCore* actor = live_actors_; actor; actor = actor->live_next) {
       if (auto alive = actor->weak_from_this().lock()) actors.push_back(std::move(alive));
     }
-    for (TaskBase* task = running_tasks_; task; task = task->running_next)
-      task->cancel_requested = true;
     for (ShapeQueue& shape : shapes_) {
       for (auto& task : shape.tasks) {
         if (task->phase != TaskBase::Phase::queued) continue;
         task->phase = TaskBase::Phase::finished;
         --queued_;
         note_queued_locked();
-        ++cancelled_;
+        cancelled_.fetch_add(1, std::memory_order_relaxed);
         cancelled.push_back(std::move(task));
       }
       shape.tasks.clear();
@@ -566,6 +752,7 @@ void Scheduler::stop() {
   for (const auto& task : cancelled) {
     task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));
   }
+  cancel_lanes();
   // Each actor then destroys its instance on a worker, and the last one to die lets the
   // idle workers go.
   for (const auto& actor : actors) actor->shutdown();
@@ -653,7 +840,7 @@ void Scheduler::actor_died(ActorCore& actor, std::optional<Allocation> allocatio
     --actors_;
   }
   release_name_locked(actor);
-  if (stopping_ && actors_ == 0) wake_all_idle_locked();
+  if (stopping() && actors_ == 0) wake_all_idle_locked();
   serve_reacquire_locked();
   wake_worker_locked();
   check_deadlock_locked();
@@ -664,24 +851,31 @@ RuntimeStatus Scheduler::status() const {
   std::lock_guard lock(mutex_);
   status.total = pool_.totals();
   status.available = pool_.available();
-  status.waiting_for_dependencies = waiting_;
-  status.waiting_for_resources = queued_;
-  // A snapshot: lingering runners (read without the lock) are running_ but run nothing.
-  auto running = static_cast<std::int64_t>(running_ - settling_ + reacquire_.size()) -
+  const std::size_t lane_queued = lane_queued_.load();
+  status.waiting_for_dependencies = waiting_.load();
+  status.waiting_for_resources = queued_ + lane_queued;
+  // A snapshot: lingering runners (read without the lock) are running_ but run nothing, and
+  // workers' credits are CPUs held for tasks to come.
+  auto running = static_cast<std::int64_t>(running_ + reacquire_.size()) -
+                 static_cast<std::int64_t>(settling_.load() + credits_.load()) -
                  lingering_.load(std::memory_order_relaxed);
   status.running = static_cast<std::size_t>(std::max<std::int64_t>(0, running));
   status.blocked = blocked_timed_ + blocked_untimed_;
-  status.finished = finished_;
-  status.failed = failed_;
-  status.cancelled = cancelled_;
+  status.finished = finished_.load();
+  status.failed = failed_.load();
+  status.cancelled = cancelled_.load();
+  std::size_t lane_queued_local = lane_queued;
   status.actors = actors_;
   status.actor_calls_finished = calls_finished_.load(std::memory_order_relaxed);
   status.actor_calls_failed = calls_failed_.load(std::memory_order_relaxed);
   for (const ShapeQueue& shape : shapes_) {
     std::size_t count = std::ranges::count_if(
         shape.tasks, [](const auto& task) { return task->phase == TaskBase::Phase::queued; });
+    if (shape.request == unit_request_) count += std::exchange(lane_queued_local, 0);
     if (count > 0) status.pending_demands.emplace_back(shape.request->demand(), count);
   }
+  if (lane_queued_local > 0)
+    status.pending_demands.emplace_back(unit_request_->demand(), lane_queued_local);
   return status;
 }
 

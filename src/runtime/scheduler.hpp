@@ -44,6 +44,16 @@ struct Admitted {
   std::shared_ptr<ActorCore> actor;
 };
 
+/// A worker's lane: tasks whose demand is one CPU (the default), queued and taken without
+/// the scheduler's lock, run on the worker's credit: a CPU it takes from the pool while it has
+/// such work and gives back when it has none. Other workers steal the newest tasks.
+struct alignas(64) Lane {
+  std::mutex mutex;
+  std::deque<std::shared_ptr<TaskBase>> tasks;  // guarded by mutex
+  /// The worker's credit; touched only by that worker's fibers.
+  std::optional<Allocation> credit;
+};
+
 /// The timeline row of transfers (workers are rows 0 to n-1).
 inline constexpr unsigned kTransferRow = 1000;
 
@@ -150,8 +160,8 @@ class Scheduler {
   void stop();
 
   [[nodiscard]] RuntimeStatus status() const;
-  /// How many worker threads run tasks (set once by the runtime).
-  void set_workers(unsigned workers) noexcept { workers_ = workers; }
+  /// How many worker threads run tasks (set once by the runtime, before any task).
+  void set_workers(unsigned workers);
   [[nodiscard]] unsigned workers() const noexcept { return workers_; }
   /// Records a copy made for a consumer (a Buffer's replica) in the timeline, and in the
   /// performance model when it crossed between kinds of device.
@@ -167,8 +177,11 @@ class Scheduler {
 
   /// Whether tasks or actor runners wait to be taken; read without the lock, so only a hint.
   [[nodiscard]] bool has_queued_work() const noexcept {
-    return queued_work_.load(std::memory_order_relaxed) > 0;
+    return queued_work_.load(std::memory_order_relaxed) > 0 ||
+           lane_queued_.load(std::memory_order_relaxed) > 0;
   }
+  /// Whether the runtime is shutting down: running tasks see this_task::cancelled().
+  [[nodiscard]] bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   /// Whether some worker waits for work; read without the lock, so only a hint.
   [[nodiscard]] bool has_idle_worker() const noexcept {
     return idle_count_.load(std::memory_order_relaxed) > 0;
@@ -202,13 +215,29 @@ class Scheduler {
   void check_deadlock_locked();
   std::string describe_deadlock_locked() const;
   void settle(TaskBase& task, Allocation* allocation, std::exception_ptr error, bool retry);
+  /// Settles a task taken from a lane: its CPU goes back to the worker's credit (or the pool).
+  void settle_lane(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry);
+  /// Settles a lane task run inline: what it ran on stays the caller's.
+  void settle_inline_lane(TaskBase& task, std::exception_ptr error);
+  void publish_outcome(TaskBase& task, std::exception_ptr error);
   [[nodiscard]] bool should_retry(const TaskBase& task, std::exception_ptr error) const;
   /// Moves a queued task to running.
   void start_locked(TaskBase& task);
+  [[nodiscard]] bool lane_eligible(const TaskBase& task) const noexcept;
+  void push_lane(std::shared_ptr<TaskBase> task);
+  /// A queued lane task: the calling worker's oldest, else another lane's newest.
+  std::shared_ptr<TaskBase> take_from_lanes(unsigned worker);
+  /// Takes a CPU from the pool as the worker's credit; false if none is free.
+  bool acquire_credit(Lane& lane);
+  void release_credit_locked(Lane& lane);
+  /// Whether a lane task could start: some are queued and a CPU is free for one.
+  [[nodiscard]] bool lane_work_admissible_locked() const;
+  /// Fails every queued lane task as cancelled (the runtime stops).
+  void cancel_lanes();
   void record(TimelineEvent event);
   void wake_all_idle_locked();
   void note_queued_locked() noexcept {
-    queued_work_.store(queued_ + actor_runs_.size(), std::memory_order_relaxed);
+    queued_work_.store(queued_ + actor_runs_.size() + reacquire_.size(), std::memory_order_relaxed);
   }
   void release_name_locked(ActorCore& actor);
 
@@ -225,7 +254,6 @@ class Scheduler {
   std::vector<ShapeQueue> shapes_;
   std::deque<Reacquire> reacquire_;
   std::vector<BlockedWait*> blocked_;
-  TaskBase* running_tasks_ = nullptr;  // intrusive list, to flag them cancelled at stop
   std::atomic<std::uint64_t> next_id_{0};
   std::deque<std::shared_ptr<ActorCore>> actor_runs_;
   ActorCore* live_actors_ = nullptr;  // intrusive list, to stop them
@@ -240,11 +268,19 @@ class Scheduler {
   std::atomic<int> lingering_{0};
   std::vector<IdleWorker> idle_workers_;    // a stack: the most recently idle is woken first
   std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker
-  std::atomic<std::size_t> queued_work_{0};  // queued_ + actor_runs_.size(), a hint
-  bool stopping_ = false;
-  std::size_t settling_ = 0;  // counted in running_ until their objects complete
-  std::size_t waiting_ = 0, queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0,
-              finished_ = 0, failed_ = 0, cancelled_ = 0;
+  // queued_ + actor_runs_ + reacquire_: work a lane-running worker should look at
+  std::atomic<std::size_t> queued_work_{0};
+  std::atomic<bool> stopping_{false};
+  // Guarded by mutex_: running_ counts tasks that hold their CPU and run, and workers' credits.
+  std::size_t queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0;
+  // Kept without the lock, so that a lane task takes it nowhere.
+  std::atomic<std::size_t> waiting_{0}, finished_{0}, failed_{0}, cancelled_{0};
+  std::atomic<std::size_t> settling_{0};     // counted in running_ until their objects complete
+  std::atomic<std::size_t> credits_{0};      // CPUs held as workers' credits, in running_
+  std::atomic<std::size_t> lane_queued_{0};  // lane tasks queued, exactly
+  std::shared_ptr<const ResourceRequest> unit_request_;  // {cpu: 1}; null below one CPU
+  std::unique_ptr<Lane[]> lanes_;
+  std::atomic<unsigned> next_lane_{0};  // for submits from outside the workers
 
   mutable std::mutex timeline_mutex_;
   std::deque<TimelineEvent> timeline_;

@@ -6,10 +6,10 @@
 // so an idle runtime uses no CPU.
 #pragma once
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
-
-#include <sched.h>
 
 namespace spindle::detail {
 

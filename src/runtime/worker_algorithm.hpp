@@ -90,7 +90,7 @@ class WorkerAlgorithm final
   std::condition_variable wake_;
   std::atomic<bool> notified_{false};
   std::mutex woken_mutex_;
-  std::vector<boost::fibers::context*> woken_;  // by wake(), not yet ready
+  std::vector<boost::fibers::context*> woken_;   // by wake(), not yet ready
   std::vector<boost::fibers::context*> taking_;  // the owner's: swapped with woken_
   std::atomic<bool> any_woken_{false};
 };
