@@ -98,6 +98,11 @@ void Scheduler::submit(std::shared_ptr<TaskBase> task) {
     task->result().fail(cancelled_error(*task, "the runtime is shutting down"));
     return;
   }
+  if (dependencies.empty() && task->lane) {  // the common case: straight to a lane
+    task->phase.store(TaskBase::Phase::queued, std::memory_order_relaxed);
+    push_lane(std::move(task));
+    return;
+  }
   waiting_.fetch_add(1, std::memory_order_relaxed);
   task->pending_dependencies.store(static_cast<std::int32_t>(dependencies.size()) + 1);
   for (ObjectStateBase* dependency : dependencies) {
@@ -197,7 +202,7 @@ void Scheduler::cancel(TaskBase& task) {
     if (phase == TaskBase::Phase::waiting) {
       waiting_.fetch_sub(1, std::memory_order_relaxed);
     } else if (task.lane) {
-      lane_queued_.fetch_sub(1, std::memory_order_relaxed);  // its entry is dropped when taken
+      // its lane entry is dropped when taken
     } else {
       --queued_;  // its queue entry is dropped when it reaches the front
       note_queued_locked();
@@ -236,19 +241,19 @@ void Scheduler::wake_worker_locked() {
 // Lane tasks first, with no lock while the worker holds its credit; the locked path when
 // other work waits (actors' runners, tasks of other demands, blocked tasks taking their CPU
 // back) or none is left. A worker going idle gives its credit back, announces itself, and
-// looks at the lanes once more (a submit bumps lane_queued_ and then reads idle_count_: one of
-// the two sees the other), so a wake-up is never lost.
+// looks at the lanes once more (a submit pushes under a lane's mutex and then reads idle_count_:
+// one of the two sees the other), so a wake-up is never lost.
 std::optional<Admitted> Scheduler::next_task() {
   WorkerAlgorithm* algorithm = worker_algorithm();
   const unsigned index = algorithm->index() % workers_;
   Lane& own = lanes_[index];
   for (;;) {
-    if (queued_work_.load(std::memory_order_relaxed) == 0 &&
-        lane_queued_.load(std::memory_order_relaxed) > 0 && (own.credit || acquire_credit(own))) {
+    if (queued_work_.load(std::memory_order_relaxed) == 0 && lanes_hold_tasks() &&
+        (own.credit || acquire_credit(own))) {
       if (std::shared_ptr<TaskBase> task = take_from_lanes(index)) {
         Allocation allocation = std::move(*own.credit);
         own.credit.reset();
-        credits_.fetch_sub(1, std::memory_order_relaxed);  // the task holds it now
+        set_idle_credit(own, false);  // the task holds it now
         ++task->attempts;
         return Admitted{std::move(task), std::move(allocation), nullptr};
       }
@@ -272,7 +277,7 @@ std::optional<Admitted> Scheduler::next_task() {
       return Admitted{std::move(task), std::move(*allocation), nullptr};
     }
     if (lane_work_admissible_locked()) continue;
-    if (stopping() && actors_ == 0 && lane_queued_.load() == 0) return std::nullopt;
+    if (stopping() && actors_ == 0 && !lanes_hold_tasks()) return std::nullopt;
     // Suspended until a waker takes it off the list; a wake before the suspension is kept.
     boost::fibers::context* self = boost::fibers::context::active();
     idle_workers_.push_back({self, algorithm});
@@ -282,6 +287,7 @@ std::optional<Admitted> Scheduler::next_task() {
       idle_count_.store(idle_workers_.size());
       continue;
     }
+    check_deadlock_locked();  // the lanes are clean now: entries left behind were dropped
     lock.unlock();
     self->suspend();
   }
@@ -299,8 +305,8 @@ void Scheduler::push_lane(std::shared_ptr<TaskBase> task) {
   {
     std::lock_guard lock(lane.mutex);
     lane.tasks.push_back(std::move(task));
+    lane.size.store(lane.tasks.size(), std::memory_order_relaxed);
   }
-  lane_queued_.fetch_add(1);
   if (idle_count_.load() > 0) {
     std::lock_guard lock(mutex_);
     wake_worker_locked();
@@ -310,6 +316,7 @@ void Scheduler::push_lane(std::shared_ptr<TaskBase> task) {
 std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
   for (unsigned k = 0; k < workers_; ++k) {
     Lane& lane = lanes_[(worker + k) % workers_];
+    if (lane.size.load(std::memory_order_relaxed) == 0) continue;
     std::lock_guard lock(lane.mutex);
     while (!lane.tasks.empty()) {
       std::shared_ptr<TaskBase> task;
@@ -320,11 +327,9 @@ std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
         task = std::move(lane.tasks.back());
         lane.tasks.pop_back();
       }
+      lane.size.store(lane.tasks.size(), std::memory_order_relaxed);
       auto queued = TaskBase::Phase::queued;  // else cancelled, or run inline: dropped
-      if (task->phase.compare_exchange_strong(queued, TaskBase::Phase::running)) {
-        lane_queued_.fetch_sub(1, std::memory_order_relaxed);
-        return task;
-      }
+      if (task->phase.compare_exchange_strong(queued, TaskBase::Phase::running)) return task;
     }
   }
   return nullptr;
@@ -336,7 +341,7 @@ bool Scheduler::acquire_credit(Lane& lane) {
   std::optional<Allocation> credit = pool_.try_acquire(unit_request_);
   if (!credit) return false;
   lane.credit = std::move(credit);
-  credits_.fetch_add(1, std::memory_order_relaxed);
+  set_idle_credit(lane, true);
   ++running_;
   return true;
 }
@@ -344,7 +349,7 @@ bool Scheduler::acquire_credit(Lane& lane) {
 void Scheduler::release_credit_locked(Lane& lane) {
   pool_.release(*lane.credit);
   lane.credit.reset();
-  credits_.fetch_sub(1, std::memory_order_relaxed);
+  set_idle_credit(lane, false);
   --running_;
   serve_reacquire_locked();
   wake_worker_locked();
@@ -352,7 +357,28 @@ void Scheduler::release_credit_locked(Lane& lane) {
 }
 
 bool Scheduler::lane_work_admissible_locked() const {
-  return lane_queued_.load() > 0 && reacquire_.empty() && pool_.can_acquire(*unit_request_);
+  return reacquire_.empty() && lanes_hold_tasks() && pool_.can_acquire(*unit_request_);
+}
+
+bool Scheduler::lanes_hold_tasks() const noexcept {
+  for (unsigned i = 0; i < workers_; ++i) {
+    if (lanes_[i].size.load(std::memory_order_relaxed) > 0) return true;
+  }
+  return false;
+}
+
+std::size_t Scheduler::lane_tasks_queued() const {
+  std::size_t queued = 0;
+  for (unsigned i = 0; i < workers_; ++i) {
+    std::lock_guard lock(lanes_[i].mutex);
+    queued += std::ranges::count_if(
+        lanes_[i].tasks, [](const auto& task) { return task->phase == TaskBase::Phase::queued; });
+  }
+  return queued;
+}
+
+Lane& Scheduler::own_lane() const noexcept {
+  return lanes_[worker_algorithm()->index() % workers_];
 }
 
 void Scheduler::cancel_lanes() {
@@ -361,11 +387,11 @@ void Scheduler::cancel_lanes() {
     {
       std::lock_guard lock(lanes_[i].mutex);
       tasks.swap(lanes_[i].tasks);
+      lanes_[i].size.store(0, std::memory_order_relaxed);
     }
     for (const auto& task : tasks) {
       auto queued = TaskBase::Phase::queued;
       if (!task->phase.compare_exchange_strong(queued, TaskBase::Phase::finished)) continue;
-      lane_queued_.fetch_sub(1);
       cancelled_.fetch_add(1, std::memory_order_relaxed);
       task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));
     }
@@ -415,8 +441,7 @@ bool Scheduler::run_inline(TaskBase& caller, ObjectStateBase& object) {
     if (stopping() || !task->phase.compare_exchange_strong(queued, TaskBase::Phase::running)) {
       return false;
     }
-    lane_queued_.fetch_sub(1, std::memory_order_relaxed);  // its entry is dropped when taken
-    ++task->attempts;
+    ++task->attempts;  // its lane entry is dropped when taken
   } else {
     std::lock_guard lock(mutex_);
     if (task->phase != TaskBase::Phase::queued || stopping()) return false;
@@ -565,14 +590,14 @@ void Scheduler::settle_lane(TaskBase& task, Allocation& allocation, std::excepti
     settling_.fetch_add(1, std::memory_order_relaxed);  // running until its object completes
   } else {
     own.credit = std::move(allocation);
-    credits_.fetch_add(1, std::memory_order_relaxed);
+    set_idle_credit(own, true);
   }
   if (error && retry && !stopping() && !task.cancel_requested) {
     task.phase = TaskBase::Phase::queued;
     push_lane(task.shared_from_this());
   } else {
     task.phase.store(TaskBase::Phase::finished, std::memory_order_release);
-    (error ? failed_ : finished_).fetch_add(1, std::memory_order_relaxed);
+    count_settled(own, error != nullptr);
     publish_outcome(task, error);
   }
   if (!to_pool) return;
@@ -587,7 +612,7 @@ void Scheduler::settle_lane(TaskBase& task, Allocation& allocation, std::excepti
 
 void Scheduler::settle_inline_lane(TaskBase& task, std::exception_ptr error) {
   task.phase.store(TaskBase::Phase::finished, std::memory_order_release);
-  (error ? failed_ : finished_).fetch_add(1, std::memory_order_relaxed);
+  count_settled(own_lane(), error != nullptr);
   publish_outcome(task, error);
 }
 
@@ -851,18 +876,24 @@ RuntimeStatus Scheduler::status() const {
   std::lock_guard lock(mutex_);
   status.total = pool_.totals();
   status.available = pool_.available();
-  const std::size_t lane_queued = lane_queued_.load();
+  const std::size_t lane_queued = lane_tasks_queued();
+  std::size_t idle_credits = 0, lane_finished = 0, lane_failed = 0;
+  for (unsigned i = 0; i < workers_; ++i) {
+    idle_credits += lanes_[i].idle_credit.load(std::memory_order_relaxed);
+    lane_finished += lanes_[i].finished.load(std::memory_order_relaxed);
+    lane_failed += lanes_[i].failed.load(std::memory_order_relaxed);
+  }
   status.waiting_for_dependencies = waiting_.load();
   status.waiting_for_resources = queued_ + lane_queued;
   // A snapshot: lingering runners (read without the lock) are running_ but run nothing, and
   // workers' credits are CPUs held for tasks to come.
   auto running = static_cast<std::int64_t>(running_ + reacquire_.size()) -
-                 static_cast<std::int64_t>(settling_.load() + credits_.load()) -
+                 static_cast<std::int64_t>(settling_.load() + idle_credits) -
                  lingering_.load(std::memory_order_relaxed);
   status.running = static_cast<std::size_t>(std::max<std::int64_t>(0, running));
   status.blocked = blocked_timed_ + blocked_untimed_;
-  status.finished = finished_.load();
-  status.failed = failed_.load();
+  status.finished = finished_.load() + lane_finished;
+  status.failed = failed_.load() + lane_failed;
   status.cancelled = cancelled_.load();
   std::size_t lane_queued_local = lane_queued;
   status.actors = actors_;

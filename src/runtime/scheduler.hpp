@@ -50,8 +50,15 @@ struct Admitted {
 struct alignas(64) Lane {
   std::mutex mutex;
   std::deque<std::shared_ptr<TaskBase>> tasks;  // guarded by mutex
+  /// tasks.size(), read without the mutex as a hint; it counts entries left by tasks that
+  /// were cancelled or run inline, which whoever takes from the lane drops.
+  std::atomic<std::size_t> size{0};
   /// The worker's credit; touched only by that worker's fibers.
   std::optional<Allocation> credit;
+  // Written only by the lane's worker, summed by status(): no line is shared on the way.
+  alignas(64) std::atomic<std::size_t> finished{0};
+  std::atomic<std::size_t> failed{0};
+  std::atomic<std::size_t> idle_credit{0};  // 1 while the credit waits for the next task
 };
 
 /// The timeline row of transfers (workers are rows 0 to n-1).
@@ -177,8 +184,7 @@ class Scheduler {
 
   /// Whether tasks or actor runners wait to be taken; read without the lock, so only a hint.
   [[nodiscard]] bool has_queued_work() const noexcept {
-    return queued_work_.load(std::memory_order_relaxed) > 0 ||
-           lane_queued_.load(std::memory_order_relaxed) > 0;
+    return queued_work_.load(std::memory_order_relaxed) > 0 || lanes_hold_tasks();
   }
   /// Whether the runtime is shutting down: running tasks see this_task::cancelled().
   [[nodiscard]] bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
@@ -230,8 +236,22 @@ class Scheduler {
   /// Takes a CPU from the pool as the worker's credit; false if none is free.
   bool acquire_credit(Lane& lane);
   void release_credit_locked(Lane& lane);
-  /// Whether a lane task could start: some are queued and a CPU is free for one.
+  /// Whether a lane task could start: a lane holds one and a CPU is free for it.
   [[nodiscard]] bool lane_work_admissible_locked() const;
+  /// Whether some lane holds an entry (a hint: it may be one left by a cancelled task).
+  [[nodiscard]] bool lanes_hold_tasks() const noexcept;
+  /// Lane tasks queued now, counted under each lane's mutex.
+  [[nodiscard]] std::size_t lane_tasks_queued() const;
+  /// The calling worker's lane, where it counts what it settles.
+  Lane& own_lane() const noexcept;
+  /// Counts a lane task's outcome in the settling worker's lane: one writer per counter.
+  static void count_settled(Lane& lane, bool failed) noexcept {
+    auto& counter = failed ? lane.failed : lane.finished;
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  void set_idle_credit(Lane& lane, bool idle) noexcept {
+    lane.idle_credit.store(idle ? 1 : 0, std::memory_order_relaxed);
+  }
   /// Fails every queued lane task as cancelled (the runtime stops).
   void cancel_lanes();
   void record(TimelineEvent event);
@@ -275,9 +295,7 @@ class Scheduler {
   std::size_t queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0;
   // Kept without the lock, so that a lane task takes it nowhere.
   std::atomic<std::size_t> waiting_{0}, finished_{0}, failed_{0}, cancelled_{0};
-  std::atomic<std::size_t> settling_{0};     // counted in running_ until their objects complete
-  std::atomic<std::size_t> credits_{0};      // CPUs held as workers' credits, in running_
-  std::atomic<std::size_t> lane_queued_{0};  // lane tasks queued, exactly
+  std::atomic<std::size_t> settling_{0};  // counted in running_ until their objects complete
   std::shared_ptr<const ResourceRequest> unit_request_;  // {cpu: 1}; null below one CPU
   std::unique_ptr<Lane[]> lanes_;
   std::atomic<unsigned> next_lane_{0};  // for submits from outside the workers
