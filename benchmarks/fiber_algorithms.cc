@@ -70,7 +70,7 @@ void measure(const char* name, const std::function<void()>& install) {
 int main() {
   std::printf("%-34s %14s %22s\n", "algorithm (2 threads)", "fibers/s", "CPU ms in 200 ms idle");
   measure("spindle WorkerAlgorithm",
-          [] { boost::fibers::use_scheduling_algorithm<spindle::detail::WorkerAlgorithm>(0u); });
+          [] { boost::fibers::use_scheduling_algorithm<spindle::detail::WorkerAlgorithm>(0u, nullptr); });
   measure("round_robin (per thread)",
           [] { boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>(); });
   measure("shared_work (suspend)",

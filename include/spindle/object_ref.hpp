@@ -77,8 +77,13 @@ class ObjectStateBase {
  private:
   void complete(Status status, std::exception_ptr error) noexcept;
 
+  // Whether waiters were ever added: an object nobody waits for completes with one
+  // compare-and-swap and no lock (most task results are read after they are done).
+  enum class Waiters : std::uint8_t { none, some, closed };
   std::atomic<Status> status_{Status::pending};
-  std::mutex mutex_;  // guards waiters_ and completion; never held while blocking
+  std::atomic<bool> claimed_{false};  // by the first completion
+  std::atomic<Waiters> waiters_state_{Waiters::none};
+  std::mutex mutex_;  // guards waiters_ once some were added; never held while blocking
   std::exception_ptr error_;
   std::vector<std::shared_ptr<Waiter>> waiters_;
 };

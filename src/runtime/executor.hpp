@@ -12,6 +12,7 @@
 // aborts.
 #pragma once
 
+#include <atomic>
 #include <boost/context/stack_context.hpp>
 #include <cstddef>
 #include <memory>
@@ -84,6 +85,7 @@ class Executor {
 
   Scheduler& scheduler_;
   StackPool stacks_;
+  std::atomic<bool> spinning_{false};  // an idle worker spins (see WorkerAlgorithm)
   std::vector<std::thread> threads_;
 };
 

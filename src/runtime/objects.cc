@@ -12,7 +12,10 @@ namespace spindle::detail {
 
 bool ObjectStateBase::add_waiter(std::shared_ptr<Waiter> waiter) {
   std::lock_guard lock(mutex_);
-  if (done()) return false;
+  auto state = Waiters::none;
+  if (!waiters_state_.compare_exchange_strong(state, Waiters::some) && state == Waiters::closed) {
+    return false;  // completed
+  }
   waiters_.push_back(std::move(waiter));
   return true;
 }
@@ -26,13 +29,18 @@ void ObjectStateBase::fail(std::exception_ptr error) noexcept {
   complete(Status::failed, std::move(error));
 }
 
+// The first completion wins (the runtime may fail an object its producer never ran); later
+// ones do nothing. Completing takes no lock unless someone waits.
 void ObjectStateBase::complete(Status status, std::exception_ptr error) noexcept {
+  if (claimed_.exchange(true, std::memory_order_acq_rel)) return;  // completed already
+  error_ = std::move(error);
+  status_.store(status, std::memory_order_release);  // the value and error are visible first
+  auto none = Waiters::none;
+  if (waiters_state_.compare_exchange_strong(none, Waiters::closed)) return;  // nobody waits
   std::vector<std::shared_ptr<Waiter>> waiters;
   {
     std::lock_guard lock(mutex_);
-    if (done()) return;
-    error_ = std::move(error);
-    status_.store(status, std::memory_order_release);
+    waiters_state_.store(Waiters::closed, std::memory_order_release);
     waiters.swap(waiters_);
   }
   for (const auto& waiter : waiters) waiter->on_complete();

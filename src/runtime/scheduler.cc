@@ -1,6 +1,8 @@
 // The scheduler: see scheduler.hpp.
 #include "runtime/scheduler.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -232,8 +234,18 @@ void Scheduler::wake_worker_locked() {
       (actor_runs_.empty() && !best_admissible_locked() && !lane_work_admissible_locked())) {
     return;
   }
-  IdleWorker worker = idle_workers_.back();  // the latest to go idle may still be spinning
-  idle_workers_.pop_back();
+  // The latest to go idle may still be spinning; one on another core than the caller's can
+  // start at once, where one sharing the caller's core would wait for it to yield.
+  auto chosen = idle_workers_.end() - 1;
+  const int here = sched_getcpu();
+  for (auto it = idle_workers_.rbegin(); it != idle_workers_.rend(); ++it) {
+    if (it->cpu != here) {
+      chosen = std::prev(it.base());
+      break;
+    }
+  }
+  IdleWorker worker = *chosen;
+  idle_workers_.erase(chosen);
   idle_count_.store(idle_workers_.size(), std::memory_order_relaxed);
   worker.algorithm->wake(worker.fiber);
 }
@@ -280,7 +292,7 @@ std::optional<Admitted> Scheduler::next_task() {
     if (stopping() && actors_ == 0 && !lanes_hold_tasks()) return std::nullopt;
     // Suspended until a waker takes it off the list; a wake before the suspension is kept.
     boost::fibers::context* self = boost::fibers::context::active();
-    idle_workers_.push_back({self, algorithm});
+    idle_workers_.push_back({self, algorithm, sched_getcpu()});
     idle_count_.store(idle_workers_.size());
     if (lane_work_admissible_locked()) {  // a submit that did not see this worker idle
       idle_workers_.pop_back();

@@ -205,6 +205,7 @@ class Scheduler {
   struct IdleWorker {
     boost::fibers::context* fiber;
     WorkerAlgorithm* algorithm;
+    int cpu;  // where its thread last ran (workers are pinned)
   };
   struct Reacquire {
     TaskBase* task;

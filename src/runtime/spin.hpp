@@ -24,9 +24,12 @@ inline void pause_briefly() noexcept {
 }
 
 /// Polls `ready` for up to kSpinBeforeSleep (or until `until`); true once it returned true.
+/// With `yield_core`, lets another thread ready on this core run between polls.
 template <typename Ready>
-bool spin_briefly(Ready ready, std::chrono::steady_clock::time_point until =
-                                   std::chrono::steady_clock::time_point::max()) {
+bool spin_briefly(
+    Ready ready,
+    std::chrono::steady_clock::time_point until = std::chrono::steady_clock::time_point::max(),
+    bool yield_core = true) {
   auto end = std::min(until, std::chrono::steady_clock::now() + kSpinBeforeSleep);
   do {
     for (int i = 0; i < 64; ++i) {
@@ -35,7 +38,7 @@ bool spin_briefly(Ready ready, std::chrono::steady_clock::time_point until =
     }
     // A thread that would run here (the caller submitting work, on a machine with as many
     // workers as cores) gets the core now rather than at the end of the spin.
-    sched_yield();
+    if (yield_core) sched_yield();
   } while (std::chrono::steady_clock::now() < end);
   return false;
 }

@@ -16,7 +16,10 @@ WorkerAlgorithm* worker_algorithm() noexcept { return tls_algorithm; }
 const FiberStack& active_fiber_stack() noexcept { return tls_active_stack; }
 void note_new_fiber_stack(const FiberStack& stack) noexcept { tls_new_stack = stack; }
 
-WorkerAlgorithm::WorkerAlgorithm(unsigned index) : index_(index) { tls_algorithm = this; }
+WorkerAlgorithm::WorkerAlgorithm(unsigned index, std::atomic<bool>* spinning)
+    : index_(index), spinning_(spinning) {
+  tls_algorithm = this;
+}
 
 WorkerAlgorithm::~WorkerAlgorithm() {
   if (tls_algorithm == this) tls_algorithm = nullptr;
@@ -84,9 +87,16 @@ void WorkerAlgorithm::release_spare() noexcept {
 // When nothing is ready the thread spins briefly (spin.hpp), then sleeps on a condition
 // variable until a timer is due or notify() (the only member Boost calls from other threads)
 // wakes it.
+// One idle worker at a time spins: more would take cores from the threads that submit work
+// and wait for it, which matters most when there are no more cores than workers.
 void WorkerAlgorithm::suspend_until(std::chrono::steady_clock::time_point const& until) noexcept {
   auto notified = [this] { return notified_.exchange(false, std::memory_order_acquire); };
-  if (spin_briefly(notified, until)) return;
+  if (spinning_ && spinning_->exchange(true, std::memory_order_acquire) == false) {
+    bool woken = spin_briefly(notified, until);
+    spinning_->store(false, std::memory_order_release);
+    if (woken) return;
+  }
+  if (notified()) return;
   std::unique_lock lock(mutex_);
   if (until == std::chrono::steady_clock::time_point::max()) {
     wake_.wait(lock, notified);

@@ -52,7 +52,9 @@ void note_new_fiber_stack(const FiberStack& stack) noexcept;
 class WorkerAlgorithm final
     : public boost::fibers::algo::algorithm_with_properties<TaskFiberProperties> {
  public:
-  explicit WorkerAlgorithm(unsigned index);
+  /// `spinning`, shared by a runtime's workers, lets one idle worker at a time spin before
+  /// it sleeps; null: every idle worker spins.
+  WorkerAlgorithm(unsigned index, std::atomic<bool>* spinning);
   ~WorkerAlgorithm() override;
 
   void awakened(boost::fibers::context* context, TaskFiberProperties& properties) noexcept override;
@@ -81,6 +83,7 @@ class WorkerAlgorithm final
 
  private:
   const unsigned index_;
+  std::atomic<bool>* const spinning_;
   boost::fibers::scheduler::ready_queue_type ready_;
   boost::fibers::context* runner_ = nullptr;
   boost::fibers::context* spare_ = nullptr;
