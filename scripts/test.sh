@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, then builds spindle and runs the whole test suite twice: with the
-# CUDA path (SPINDLE_CUDA=AUTO, in build/) and without it (SPINDLE_CUDA=OFF, in build-nocuda/).
+# Installs what is missing, builds the library with Clang's thread safety analysis, then builds
+# spindle and runs the whole test suite twice: with the CUDA path (SPINDLE_CUDA=AUTO, in
+# build/) and without it (SPINDLE_CUDA=OFF, in build-nocuda/).
 # Without a GPU the CUDA tests skip and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,16 @@ run_suite() {
   fi
   ctest --test-dir "$build_dir" --output-on-failure --parallel "$(nproc)"
 }
+
+# Clang's thread safety analysis proves the library's locking (-Werror=thread-safety); the
+# library alone is built, as the analysis looks at its code.
+echo "== thread safety analysis (Clang, build-clang)"
+if [[ ! -f build-clang/build.ninja ]]; then
+  cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
+    -DSPINDLE_CUDA=OFF -DSPINDLE_BUILD_TESTS=OFF -DSPINDLE_BUILD_BENCHMARKS=OFF \
+    -DSPINDLE_BUILD_SAMPLES=OFF
+fi
+cmake --build build-clang --parallel "$(nproc)" --target spindle
 
 run_suite build AUTO
 run_suite build-nocuda OFF

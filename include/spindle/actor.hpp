@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "spindle/detail/thread_annotations.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/resources.hpp"
 #include "spindle/task.hpp"
@@ -147,39 +148,42 @@ class ActorCore : public Waiter, public std::enable_shared_from_this<ActorCore> 
   enum class State : std::uint8_t { creating, alive, dead };
 
   /// The next call, taken from the queue, if one may start now.
-  std::shared_ptr<TaskBase> take_locked();
-  [[nodiscard]] bool may_start_locked() const;
-  [[nodiscard]] bool upkeep_due_locked() const;
-  [[nodiscard]] bool may_rebuild_locked() const;
+  std::shared_ptr<TaskBase> take_locked() SPINDLE_REQUIRES(mutex_);
+  [[nodiscard]] bool may_start_locked() const SPINDLE_REQUIRES(mutex_);
+  [[nodiscard]] bool upkeep_due_locked() const SPINDLE_REQUIRES(mutex_);
+  [[nodiscard]] bool may_rebuild_locked() const SPINDLE_REQUIRES(mutex_);
   /// Starts a runner if there is work and no idle runner to do it.
-  void wake_locked();
+  void wake_locked() SPINDLE_REQUIRES(mutex_);
   /// Runs the method; returns what it threw.
   std::exception_ptr execute(TaskBase& call, unsigned worker);
   /// Runs a taken call and completes its object (or queues it again after a crash).
   void finish(std::shared_ptr<TaskBase> call, unsigned worker);
-  void upkeep(std::unique_lock<std::mutex>& lock);
+  /// Called and left with mutex_ held; releases it while the instance is built or destroyed.
+  void upkeep() SPINDLE_REQUIRES(mutex_);
   /// Waits briefly for more work before a runner leaves; true if there is some.
-  bool linger(std::unique_lock<std::mutex>& lock);
-  std::vector<std::shared_ptr<TaskBase>> die_locked(std::exception_ptr cause);
+  bool linger() SPINDLE_REQUIRES(mutex_);
+  std::vector<std::shared_ptr<TaskBase>> die_locked(std::exception_ptr cause) SPINDLE_REQUIRES(mutex_);
   void bury(std::vector<std::shared_ptr<TaskBase>> unstarted, std::exception_ptr cause) noexcept;
   void fail_unstarted(std::vector<std::shared_ptr<TaskBase>> calls,
                       std::exception_ptr error) noexcept;
-  std::vector<std::shared_ptr<TaskBase>> take_mailbox_locked();
+  std::vector<std::shared_ptr<TaskBase>> take_mailbox_locked() SPINDLE_REQUIRES(mutex_);
   [[nodiscard]] std::exception_ptr died_error(const std::string& why,
                                               std::exception_ptr cause) const;
 
-  std::mutex mutex_;
-  State state_ = State::creating;
-  std::deque<std::shared_ptr<TaskBase>> mailbox_;  // calls not started, in order
-  std::vector<TaskBase*> running_;                 // calls running now
-  int runners_ = 0;                                // runner fibers started or queued
-  bool upkeep_running_ = false;
-  bool crashed_ = false;      // rebuild (or die) once no call runs
-  bool killed_ = false;       // running calls fail; set with crashed_
-  bool no_restart_ = false;   // killed for good
-  bool orphaned_ = false;     // no handle is left
-  bool stopping_ = false;     // the runtime stops
-  std::exception_ptr cause_;  // of a crash or death
+  Mutex mutex_;
+  State state_ SPINDLE_GUARDED_BY(mutex_) = State::creating;
+  std::deque<std::shared_ptr<TaskBase>> mailbox_ SPINDLE_GUARDED_BY(mutex_);  // not started, in order
+  std::vector<TaskBase*> running_ SPINDLE_GUARDED_BY(mutex_);                 // calls running now
+  int runners_ SPINDLE_GUARDED_BY(mutex_) = 0;  // runner fibers started or queued
+  bool upkeep_running_ SPINDLE_GUARDED_BY(mutex_) = false;
+  bool crashed_ SPINDLE_GUARDED_BY(mutex_) = false;     // rebuild (or die) once no call runs
+  bool killed_ SPINDLE_GUARDED_BY(mutex_) = false;      // running calls fail; set with crashed_
+  bool no_restart_ SPINDLE_GUARDED_BY(mutex_) = false;  // killed for good
+  bool orphaned_ SPINDLE_GUARDED_BY(mutex_) = false;    // no handle is left
+  bool stopping_ SPINDLE_GUARDED_BY(mutex_) = false;    // the runtime stops
+  std::exception_ptr cause_ SPINDLE_GUARDED_BY(mutex_);  // of a crash or death
+  // Written by adopt (the creation's settle) before the actor is alive and by bury after it
+  // died; read by its runners in between.
   std::optional<Allocation> allocation_;
   std::atomic<int> restarts_{0};
   std::atomic<std::uint64_t> events_{0};  // counts wake_locked calls, for a lingering runner

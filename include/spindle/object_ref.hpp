@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "spindle/detail/thread_annotations.hpp"
 #include "spindle/errors.hpp"
 
 namespace spindle {
@@ -83,9 +84,9 @@ class ObjectStateBase {
   std::atomic<Status> status_{Status::pending};
   std::atomic<bool> claimed_{false};  // by the first completion
   std::atomic<Waiters> waiters_state_{Waiters::none};
-  std::mutex mutex_;  // guards waiters_ once some were added; never held while blocking
-  std::exception_ptr error_;
-  std::vector<std::shared_ptr<Waiter>> waiters_;
+  Mutex mutex_;  // never held while blocking
+  std::exception_ptr error_;  // written once, by the completion that claimed the object
+  std::vector<std::shared_ptr<Waiter>> waiters_ SPINDLE_GUARDED_BY(mutex_);
 };
 
 template <typename T>

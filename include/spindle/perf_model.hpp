@@ -19,6 +19,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+
+#include "spindle/detail/thread_annotations.hpp"
 #include <optional>
 #include <string>
 #include <tuple>
@@ -86,9 +88,10 @@ class PerfModel {
   using Key = std::tuple<std::string, unsigned, DeviceKind>;
 
   std::string machine_;
-  mutable std::mutex mutex_;
-  std::map<Key, Samples> runs_;
-  std::map<std::pair<DeviceKind, DeviceKind>, std::vector<std::pair<double, double>>> transfers_;
+  mutable detail::Mutex mutex_;
+  std::map<Key, Samples> runs_ SPINDLE_GUARDED_BY(mutex_);
+  std::map<std::pair<DeviceKind, DeviceKind>, std::vector<std::pair<double, double>>> transfers_
+      SPINDLE_GUARDED_BY(mutex_);
 };
 
 }  // namespace spindle

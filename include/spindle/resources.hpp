@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "spindle/detail/thread_annotations.hpp"
+
 namespace spindle {
 
 struct Topology;
@@ -190,7 +192,7 @@ class ResourcePool {
   ResourcePool& operator=(const ResourcePool&) = delete;
 
   [[nodiscard]] const ResourceSet& totals() const { return totals_; }
-  [[nodiscard]] int num_gpu_devices() const { return static_cast<int>(gpu_free_.size()); }
+  [[nodiscard]] int num_gpu_devices() const { return gpu_devices_; }
   [[nodiscard]] ResourceSet available() const;
   /// Free share of each GPU device, by id.
   [[nodiscard]] std::vector<Quantity> gpu_available() const;
@@ -217,17 +219,19 @@ class ResourcePool {
   void release(const Allocation& allocation);
 
  private:
-  [[nodiscard]] std::optional<std::vector<GpuShare>> place_gpus(Quantity demand) const;
+  [[nodiscard]] std::optional<std::vector<GpuShare>> place_gpus(Quantity demand) const
+      SPINDLE_REQUIRES(mutex_);
   /// Where the request would go now (its GPU shares), if everything it needs is free.
   [[nodiscard]] std::optional<std::vector<GpuShare>> placement_locked(
-      const ResourceRequest& request) const;
+      const ResourceRequest& request) const SPINDLE_REQUIRES(mutex_);
 
   const ResourceSet totals_;
+  const int gpu_devices_;
   std::vector<std::string> names_;  // index -> name, as in totals_
   std::vector<std::int64_t> total_units_;
-  mutable std::mutex mutex_;
-  std::vector<std::int64_t> free_units_;
-  std::vector<Quantity> gpu_free_;
+  mutable detail::Mutex mutex_;
+  std::vector<std::int64_t> free_units_ SPINDLE_GUARDED_BY(mutex_);
+  std::vector<Quantity> gpu_free_ SPINDLE_GUARDED_BY(mutex_);
 };
 
 }  // namespace spindle

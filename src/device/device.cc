@@ -7,6 +7,7 @@
 
 #include "device/device_runtime.hpp"
 #include "runtime/scheduler.hpp"
+#include "spindle/detail/thread_annotations.hpp"
 #include "spindle/errors.hpp"
 
 namespace spindle {
@@ -58,9 +59,9 @@ constexpr std::size_t kCachedMin = std::size_t{1} << 20;
 constexpr std::size_t kCacheLimit = std::size_t{1} << 30;
 
 struct HostCache {
-  std::mutex mutex;
-  std::multimap<std::size_t, void*> free;
-  std::size_t bytes = 0;
+  Mutex mutex;
+  std::multimap<std::size_t, void*> free SPINDLE_GUARDED_BY(mutex);
+  std::size_t bytes SPINDLE_GUARDED_BY(mutex) = 0;
 };
 
 HostCache& host_cache() {
@@ -76,7 +77,7 @@ void* allocate_host(std::size_t bytes) {
   std::size_t size = rounded(bytes);
   if (size >= kCachedMin) {
     HostCache& cache = host_cache();
-    std::lock_guard lock(cache.mutex);
+    MutexLock lock(cache.mutex);
     if (auto found = cache.free.find(size); found != cache.free.end()) {
       void* data = found->second;
       cache.free.erase(found);
@@ -95,7 +96,7 @@ void free_host(void* data, std::size_t bytes) noexcept {
   std::size_t size = rounded(bytes);
   if (size >= kCachedMin) {
     HostCache& cache = host_cache();
-    std::lock_guard lock(cache.mutex);
+    MutexLock lock(cache.mutex);
     if (cache.bytes + size <= kCacheLimit) {
       cache.free.emplace(size, data);
       cache.bytes += size;

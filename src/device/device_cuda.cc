@@ -13,6 +13,7 @@
 #include "device/cuda_check.hpp"
 #include "device/device_runtime.hpp"
 #include "runtime/event.hpp"
+#include "spindle/detail/thread_annotations.hpp"
 
 namespace spindle {
 
@@ -36,8 +37,8 @@ cudaStream_t native(Stream stream) { return stream.native_handle(); }
 // Both pools live for the process: destroying CUDA objects at exit races the driver's own
 // teardown, so they are never freed.
 struct StreamPool {
-  std::mutex mutex;
-  std::vector<std::vector<cudaStream_t>> free;
+  Mutex mutex;
+  std::vector<std::vector<cudaStream_t>> free SPINDLE_GUARDED_BY(mutex);
 };
 StreamPool& stream_pool() {
   static auto* pool = new StreamPool;
@@ -46,8 +47,8 @@ StreamPool& stream_pool() {
 
 constexpr std::size_t kStagingBytes = std::size_t{8} << 20;
 struct StagingPool {
-  std::mutex mutex;
-  std::vector<void*> free;
+  Mutex mutex;
+  std::vector<void*> free SPINDLE_GUARDED_BY(mutex);
 };
 StagingPool& staging_pool() {
   static auto* pool = new StagingPool;
@@ -58,9 +59,10 @@ StagingPool& staging_pool() {
 class Staging {
  public:
   explicit Staging(int device) {
-    std::lock_guard lock(staging_pool().mutex);
+    StagingPool& pool = staging_pool();
+    MutexLock lock(pool.mutex);
     for (void*& chunk : chunks_) {
-      auto& free = staging_pool().free;
+      auto& free = pool.free;
       if (!free.empty()) {
         chunk = free.back();
         free.pop_back();
@@ -71,9 +73,10 @@ class Staging {
     }
   }
   ~Staging() {
-    std::lock_guard lock(staging_pool().mutex);
+    StagingPool& pool = staging_pool();
+    MutexLock lock(pool.mutex);
     for (void* chunk : chunks_) {
-      if (chunk) staging_pool().free.push_back(chunk);
+      if (chunk) pool.free.push_back(chunk);
     }
   }
   Staging(const Staging&) = delete;
@@ -185,7 +188,7 @@ int current_device() noexcept {
 Stream acquire_stream(int device) {
   StreamPool& pool = stream_pool();
   {
-    std::lock_guard lock(pool.mutex);
+    MutexLock lock(pool.mutex);
     if (pool.free.size() <= static_cast<std::size_t>(device)) pool.free.resize(device + 1);
     if (!pool.free[device].empty()) {
       cudaStream_t stream = pool.free[device].back();
@@ -201,7 +204,7 @@ Stream acquire_stream(int device) {
 
 void release_stream(Stream stream) noexcept {
   StreamPool& pool = stream_pool();
-  std::lock_guard lock(pool.mutex);
+  MutexLock lock(pool.mutex);
   pool.free[stream.device()].push_back(native(stream));
 }
 

@@ -89,7 +89,7 @@ void PerfModel::record(const std::string& task, std::size_t bytes, DeviceKind de
     throw InvalidArgumentError("seconds = " + std::to_string(seconds) +
                                ": a duration must be finite and at least 0");
   }
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   Samples& samples = runs_[{task, bucket(bytes), device}];
   if (!samples.first_dropped) {
     samples.first_dropped = true;  // the first run pays for warm-up
@@ -101,7 +101,7 @@ void PerfModel::record(const std::string& task, std::size_t bytes, DeviceKind de
 
 std::optional<double> PerfModel::estimate(const std::string& task, std::size_t bytes,
                                           DeviceKind device) const {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   auto found = runs_.find({task, bucket(bytes), device});
   if (found == runs_.end() || found->second.values.size() < kCalibrationSamples) return {};
   return robust_mean(found->second.values);
@@ -109,7 +109,7 @@ std::optional<double> PerfModel::estimate(const std::string& task, std::size_t b
 
 std::size_t PerfModel::samples(const std::string& task, std::size_t bytes,
                                DeviceKind device) const {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   auto found = runs_.find({task, bucket(bytes), device});
   return found == runs_.end() ? 0 : found->second.values.size();
 }
@@ -119,7 +119,7 @@ void PerfModel::record_transfer(DeviceKind from, DeviceKind to, std::size_t byte
     throw InvalidArgumentError("seconds = " + std::to_string(seconds) +
                                ": a duration must be finite and at least 0");
   }
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   auto& samples = transfers_[{from, to}];
   if (samples.size() == kMaxSamples) samples.erase(samples.begin());
   samples.emplace_back(static_cast<double>(bytes), seconds);
@@ -128,7 +128,7 @@ void PerfModel::record_transfer(DeviceKind from, DeviceKind to, std::size_t byte
 std::optional<double> PerfModel::transfer_seconds(DeviceKind from, DeviceKind to,
                                                   std::size_t bytes) const {
   if (from == to) return 0.0;
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   auto found = transfers_.find({from, to});
   if (found == transfers_.end() || found->second.empty()) return {};
   const auto& samples = found->second;
@@ -154,7 +154,7 @@ std::optional<double> PerfModel::transfer_seconds(DeviceKind from, DeviceKind to
 void PerfModel::save(const std::string& path) const {
   nlohmann::json json;
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     json["version"] = kFormatVersion;
     json["machine"] = machine_;
     json["runs"] = nlohmann::json::array();
@@ -187,7 +187,7 @@ std::string PerfModel::load(const std::string& path) {
   std::map<Key, Samples> runs;
   std::map<std::pair<DeviceKind, DeviceKind>, std::vector<std::pair<double, double>>> transfers;
   {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     runs_.clear();
     transfers_.clear();
   }
@@ -226,7 +226,7 @@ std::string PerfModel::load(const std::string& path) {
     return "performance model '" + path + "' ignored: damaged (" + error.what() +
            "); it will be rebuilt";
   }
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   runs_ = std::move(runs);
   transfers_ = std::move(transfers);
   return "";
@@ -234,7 +234,7 @@ std::string PerfModel::load(const std::string& path) {
 
 std::string PerfModel::to_string() const {
   std::ostringstream out;
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   out << "Performance model of '" << machine_ << "'\n";
   if (runs_.empty()) out << "  no runs recorded\n";
   char line[256];

@@ -28,7 +28,7 @@ Placer::Placer(placement::Policy policy, PerfModel& model, unsigned cpu_slots, u
 DeviceKind Placer::choose(const std::string& task, std::span<const DataInput> inputs,
                           double& expected) {
   std::size_t bytes = total_bytes(inputs);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   DeviceKind kind = DeviceKind::cpu;
   switch (policy_) {
     case placement::Policy::cpu_only:
@@ -92,7 +92,7 @@ DeviceKind Placer::earliest_finish_locked(const std::string& task, std::size_t b
 
 void Placer::finished(const std::string& task, std::size_t bytes, DeviceKind kind,
                       double expected) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   backlog_[index(kind)] = std::max(0.0, backlog_[index(kind)] - expected);
   auto running = in_flight_.find({task, PerfModel::bucket(bytes), kind});
   if (running != in_flight_.end() && --running->second == 0) in_flight_.erase(running);

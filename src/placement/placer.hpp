@@ -11,6 +11,7 @@
 #include <string>
 #include <tuple>
 
+#include "spindle/detail/thread_annotations.hpp"
 #include "spindle/placement.hpp"
 #include "spindle/task.hpp"
 
@@ -28,8 +29,7 @@ class Placer {
   /// The kind of device a call of `task` on `inputs` runs on; `expected` is set to its
   /// estimated run time there (0 while uncalibrated), counted as queued work on that kind
   /// until finished() is called.
-  DeviceKind choose(const std::string& task, std::span<const DataInput> inputs,
-                    double& expected);
+  DeviceKind choose(const std::string& task, std::span<const DataInput> inputs, double& expected);
   /// A call placed by choose() has ended.
   void finished(const std::string& task, std::size_t bytes, DeviceKind kind, double expected);
 
@@ -38,15 +38,16 @@ class Placer {
  private:
   using Key = std::tuple<std::string, unsigned, DeviceKind>;
   DeviceKind earliest_finish_locked(const std::string& task, std::size_t bytes,
-                                    std::span<const DataInput> inputs);
+                                    std::span<const DataInput> inputs) SPINDLE_REQUIRES(mutex_);
 
   const placement::Policy policy_;
   PerfModel& model_;
   const unsigned slots_[2];
-  std::mutex mutex_;
-  double backlog_[2] = {0, 0};        // expected seconds of placed, unfinished calls by kind
-  std::map<Key, unsigned> in_flight_;  // placed, unfinished calls by model key
-  unsigned long long turn_ = 0;        // round_robin's
+  Mutex mutex_;
+  // expected seconds of placed, unfinished calls by kind
+  double backlog_[2] SPINDLE_GUARDED_BY(mutex_) = {0, 0};
+  std::map<Key, unsigned> in_flight_ SPINDLE_GUARDED_BY(mutex_);  // placed, unfinished, by key
+  unsigned long long turn_ SPINDLE_GUARDED_BY(mutex_) = 0;        // round_robin's
 };
 
 }  // namespace spindle::detail

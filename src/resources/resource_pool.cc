@@ -25,7 +25,9 @@ std::vector<int> Allocation::gpu_ids() const {
 }
 
 ResourcePool::ResourcePool(ResourceSet totals)
-    : totals_(std::move(totals)), gpu_free_(whole_devices(totals_)) {
+    : totals_(std::move(totals)),
+      gpu_devices_(static_cast<int>(whole_devices(totals_).size())),
+      gpu_free_(whole_devices(totals_)) {
   for (const auto& [name, amount] : totals_.amounts()) {
     names_.push_back(name);
     total_units_.push_back(amount.units());
@@ -34,7 +36,7 @@ ResourcePool::ResourcePool(ResourceSet totals)
 }
 
 ResourceSet ResourcePool::available() const {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   ResourceSet available;
   for (std::size_t i = 0; i < names_.size(); ++i) {
     available.set(names_[i], Quantity::from_units(free_units_[i]));
@@ -43,7 +45,7 @@ ResourceSet ResourcePool::available() const {
 }
 
 std::vector<Quantity> ResourcePool::gpu_available() const {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   return gpu_free_;
 }
 
@@ -83,7 +85,7 @@ std::optional<std::vector<GpuShare>> ResourcePool::placement_locked(
 }
 
 bool ResourcePool::can_acquire(const ResourceRequest& request) const {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   return placement_locked(request).has_value();
 }
 
@@ -93,7 +95,7 @@ std::optional<Allocation> ResourcePool::try_acquire(const ResourceSet& demand) {
 
 std::optional<Allocation> ResourcePool::try_acquire(
     std::shared_ptr<const ResourceRequest> request) {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   std::optional<std::vector<GpuShare>> shares = placement_locked(*request);
   if (!shares) return std::nullopt;
   for (const auto& [index, units] : request->units_) free_units_[index] -= units;
@@ -103,7 +105,7 @@ std::optional<Allocation> ResourcePool::try_acquire(
 
 void ResourcePool::release(const Allocation& allocation) {
   const ResourceRequest& request = *allocation.request;
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   bool fits = true;
   for (const auto& [index, units] : request.units_) {
     fits = fits && index < free_units_.size() && free_units_[index] + units <= total_units_[index];

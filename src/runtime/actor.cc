@@ -65,7 +65,7 @@ void ActorCore::submit(std::shared_ptr<TaskBase> call) {
       resolved ? 0 : static_cast<std::int32_t>(dependencies.size()) + 1, std::memory_order_relaxed);
   std::exception_ptr refused;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (state_ == State::dead) {
       refused = cause_;  // what it died of
     } else if (killed_ && no_restart_) {
@@ -99,7 +99,7 @@ void ActorCore::submit(std::shared_ptr<TaskBase> call) {
 }
 
 void ActorCore::call_resolved() noexcept {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   wake_locked();
 }
 
@@ -136,7 +136,7 @@ std::shared_ptr<TaskBase> ActorCore::take_locked() {
 }
 
 void ActorCore::run(unsigned worker) {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   int calls = 0;
   for (;;) {
     if (std::shared_ptr<TaskBase> call = take_locked()) {
@@ -145,8 +145,8 @@ void ActorCore::run(unsigned worker) {
       if (++calls % kCallsBetweenYields == 0) yield_fiber();
       lock.lock();
     } else if (upkeep_due_locked()) {
-      upkeep(lock);
-    } else if (!linger(lock)) {
+      upkeep();
+    } else if (!linger()) {
       --runners_;
       lock.unlock();
       scheduler.actor_run_done();
@@ -158,10 +158,10 @@ void ActorCore::run(unsigned worker) {
 // A caller that waits for each result makes its next call within microseconds. A runner that
 // waits that long for it (yielding, so its worker's other fibers run) takes the call at once;
 // one that left would make the call go through the scheduler and often wake a sleeping worker.
-bool ActorCore::linger(std::unique_lock<std::mutex>& lock) {
+bool ActorCore::linger() {
   if (state_ != State::alive) return false;
   const std::uint64_t seen = events_.load(std::memory_order_acquire);
-  lock.unlock();
+  mutex_.unlock();
   scheduler.count_lingering(1);
   // It runs on its worker's runner: other queued work ends the wait.
   spin_briefly([&] {
@@ -169,7 +169,7 @@ bool ActorCore::linger(std::unique_lock<std::mutex>& lock) {
     return events_.load(std::memory_order_acquire) != seen || scheduler.has_queued_work();
   });
   scheduler.count_lingering(-1);
-  lock.lock();
+  mutex_.lock();
   return may_start_locked() || upkeep_due_locked();
 }
 
@@ -189,7 +189,7 @@ void ActorCore::finish(std::shared_ptr<TaskBase> call, unsigned worker) {
   }
   bool retried = false;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     std::erase(running_, call.get());
     bool crash = error && is_crash(error, spec->crash_on_exception);
     if (crash && !crashed_) {
@@ -237,11 +237,11 @@ bool ActorCore::may_rebuild_locked() const {
 
 // Destroys the instance and builds it again, or lets the actor die, on this runner's fiber
 // and with the creation as the current task (so its resources and GPU are the actor's).
-void ActorCore::upkeep(std::unique_lock<std::mutex>& lock) {
+void ActorCore::upkeep() {
   upkeep_running_ = true;
   const bool rebuild = crashed_ && may_rebuild_locked();
   if (rebuild) restarts_.fetch_add(1, std::memory_order_relaxed);
-  lock.unlock();
+  mutex_.unlock();
   const Allocation* allocation = allocation_ ? &*allocation_ : nullptr;
   creation->allocation = allocation;
   enter_task(creation.get());
@@ -256,7 +256,7 @@ void ActorCore::upkeep(std::unique_lock<std::mutex>& lock) {
   }
   enter_task(nullptr);
   creation->allocation = nullptr;
-  lock.lock();
+  mutex_.lock();
   upkeep_running_ = false;
   if (rebuild && !failure) {
     crashed_ = killed_ = false;
@@ -280,9 +280,9 @@ void ActorCore::upkeep(std::unique_lock<std::mutex>& lock) {
     cause = died_error("was destroyed: no handle to it was left", nullptr);
   }
   std::vector<std::shared_ptr<TaskBase>> unstarted = die_locked(cause);
-  lock.unlock();
+  mutex_.unlock();
   bury(std::move(unstarted), cause);
-  lock.lock();
+  mutex_.lock();
 }
 
 std::vector<std::shared_ptr<TaskBase>> ActorCore::take_mailbox_locked() {
@@ -325,7 +325,7 @@ void ActorCore::on_complete() noexcept {
   std::vector<std::shared_ptr<TaskBase>> unstarted;
   std::exception_ptr cause;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (!error) {
       state_ = State::alive;
       wake_locked();
@@ -341,7 +341,7 @@ void ActorCore::on_complete() noexcept {
 void ActorCore::cancel(TaskBase& call) noexcept {
   std::shared_ptr<TaskBase> removed;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     call.cancel_requested = true;
     if (call.phase != TaskBase::Phase::waiting) return;
     auto queued = std::ranges::find_if(mailbox_, [&](const auto& c) { return c.get() == &call; });
@@ -360,7 +360,7 @@ void ActorCore::kill(bool no_restart) noexcept {
   std::exception_ptr error;
   bool cancel_creation = false;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (state_ == State::dead) return;
     killed_ = crashed_ = true;
     no_restart_ = no_restart_ || no_restart;
@@ -377,7 +377,7 @@ void ActorCore::kill(bool no_restart) noexcept {
 }
 
 void ActorCore::handles_gone() noexcept {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   orphaned_ = true;
   wake_locked();
 }
@@ -385,7 +385,7 @@ void ActorCore::handles_gone() noexcept {
 void ActorCore::shutdown() noexcept {
   std::vector<std::shared_ptr<TaskBase>> unstarted;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (state_ == State::dead) return;
     stopping_ = true;
     unstarted = take_mailbox_locked();

@@ -49,7 +49,7 @@ class Event final : public Waiter {
     }
     boost::fibers::context* self = boost::fibers::context::active();
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       if (settled()) return true;
       fiber_ = self;
       algorithm_ = algorithm;
@@ -60,13 +60,13 @@ class Event final : public Waiter {
   }
 
   [[nodiscard]] std::exception_ptr error() {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     return error_;
   }
 
  private:
   bool wait_until(Clock::time_point deadline) {
-    std::unique_lock lock(mutex_);
+    MutexLock lock(mutex_);
     timed_waiter_ = true;
     return ready_.wait_until(lock, deadline, [this] { return settled(); });
   }
@@ -75,7 +75,7 @@ class Event final : public Waiter {
     boost::fibers::context* fiber = nullptr;
     WorkerAlgorithm* algorithm = nullptr;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       if (settled()) return;
       error_ = std::move(error);
       settled_.store(true, std::memory_order_release);
@@ -89,11 +89,11 @@ class Event final : public Waiter {
 
   std::atomic<std::size_t> remaining_;
   std::atomic<bool> settled_{false};
-  std::mutex mutex_;
-  std::exception_ptr error_;
-  boost::fibers::context* fiber_ = nullptr;  // a worker fiber suspended in wait
-  WorkerAlgorithm* algorithm_ = nullptr;     // its worker's
-  bool timed_waiter_ = false;
+  Mutex mutex_;
+  std::exception_ptr error_ SPINDLE_GUARDED_BY(mutex_);
+  boost::fibers::context* fiber_ SPINDLE_GUARDED_BY(mutex_) = nullptr;  // suspended in wait
+  WorkerAlgorithm* algorithm_ SPINDLE_GUARDED_BY(mutex_) = nullptr;     // its worker's
+  bool timed_waiter_ SPINDLE_GUARDED_BY(mutex_) = false;
   boost::fibers::condition_variable_any ready_;
 };
 

@@ -186,7 +186,7 @@ StackPool::~StackPool() {
 boost::context::stack_context StackPool::allocate() {
   void* base = nullptr;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (!free_.empty()) {
       base = free_.back();
       free_.pop_back();
@@ -200,7 +200,7 @@ void StackPool::deallocate(boost::context::stack_context& stack) noexcept {
   constexpr std::size_t kMostKept = 16384;
   void* base = static_cast<char*>(stack.sp) - usable_bytes_ - page_bytes_;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (free_.size() < kMostKept) {
       free_.push_back(base);
       return;

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "spindle/detail/thread_annotations.hpp"
 #include "spindle/topology.hpp"
 
 namespace spindle::detail {
@@ -43,8 +44,8 @@ class StackPool {
  private:
   std::size_t usable_bytes_;
   std::size_t page_bytes_;
-  std::mutex mutex_;
-  std::vector<void*> free_;
+  Mutex mutex_;
+  std::vector<void*> free_ SPINDLE_GUARDED_BY(mutex_);
 };
 
 /// The StackAllocator concept of Boost.Context, over a shared StackPool.

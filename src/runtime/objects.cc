@@ -11,7 +11,7 @@
 namespace spindle::detail {
 
 bool ObjectStateBase::add_waiter(std::shared_ptr<Waiter> waiter) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto state = Waiters::none;
   if (!waiters_state_.compare_exchange_strong(state, Waiters::some) && state == Waiters::closed) {
     return false;  // completed
@@ -21,7 +21,7 @@ bool ObjectStateBase::add_waiter(std::shared_ptr<Waiter> waiter) {
 }
 
 void ObjectStateBase::remove_waiter(const Waiter* waiter) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   std::erase_if(waiters_, [&](const auto& w) { return w.get() == waiter; });
 }
 
@@ -39,7 +39,7 @@ void ObjectStateBase::complete(Status status, std::exception_ptr error) noexcept
   if (waiters_state_.compare_exchange_strong(none, Waiters::closed)) return;  // nobody waits
   std::vector<std::shared_ptr<Waiter>> waiters;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     waiters_state_.store(Waiters::closed, std::memory_order_release);
     waiters.swap(waiters_);
   }

@@ -79,7 +79,7 @@ void Scheduler::set_workers(unsigned workers) {
 }
 
 std::shared_ptr<const ResourceRequest> Scheduler::request_for(const ResourceSet& demand) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (const auto& request : requests_) {
     if (request->demand() == demand) return request;
   }
@@ -115,7 +115,11 @@ void Scheduler::submit(std::shared_ptr<TaskBase> task) {
 
 void Scheduler::set_placement(placement::Policy policy, PerfModel& model) {
   model_ = &model;
-  unsigned gpus = static_cast<unsigned>(std::ceil(pool_.totals().gpu().to_double()));
+  unsigned gpus = 0;
+  {
+    MutexLock lock(mutex_);
+    gpus = static_cast<unsigned>(std::ceil(pool_.totals().gpu().to_double()));
+  }
   placer_ = std::make_unique<Placer>(policy, model, workers_, gpus);
 }
 
@@ -150,7 +154,7 @@ void Scheduler::dependencies_resolved(TaskBase& task) {
   if (!failure && task.spec->codelet) place(task);
   std::exception_ptr error;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (task.phase != TaskBase::Phase::waiting) {  // cancelled meanwhile
       unplace_locked(task);
       return;
@@ -195,7 +199,7 @@ void Scheduler::enqueue_locked(std::shared_ptr<TaskBase> task) {
 // task may be taken meanwhile, so its phase changes by compare-and-swap.
 void Scheduler::cancel(TaskBase& task) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     task.cancel_requested = true;
     auto phase = task.phase.load(std::memory_order_acquire);
     do {
@@ -270,7 +274,7 @@ std::optional<Admitted> Scheduler::next_task() {
         return Admitted{std::move(task), std::move(allocation), nullptr};
       }
     }
-    std::unique_lock lock(mutex_);
+    MutexLock lock(mutex_);
     if (own.credit) release_credit_locked(own);  // for the work below, or for others
     if (!actor_runs_.empty()) {  // actors hold their resources already: they go first
       std::shared_ptr<ActorCore> actor = std::move(actor_runs_.front());
@@ -315,12 +319,12 @@ void Scheduler::push_lane(std::shared_ptr<TaskBase> task) {
       algorithm ? algorithm->index() : next_lane_.fetch_add(1, std::memory_order_relaxed);
   Lane& lane = lanes_[index % workers_];
   {
-    std::lock_guard lock(lane.mutex);
+    MutexLock lock(lane.mutex);
     lane.tasks.push_back(std::move(task));
     lane.size.store(lane.tasks.size(), std::memory_order_relaxed);
   }
   if (idle_count_.load() > 0) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     wake_worker_locked();
   }
 }
@@ -329,7 +333,7 @@ std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
   for (unsigned k = 0; k < workers_; ++k) {
     Lane& lane = lanes_[(worker + k) % workers_];
     if (lane.size.load(std::memory_order_relaxed) == 0) continue;
-    std::lock_guard lock(lane.mutex);
+    MutexLock lock(lane.mutex);
     while (!lane.tasks.empty()) {
       std::shared_ptr<TaskBase> task;
       if (k == 0) {
@@ -348,7 +352,7 @@ std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
 }
 
 bool Scheduler::acquire_credit(Lane& lane) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (!reacquire_.empty()) return false;  // tasks taking their CPU back go first
   std::optional<Allocation> credit = pool_.try_acquire(unit_request_);
   if (!credit) return false;
@@ -382,7 +386,7 @@ bool Scheduler::lanes_hold_tasks() const noexcept {
 std::size_t Scheduler::lane_tasks_queued() const {
   std::size_t queued = 0;
   for (unsigned i = 0; i < workers_; ++i) {
-    std::lock_guard lock(lanes_[i].mutex);
+    MutexLock lock(lanes_[i].mutex);
     queued += std::ranges::count_if(
         lanes_[i].tasks, [](const auto& task) { return task->phase == TaskBase::Phase::queued; });
   }
@@ -397,7 +401,7 @@ void Scheduler::cancel_lanes() {
   for (unsigned i = 0; i < workers_; ++i) {
     std::deque<std::shared_ptr<TaskBase>> tasks;
     {
-      std::lock_guard lock(lanes_[i].mutex);
+      MutexLock lock(lanes_[i].mutex);
       tasks.swap(lanes_[i].tasks);
       lanes_[i].size.store(0, std::memory_order_relaxed);
     }
@@ -455,7 +459,7 @@ bool Scheduler::run_inline(TaskBase& caller, ObjectStateBase& object) {
     }
     ++task->attempts;  // its lane entry is dropped when taken
   } else {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (task->phase != TaskBase::Phase::queued || stopping()) return false;
     start_locked(*task);  // its queue entry is dropped when it reaches the front
     --running_;
@@ -561,7 +565,7 @@ void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_pt
                        bool retry) {
   bool requeued = false;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (allocation && task.creates_actor && !error) {
       task.actor->adopt(std::move(*allocation));
     } else if (allocation) {
@@ -583,7 +587,7 @@ void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_pt
   }
   if (!requeued) publish_outcome(task, error);
   if (!allocation) return;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   --running_;
   settling_.fetch_sub(1, std::memory_order_relaxed);
   check_deadlock_locked();
@@ -613,7 +617,7 @@ void Scheduler::settle_lane(TaskBase& task, Allocation& allocation, std::excepti
     publish_outcome(task, error);
   }
   if (!to_pool) return;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   pool_.release(allocation);
   --running_;
   settling_.fetch_sub(1, std::memory_order_relaxed);
@@ -639,7 +643,7 @@ void Scheduler::publish_outcome(TaskBase& task, std::exception_ptr error) {
 
 void Scheduler::record(TimelineEvent event) {
   if (!recording_timeline()) return;
-  std::lock_guard lock(timeline_mutex_);
+  MutexLock lock(timeline_mutex_);
   if (timeline_.size() == max_timeline_events_) {
     timeline_.pop_front();
     ++timeline_dropped_;
@@ -663,7 +667,7 @@ void Scheduler::record_transfer(std::string label, DeviceKind from, DeviceKind t
 }
 
 void Scheduler::block(BlockedWait& wait) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   --running_;
   ++(wait.timed ? blocked_timed_ : blocked_untimed_);
   wait.index = blocked_.size();
@@ -677,7 +681,7 @@ void Scheduler::block(BlockedWait& wait) {
 void Scheduler::unblock(BlockedWait& wait) {
   std::shared_ptr<Event> granted;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     blocked_[wait.index] = blocked_.back();  // swap-remove: thousands may be blocked at once
     blocked_[wait.index]->index = wait.index;
     blocked_.pop_back();
@@ -752,7 +756,7 @@ std::string Scheduler::describe_deadlock_locked() const {
     }
   }
   for (unsigned i = 0; i < workers_ && listed < kMostListed; ++i) {
-    std::lock_guard lock(lanes_[i].mutex);
+    MutexLock lock(lanes_[i].mutex);
     for (const auto& task : lanes_[i].tasks) {
       if (task->phase != TaskBase::Phase::queued || listed == kMostListed) continue;
       out << (listed++ ? ";" : "") << ' ' << describe_task(*task) << " needs "
@@ -768,7 +772,7 @@ void Scheduler::stop() {
   std::vector<std::shared_ptr<TaskBase>> cancelled;
   std::vector<std::shared_ptr<ActorCore>> actors;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_.store(true);  // running tasks see this_task::cancelled()
     for (ActorCore* actor = live_actors_; actor; actor = actor->live_next) {
       if (auto alive = actor->weak_from_this().lock()) actors.push_back(std::move(alive));
@@ -805,7 +809,7 @@ std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
                                                 const std::shared_ptr<ActorCore>& handle,
                                                 const std::type_info& type) {
   const std::string& name = actor.spec->registered_name;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (!name.empty()) {
     auto named = names_.find(name);
     std::shared_ptr<ActorCore> existing;
@@ -831,7 +835,7 @@ std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
 
 std::shared_ptr<ActorCore> Scheduler::find_actor(const std::string& name,
                                                  const std::type_info& type) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto named = names_.find(name);
   std::shared_ptr<ActorCore> handle;
   if (named != names_.end()) handle = named->second.handle.lock();
@@ -844,7 +848,7 @@ std::shared_ptr<ActorCore> Scheduler::find_actor(const std::string& name,
 }
 
 void Scheduler::release_name(ActorCore& actor) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   release_name_locked(actor);
 }
 
@@ -855,20 +859,20 @@ void Scheduler::release_name_locked(ActorCore& actor) {
 }
 
 void Scheduler::post_actor(std::shared_ptr<ActorCore> actor) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   actor_runs_.push_back(std::move(actor));
   note_queued_locked();
   wake_worker_locked();
 }
 
 void Scheduler::actor_run_done() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   --running_;
   check_deadlock_locked();
 }
 
 void Scheduler::actor_died(ActorCore& actor, std::optional<Allocation> allocation) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (allocation) pool_.release(*allocation);
   if (actor.live_prev || live_actors_ == &actor) {  // registered
     (actor.live_prev ? actor.live_prev->live_next : live_actors_) = actor.live_next;
@@ -885,7 +889,7 @@ void Scheduler::actor_died(ActorCore& actor, std::optional<Allocation> allocatio
 
 RuntimeStatus Scheduler::status() const {
   RuntimeStatus status;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   status.total = pool_.totals();
   status.available = pool_.available();
   const std::size_t lane_queued = lane_tasks_queued();
@@ -936,7 +940,7 @@ void write_transfer(std::ostream& out, const TimelineEvent& event, bool first) {
 }  // namespace
 
 void Scheduler::write_timeline(std::ostream& out) const {
-  std::lock_guard lock(timeline_mutex_);
+  MutexLock lock(timeline_mutex_);
   std::vector<unsigned> workers;
   out << "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"dropped_events\":" << timeline_dropped_
       << "},\"traceEvents\":[";

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "placement/placer.hpp"
+#include "spindle/detail/thread_annotations.hpp"
 #include "spindle/runtime.hpp"
 
 namespace spindle::detail {
@@ -48,8 +49,8 @@ struct Admitted {
 /// the scheduler's lock, run on the worker's credit: a CPU it takes from the pool while it has
 /// such work and gives back when it has none. Other workers steal the newest tasks.
 struct alignas(64) Lane {
-  std::mutex mutex;
-  std::deque<std::shared_ptr<TaskBase>> tasks;  // guarded by mutex
+  Mutex mutex;
+  std::deque<std::shared_ptr<TaskBase>> tasks SPINDLE_GUARDED_BY(mutex);
   /// tasks.size(), read without the mutex as a hint; it counts entries left by tasks that
   /// were cancelled or run inline, which whoever takes from the lane drops.
   std::atomic<std::size_t> size{0};
@@ -214,13 +215,13 @@ class Scheduler {
 
   void place(TaskBase& task);
   /// Tells placement that a placed task is done (or will never run).
-  void unplace_locked(TaskBase& task);
-  void enqueue_locked(std::shared_ptr<TaskBase> task);
-  ShapeQueue* best_admissible_locked();
-  void serve_reacquire_locked();
-  void wake_worker_locked();
-  void check_deadlock_locked();
-  std::string describe_deadlock_locked() const;
+  void unplace_locked(TaskBase& task) SPINDLE_REQUIRES(mutex_);
+  void enqueue_locked(std::shared_ptr<TaskBase> task) SPINDLE_REQUIRES(mutex_);
+  ShapeQueue* best_admissible_locked() SPINDLE_REQUIRES(mutex_);
+  void serve_reacquire_locked() SPINDLE_REQUIRES(mutex_);
+  void wake_worker_locked() SPINDLE_REQUIRES(mutex_);
+  void check_deadlock_locked() SPINDLE_REQUIRES(mutex_);
+  std::string describe_deadlock_locked() const SPINDLE_REQUIRES(mutex_);
   void settle(TaskBase& task, Allocation* allocation, std::exception_ptr error, bool retry);
   /// Settles a task taken from a lane: its CPU goes back to the worker's credit (or the pool).
   void settle_lane(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry);
@@ -229,16 +230,16 @@ class Scheduler {
   void publish_outcome(TaskBase& task, std::exception_ptr error);
   [[nodiscard]] bool should_retry(const TaskBase& task, std::exception_ptr error) const;
   /// Moves a queued task to running.
-  void start_locked(TaskBase& task);
+  void start_locked(TaskBase& task) SPINDLE_REQUIRES(mutex_);
   [[nodiscard]] bool lane_eligible(const TaskBase& task) const noexcept;
   void push_lane(std::shared_ptr<TaskBase> task);
   /// A queued lane task: the calling worker's oldest, else another lane's newest.
   std::shared_ptr<TaskBase> take_from_lanes(unsigned worker);
   /// Takes a CPU from the pool as the worker's credit; false if none is free.
   bool acquire_credit(Lane& lane);
-  void release_credit_locked(Lane& lane);
+  void release_credit_locked(Lane& lane) SPINDLE_REQUIRES(mutex_);
   /// Whether a lane task could start: a lane holds one and a CPU is free for it.
-  [[nodiscard]] bool lane_work_admissible_locked() const;
+  [[nodiscard]] bool lane_work_admissible_locked() const SPINDLE_REQUIRES(mutex_);
   /// Whether some lane holds an entry (a hint: it may be one left by a cancelled task).
   [[nodiscard]] bool lanes_hold_tasks() const noexcept;
   /// Lane tasks queued now, counted under each lane's mutex.
@@ -256,13 +257,13 @@ class Scheduler {
   /// Fails every queued lane task as cancelled (the runtime stops).
   void cancel_lanes();
   void record(TimelineEvent event);
-  void wake_all_idle_locked();
-  void note_queued_locked() noexcept {
+  void wake_all_idle_locked() SPINDLE_REQUIRES(mutex_);
+  void note_queued_locked() noexcept SPINDLE_REQUIRES(mutex_) {
     queued_work_.store(queued_ + actor_runs_.size() + reacquire_.size(), std::memory_order_relaxed);
   }
-  void release_name_locked(ActorCore& actor);
+  void release_name_locked(ActorCore& actor) SPINDLE_REQUIRES(mutex_);
 
-  ResourcePool pool_;
+  ResourcePool pool_ SPINDLE_GUARDED_BY(mutex_);
   unsigned workers_ = 1;
   PerfModel* model_ = nullptr;
   std::unique_ptr<Placer> placer_;
@@ -270,30 +271,34 @@ class Scheduler {
   const std::size_t max_timeline_events_;
   const std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
 
-  mutable std::mutex mutex_;
-  std::vector<std::shared_ptr<const ResourceRequest>> requests_;
-  std::vector<ShapeQueue> shapes_;
-  std::deque<Reacquire> reacquire_;
-  std::vector<BlockedWait*> blocked_;
+  mutable Mutex mutex_;
+  std::vector<std::shared_ptr<const ResourceRequest>> requests_ SPINDLE_GUARDED_BY(mutex_);
+  std::vector<ShapeQueue> shapes_ SPINDLE_GUARDED_BY(mutex_);
+  std::deque<Reacquire> reacquire_ SPINDLE_GUARDED_BY(mutex_);
+  std::vector<BlockedWait*> blocked_ SPINDLE_GUARDED_BY(mutex_);
   std::atomic<std::uint64_t> next_id_{0};
-  std::deque<std::shared_ptr<ActorCore>> actor_runs_;
-  ActorCore* live_actors_ = nullptr;  // intrusive list, to stop them
-  std::size_t actors_ = 0;
+  std::deque<std::shared_ptr<ActorCore>> actor_runs_ SPINDLE_GUARDED_BY(mutex_);
+  ActorCore* live_actors_ SPINDLE_GUARDED_BY(mutex_) = nullptr;  // intrusive list, to stop them
+  std::size_t actors_ SPINDLE_GUARDED_BY(mutex_) = 0;
   struct NamedActor {
     ActorCore* actor;
     std::weak_ptr<ActorCore> handle;
     std::type_index type;
   };
-  std::unordered_map<std::string, NamedActor> names_;
+  std::unordered_map<std::string, NamedActor> names_ SPINDLE_GUARDED_BY(mutex_);
   std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
   std::atomic<int> lingering_{0};
-  std::vector<IdleWorker> idle_workers_;    // a stack: the most recently idle is woken first
+  std::vector<IdleWorker> idle_workers_
+      SPINDLE_GUARDED_BY(mutex_);           // a stack: the most recently idle is woken first
   std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker
   // queued_ + actor_runs_ + reacquire_: work a lane-running worker should look at
   std::atomic<std::size_t> queued_work_{0};
   std::atomic<bool> stopping_{false};
   // Guarded by mutex_: running_ counts tasks that hold their CPU and run, and workers' credits.
-  std::size_t queued_ = 0, running_ = 0, blocked_timed_ = 0, blocked_untimed_ = 0;
+  std::size_t queued_ SPINDLE_GUARDED_BY(mutex_) = 0;
+  std::size_t running_ SPINDLE_GUARDED_BY(mutex_) = 0;
+  std::size_t blocked_timed_ SPINDLE_GUARDED_BY(mutex_) = 0;
+  std::size_t blocked_untimed_ SPINDLE_GUARDED_BY(mutex_) = 0;
   // Kept without the lock, so that a lane task takes it nowhere.
   std::atomic<std::size_t> waiting_{0}, finished_{0}, failed_{0}, cancelled_{0};
   std::atomic<std::size_t> settling_{0};  // counted in running_ until their objects complete
@@ -301,9 +306,9 @@ class Scheduler {
   std::unique_ptr<Lane[]> lanes_;
   std::atomic<unsigned> next_lane_{0};  // for submits from outside the workers
 
-  mutable std::mutex timeline_mutex_;
-  std::deque<TimelineEvent> timeline_;
-  std::size_t timeline_dropped_ = 0;
+  mutable Mutex timeline_mutex_;
+  std::deque<TimelineEvent> timeline_ SPINDLE_GUARDED_BY(timeline_mutex_);
+  std::size_t timeline_dropped_ SPINDLE_GUARDED_BY(timeline_mutex_) = 0;
 };
 
 /// Whether the calling code runs inside a task, and which.

@@ -45,7 +45,7 @@ boost::fibers::context* WorkerAlgorithm::pick_next() noexcept {
   const bool yielded = std::exchange(yielding_, false);
   if (any_woken_.exchange(false, std::memory_order_acquire)) {
     {
-      std::lock_guard lock(woken_mutex_);
+      MutexLock lock(woken_mutex_);
       taking_.swap(woken_);
     }
     // The fiber now suspending may be among them: the dispatcher is ready ahead of it.
@@ -73,7 +73,7 @@ boost::fibers::context* WorkerAlgorithm::pick_next() noexcept {
 
 void WorkerAlgorithm::wake(boost::fibers::context* fiber) noexcept {
   {
-    std::lock_guard lock(woken_mutex_);
+    MutexLock lock(woken_mutex_);
     woken_.push_back(fiber);
   }
   any_woken_.store(true, std::memory_order_release);

@@ -92,8 +92,8 @@ class WorkerAlgorithm final
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<bool> notified_{false};
-  std::mutex woken_mutex_;
-  std::vector<boost::fibers::context*> woken_;   // by wake(), not yet ready
+  Mutex woken_mutex_;
+  std::vector<boost::fibers::context*> woken_ SPINDLE_GUARDED_BY(woken_mutex_);  // not yet ready
   std::vector<boost::fibers::context*> taking_;  // the owner's: swapped with woken_
   std::atomic<bool> any_woken_{false};
 };
