@@ -5,7 +5,10 @@
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 #include <tbb/task_group.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -16,6 +19,8 @@
 #include "spindle/spindle.hpp"
 
 namespace {
+
+using namespace std::chrono_literals;
 
 constexpr int kBatch = 10'000;
 
@@ -72,6 +77,22 @@ void EmptyTasksSync_tbb(benchmark::State& state) {
 
 void EmptyTasksSync_std_async(benchmark::State& state) {
   for (auto _ : state) std::async(std::launch::async, [] {}).get();
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The sync round trip's distribution: each submit-and-get timed on its own.
+void SyncLatency_spindle(benchmark::State& state) {
+  auto empty = runtime().task([] {});
+  std::vector<double> ns;
+  for (auto _ : state) {
+    auto start = std::chrono::steady_clock::now();
+    empty.remote().get();
+    ns.push_back(
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(ns.begin(), ns.end());
+  state.counters["p50_ns"] = ns[ns.size() / 2];
+  state.counters["p99_ns"] = ns[ns.size() * 99 / 100];
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -158,6 +179,46 @@ void MillionQueuedTasks_spindle(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kTasks);
 }
 
+// ---- many tasks blocked in get at once ---------------------------------------------------
+
+long resident_kib() {
+  long pages = 0, resident = 0;
+  if (FILE* file = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(file, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(file);
+  }
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// N tasks each block in get on one gate; the gate opens once all of them are blocked, and the
+// resident memory is read at that moment. Each blocked task keeps the fiber it ran on.
+void BlockedTasks_spindle(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    const long before = resident_kib();
+    std::atomic<int> blocked{0};
+    std::atomic<long> at_peak{0};
+    auto gate = runtime()
+                    .task([&] {
+                      while (blocked.load() < n) spindle::this_task::sleep_for(1ms);
+                      at_peak = resident_kib();
+                    })
+                    .remote();
+    auto waiter = runtime().task([&blocked, gate] {
+      blocked.fetch_add(1);
+      gate.get();
+    });
+    std::vector<spindle::ObjectRef<void>> refs;
+    refs.reserve(n);
+    for (int i = 0; i < n; ++i) refs.push_back(waiter.remote());
+    for (auto& ref : refs) ref.get();
+    const double growth_kib = static_cast<double>(at_peak.load() - before);
+    state.counters["resident_growth_MiB"] = growth_kib / 1024;
+    state.counters["bytes_per_blocked_task"] = growth_kib * 1024 / n;
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
 // ---- a binary tree of nested tasks (fib) -------------------------------------------------
 
 long fib_spindle(int n) {
@@ -211,6 +272,7 @@ BENCHMARK(EmptyTasksAsync_std_async)->UseRealTime();
 BENCHMARK(EmptyTasksSync_spindle)->UseRealTime();
 BENCHMARK(EmptyTasksSync_tbb)->UseRealTime();
 BENCHMARK(EmptyTasksSync_std_async)->UseRealTime();
+BENCHMARK(SyncLatency_spindle)->Iterations(100'000)->UseRealTime();
 // Making a 100 MB value takes milliseconds: a fixed number of iterations keeps the run short.
 BENCHMARK(PutGet_spindle)->Arg(1 << 10)->UseManualTime();
 BENCHMARK(PutGet_spindle)->Arg(100 << 20)->Iterations(50)->UseManualTime();
@@ -220,6 +282,12 @@ BENCHMARK(CopyObject_baseline)->Arg(1 << 10)->Arg(100 << 20)->UseRealTime();
 BENCHMARK(WaitOnManyRefs_spindle)->UseRealTime();
 BENCHMARK(GetManyRefs_spindle)->UseRealTime();
 BENCHMARK(MillionQueuedTasks_spindle)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BlockedTasks_spindle)
+    ->Arg(100'000)
+    ->Arg(20'000)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(FibTree_spindle)->Arg(20)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(FibTree_tbb)->Arg(20)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(FibTree_std_async)->Arg(20)->UseRealTime()->Unit(benchmark::kMillisecond);

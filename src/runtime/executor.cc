@@ -6,7 +6,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/fiber/all.hpp>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 
@@ -61,13 +64,39 @@ void* map_stack(std::size_t usable) {
   return base;
 }
 
-boost::context::stack_context stack_at(void* base, std::size_t usable) {
+// A stack's slot: its lowest page (a guard, or the canary's) and then `usable` bytes.
+boost::context::stack_context stack_at(void* base, std::size_t usable, bool guarded) {
   boost::context::stack_context stack;
   stack.size = usable;
   stack.sp = static_cast<char*>(base) + page_bytes() + usable;
-  note_new_fiber_stack({static_cast<char*>(stack.sp), usable, page_bytes()});
+  FiberStack noted{static_cast<char*>(stack.sp), usable, guarded ? page_bytes() : 0, nullptr};
+  if (!guarded) {
+    auto* canary = reinterpret_cast<std::uint64_t*>(static_cast<char*>(base) + page_bytes()) - 1;
+    *canary = kStackCanary;  // just below the usable bytes: the first word an overflow writes
+    noted.canary = canary;
+  }
+  note_new_fiber_stack(noted);
   return stack;
 }
+
+// Stacks with a guard page take two memory mappings each; the kernel allows a process
+// vm.max_map_count of them (65530 by default). A pool keeps to a share of that, then carves
+// stacks from slabs of one mapping each, with a canary instead of a guard.
+std::size_t guarded_stack_budget() {
+  static const std::size_t budget = [] {
+    std::size_t max_map_count = 65530;
+    if (FILE* file = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+      unsigned long value = 0;
+      if (std::fscanf(file, "%lu", &value) == 1) max_map_count = value;
+      std::fclose(file);
+    }
+    constexpr std::size_t kLeftForOthers = 8192;  // libraries, the heap, threads' stacks
+    return max_map_count > kLeftForOthers ? (max_map_count - kLeftForOthers) / 2 : 0;
+  }();
+  return budget;
+}
+
+std::atomic<std::size_t> guarded_stacks{0};  // in the whole process
 
 // ---- the stack overflow report --------------------------------------------------------
 
@@ -99,32 +128,38 @@ void write_number(std::size_t value) {
 // A fault in the guard page, or just below it (a large frame can step over one page), of the
 // running fiber's stack is an overflow.
 bool is_overflow(const FiberStack& stack, const char* address) {
-  if (!stack.top) return false;
+  if (!stack.top || stack.guard_bytes == 0) return false;
   const char* bottom = stack.top - stack.usable_bytes;
   constexpr std::size_t kBelowGuard = 1 << 20;
   return address < bottom && address + stack.guard_bytes + kBelowGuard >= bottom;
 }
 
+}  // namespace
+
+void report_stack_overflow(const FiberStack& stack) noexcept {
+  write_text("spindle: ");
+  if (const TaskBase* task = current_task()) {
+    write_text(task->is_actor_call() ? "a call of actor '" : "task '");
+    write_text(task->spec->name.c_str());
+    write_text("' (#");
+    write_number(task->id);
+    write_text(")");
+  } else {
+    write_text("a worker fiber");
+  }
+  write_text(" overflowed its stack of ");
+  write_number(stack.usable_bytes);
+  write_text(
+      " bytes; ask for more with .options({.stack_bytes = ...}) or "
+      "RuntimeOptions::stack_bytes. Aborting.\n");
+  abort();
+}
+
+namespace {
+
 void on_segv(int signal, siginfo_t* info, void* context) {
   const FiberStack& stack = active_fiber_stack();
-  if (is_overflow(stack, static_cast<const char*>(info->si_addr))) {
-    write_text("spindle: ");
-    if (const TaskBase* task = current_task()) {
-      write_text(task->is_actor_call() ? "a call of actor '" : "task '");
-      write_text(task->spec->name.c_str());
-      write_text("' (#");
-      write_number(task->id);
-      write_text(")");
-    } else {
-      write_text("a worker fiber");
-    }
-    write_text(" overflowed its stack of ");
-    write_number(stack.usable_bytes);
-    write_text(
-        " bytes; ask for more with .options({.stack_bytes = ...}) or "
-        "RuntimeOptions::stack_bytes. Aborting.\n");
-    abort();
-  }
+  if (is_overflow(stack, static_cast<const char*>(info->si_addr))) report_stack_overflow(stack);
   // Not ours: whoever handled SIGSEGV before spindle does, or the default action.
   if (previous_segv_action.sa_flags & SA_SIGINFO) {
     previous_segv_action.sa_sigaction(signal, info, context);
@@ -180,7 +215,20 @@ StackPool::StackPool(std::size_t stack_bytes)
     : usable_bytes_(round_to_pages(stack_bytes)), page_bytes_(page_bytes()) {}
 
 StackPool::~StackPool() {
-  for (void* base : free_) munmap(base, usable_bytes_ + page_bytes_);
+  for (void* base : free_) {
+    if (!in_slab(base)) {
+      munmap(base, usable_bytes_ + page_bytes_);
+      guarded_stacks.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  for (char* slab : slabs_) munmap(slab, kSlabStacks * (usable_bytes_ + page_bytes_));
+}
+
+bool StackPool::in_slab(const void* base) const {
+  const std::size_t slab_bytes = kSlabStacks * (usable_bytes_ + page_bytes_);
+  return std::ranges::any_of(slabs_, [&](const char* slab) {
+    return base >= slab && static_cast<const char*>(base) < slab + slab_bytes;
+  });
 }
 
 boost::context::stack_context StackPool::allocate() {
@@ -190,10 +238,35 @@ boost::context::stack_context StackPool::allocate() {
     if (!free_.empty()) {
       base = free_.back();
       free_.pop_back();
+      return stack_at(base, usable_bytes_, !in_slab(base));
     }
   }
-  if (base == nullptr) base = map_stack(usable_bytes_);
-  return stack_at(base, usable_bytes_);
+  if (guarded_stacks.fetch_add(1, std::memory_order_relaxed) < guarded_stack_budget()) {
+    try {
+      return stack_at(map_stack(usable_bytes_), usable_bytes_, true);
+    } catch (const std::bad_alloc&) {  // the budget was too generous: slabs from now on
+    }
+  }
+  guarded_stacks.fetch_sub(1, std::memory_order_relaxed);
+  MutexLock lock(mutex_);
+  return stack_at(carve_slab_stack_locked(), usable_bytes_, false);
+}
+
+void* StackPool::carve_slab_stack_locked() {
+  const std::size_t slot = usable_bytes_ + page_bytes_;
+  if (slabs_.empty() || slab_used_ == kSlabStacks) {
+    void* slab = mmap(nullptr, kSlabStacks * slot, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (slab == MAP_FAILED) throw std::bad_alloc();
+    if (slabs_.empty()) {
+      std::cerr << "spindle: more fibers than the kernel's map count allows guarded stacks "
+                   "for (vm.max_map_count); further stacks have a canary instead of a guard "
+                   "page, so an overflow is found when the task next suspends\n";
+    }
+    slabs_.push_back(static_cast<char*>(slab));
+    slab_used_ = 0;
+  }
+  return slabs_.back() + slot * slab_used_++;
 }
 
 void StackPool::deallocate(boost::context::stack_context& stack) noexcept {
@@ -201,17 +274,19 @@ void StackPool::deallocate(boost::context::stack_context& stack) noexcept {
   void* base = static_cast<char*>(stack.sp) - usable_bytes_ - page_bytes_;
   {
     MutexLock lock(mutex_);
-    if (free_.size() < kMostKept) {
+    // Slab stacks are never unmapped alone: that would split the slab's mapping.
+    if (free_.size() < kMostKept || in_slab(base)) {
       free_.push_back(base);
       return;
     }
   }
   munmap(base, usable_bytes_ + page_bytes_);
+  guarded_stacks.fetch_sub(1, std::memory_order_relaxed);
 }
 
 boost::context::stack_context GuardedStack::allocate() {
   std::size_t usable = round_to_pages(bytes);
-  return stack_at(map_stack(usable), usable);
+  return stack_at(map_stack(usable), usable, true);
 }
 
 void GuardedStack::deallocate(boost::context::stack_context& stack) noexcept {

@@ -42,10 +42,16 @@ class StackPool {
   [[nodiscard]] std::size_t usable_bytes() const noexcept { return usable_bytes_; }
 
  private:
+  static constexpr std::size_t kSlabStacks = 64;
+  [[nodiscard]] bool in_slab(const void* base) const SPINDLE_REQUIRES(mutex_);
+  void* carve_slab_stack_locked() SPINDLE_REQUIRES(mutex_);
+
   std::size_t usable_bytes_;
   std::size_t page_bytes_;
   Mutex mutex_;
   std::vector<void*> free_ SPINDLE_GUARDED_BY(mutex_);
+  std::vector<char*> slabs_ SPINDLE_GUARDED_BY(mutex_);   // stacks past the map count's budget
+  std::size_t slab_used_ SPINDLE_GUARDED_BY(mutex_) = 0;  // stacks carved from the last slab
 };
 
 /// The StackAllocator concept of Boost.Context, over a shared StackPool.

@@ -42,6 +42,11 @@ void WorkerAlgorithm::awakened(boost::fibers::context* context,
 // task and not yielding has blocked: the spare takes its role, behind the fibers already
 // ready, and the blocked fiber finishes its task when it resumes.
 boost::fibers::context* WorkerAlgorithm::pick_next() noexcept {
+  // A stack without a guard page overflowed if its canary changed: report it before the
+  // fiber whose stack it overwrote runs.
+  if (tls_active_stack.canary && *tls_active_stack.canary != kStackCanary) {
+    report_stack_overflow(tls_active_stack);
+  }
   const bool yielded = std::exchange(yielding_, false);
   if (any_woken_.exchange(false, std::memory_order_acquire)) {
     {

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -26,12 +27,20 @@
 
 namespace spindle::detail {
 
-/// The stack a fiber runs on: usable bytes below `top`, a guard page below those.
+/// The stack a fiber runs on: usable bytes below `top`, and below those a guard page, or
+/// (when the kernel's map count allows no more guarded stacks) a canary word.
 struct FiberStack {
   char* top = nullptr;
   std::size_t usable_bytes = 0;
-  std::size_t guard_bytes = 0;
+  std::size_t guard_bytes = 0;  // 0 for a stack with a canary instead
+  const std::uint64_t* canary = nullptr;
 };
+
+/// The value a canary holds while its stack has not overflowed.
+inline constexpr std::uint64_t kStackCanary = 0x5350494e444c4521;  // "SPINDLE!"
+
+/// Reports a stack overflow of the running task on stderr and aborts; async-signal-safe.
+[[noreturn]] void report_stack_overflow(const FiberStack& stack) noexcept;
 
 struct TaskFiberProperties : boost::fibers::fiber_properties {
   using fiber_properties::fiber_properties;
