@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "device/device_runtime.hpp"
+#include "runtime/assert.hpp"
 #include "runtime/event.hpp"
 #include "runtime/worker_algorithm.hpp"
 
@@ -363,6 +364,7 @@ bool Scheduler::acquire_credit(Lane& lane) {
 }
 
 void Scheduler::release_credit_locked(Lane& lane) {
+  SPINDLE_ASSERT(lane.credit && running_ > 0);
   pool_.release(*lane.credit);
   lane.credit.reset();
   set_idle_credit(lane, false);
@@ -415,6 +417,7 @@ void Scheduler::cancel_lanes() {
 }
 
 void Scheduler::start_locked(TaskBase& task) {
+  SPINDLE_ASSERT(task.phase == TaskBase::Phase::queued && queued_ > 0);
   task.phase = TaskBase::Phase::running;
   ++task.attempts;
   --queued_;
@@ -563,6 +566,7 @@ std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
 // to the caller, who runs on.
 void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_ptr error,
                        bool retry) {
+  SPINDLE_ASSERT(task.phase == TaskBase::Phase::running);
   bool requeued = false;
   {
     MutexLock lock(mutex_);
@@ -598,6 +602,7 @@ void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_pt
 // role (the runner may be idle, and a credit left with it would be stranded).
 void Scheduler::settle_lane(TaskBase& task, Allocation& allocation, std::exception_ptr error,
                             bool retry) {
+  SPINDLE_ASSERT(task.lane && task.phase == TaskBase::Phase::running);
   WorkerAlgorithm& algorithm = *worker_algorithm();
   Lane& own = lanes_[algorithm.index() % workers_];
   const bool to_pool =
@@ -627,6 +632,7 @@ void Scheduler::settle_lane(TaskBase& task, Allocation& allocation, std::excepti
 }
 
 void Scheduler::settle_inline_lane(TaskBase& task, std::exception_ptr error) {
+  SPINDLE_ASSERT(task.lane && task.phase == TaskBase::Phase::running);
   task.phase.store(TaskBase::Phase::finished, std::memory_order_release);
   count_settled(own_lane(), error != nullptr);
   publish_outcome(task, error);
@@ -668,6 +674,7 @@ void Scheduler::record_transfer(std::string label, DeviceKind from, DeviceKind t
 
 void Scheduler::block(BlockedWait& wait) {
   MutexLock lock(mutex_);
+  SPINDLE_ASSERT(running_ > 0);
   --running_;
   ++(wait.timed ? blocked_timed_ : blocked_untimed_);
   wait.index = blocked_.size();
@@ -682,6 +689,7 @@ void Scheduler::unblock(BlockedWait& wait) {
   std::shared_ptr<Event> granted;
   {
     MutexLock lock(mutex_);
+    SPINDLE_ASSERT(wait.index < blocked_.size() && blocked_[wait.index] == &wait);
     blocked_[wait.index] = blocked_.back();  // swap-remove: thousands may be blocked at once
     blocked_[wait.index]->index = wait.index;
     blocked_.pop_back();
