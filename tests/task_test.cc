@@ -8,6 +8,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <thread>
 
 #include "spindle/spindle.hpp"
 #include "support/gate.hpp"
@@ -209,6 +210,37 @@ TEST(Task, CancelSetsTheFlagOfARunningTask) {
   EXPECT_FALSE(ref.done());
   rt.cancel(ref);
   EXPECT_EQ(ref.get(), 42);
+}
+
+// A queued child that fits in what its parent holds runs inline in the parent's get: the
+// parent is not blocked meanwhile. A child that needs more runs on its own, after the parent
+// blocked and gave its CPU back. One worker, so nothing else can take the child first.
+TEST(Task, GetRunsAQueuedChildInlineWhenTheParentLendsEnough) {
+  Runtime rt({.num_cpus = 2, .num_workers = 1});
+  auto blocked_seen = rt.task([&rt] { return rt.status().blocked; });
+  auto fits = rt.task([&] { return blocked_seen.remote().get(); });
+  EXPECT_EQ(fits.remote().get(), 0u);
+  auto needs_two = blocked_seen.options({.num_cpus = 2});
+  auto too_big = rt.task([&] { return needs_two.remote().get(); });
+  EXPECT_EQ(too_big.remote().get(), 1u);
+}
+
+// A task of one runtime never runs another runtime's task inline: that one runs on its own
+// runtime's worker, once that worker is free. Nor is the wait a deadlock of the first
+// runtime, though nothing runs there.
+TEST(Task, GetNeverRunsAnotherRuntimesTaskInline) {
+  Runtime a({.num_cpus = 1, .num_workers = 1}), b({.num_cpus = 1, .num_workers = 1});
+  auto gate = std::make_shared<Gate>();
+  auto b_worker = b.task([gate] {
+                     gate->wait();
+                     return std::this_thread::get_id();
+                   }).remote();
+  auto b_task = b.task([] { return std::this_thread::get_id(); }).remote();
+  auto a_task = a.task([b_task] { return b_task.get(); }).remote();
+  while (a.status().blocked == 0 && !a_task.done()) std::this_thread::yield();
+  EXPECT_FALSE(a_task.done()) << "a waits for b's task, which b runs once its worker is free";
+  gate->open();
+  EXPECT_EQ(a_task.get(), b_worker.get());
 }
 
 // get() inside a task gives its CPU back, so recursion never deadlocks, even with one CPU.

@@ -88,7 +88,16 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
       event->on_complete();
     }
   }
-  BlockedWait wait{current_task(), event, deadline.has_value(), false, objects, 0};
+  // A wait that a deadline, or another runtime's task, may end is never part of a deadlock
+  // this runtime can see.
+  TaskBase* caller = current_task();
+  bool ends_elsewhere = deadline.has_value();
+  for (ObjectStateBase* object : registered) {
+    if (ends_elsewhere || !caller) break;
+    std::shared_ptr<TaskBase> producer = object->producer.lock();
+    ends_elsewhere = producer && &producer->scheduler != &caller->scheduler;
+  }
+  BlockedWait wait{caller, event, ends_elsewhere, false, objects, 0};
   if (wait.task) {
     wait.task->scheduler.block(wait);
   } else if (should_spin(registered)) {

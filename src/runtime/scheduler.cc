@@ -449,7 +449,9 @@ bool lends(const TaskBase& caller, const TaskSpec& task) {
 
 bool Scheduler::run_inline(TaskBase& caller, ObjectStateBase& object) {
   std::shared_ptr<TaskBase> task = object.producer.lock();
-  if (!task || task->actor || task->spec->codelet || !lends(caller, *task->spec) ||
+  // Another runtime's task is that runtime's to run.
+  if (!task || &task->scheduler != this || task->actor || task->spec->codelet ||
+      !lends(caller, *task->spec) ||
       task->phase != TaskBase::Phase::queued || !enough_stack_to_inline()) {
     return false;  // phase is read without the lock here: a hint, checked again below
   }

@@ -32,7 +32,7 @@ class WorkerAlgorithm;
 struct BlockedWait {
   TaskBase* task = nullptr;
   std::shared_ptr<Event> event;
-  bool timed = false;
+  bool timed = false;  // a deadline or another runtime may end it: never a deadlock
   bool reported = false;  // already failed by the deadlock check
   std::span<ObjectStateBase* const> objects;
   std::size_t index = 0;  // in the scheduler's list of blocked waits
