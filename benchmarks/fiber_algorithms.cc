@@ -1,5 +1,5 @@
 // How Boost.Fiber's multi-thread algorithms compare with spindle's own, on this machine: the
-// measurement behind the executor's choice (shared/DESIGN.md asks for one).
+// measurement behind the executor's choice (the executor's design asks for one).
 //
 // For each algorithm, two threads install it; one starts 200,000 empty fibers in batches of
 // 1,000 and joins them (fibers a second), then both stay idle for 200 ms while the process's

@@ -1,7 +1,7 @@
 # Third-party dependencies, all from Debian's packages (scripts/setup.sh installs them).
 # With SPINDLE_STATIC, libraries are linked statically where Debian ships archives, and
 # the shared ones that remain (libudev, which static hwloc needs) are copied beside the
-# binaries, found through an $ORIGIN rpath (shared/GPU.md).
+# binaries, found through an $ORIGIN rpath (the portable build: README, Build options).
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)

@@ -1,5 +1,5 @@
 # Run after linking an executable of the portable build (SPINDLE_STATIC): copies the shared
-# libraries it needs, beyond those every GPU machine has (shared/GPU.md), beside it. The
+# libraries it needs, beyond those every GPU machine has (the portable build: README, Build options), beside it. The
 # executable finds them through its $ORIGIN rpath.
 #   cmake -DEXECUTABLE=path -P bundle_runtime.cmake
 file(GET_RUNTIME_DEPENDENCIES
