@@ -212,6 +212,20 @@ TEST(Task, CancelSetsTheFlagOfARunningTask) {
   EXPECT_EQ(ref.get(), 42);
 }
 
+// A task of the default demand runs while an older one that needs every CPU waits for them;
+// that one runs once they are free.
+TEST(Task, ADefaultTaskRunsWhileABiggerDemandWaits) {
+  Runtime rt({.num_cpus = 2, .num_workers = 2});
+  auto gate = std::make_shared<Gate>();
+  auto holder = rt.task([gate] { gate->wait(); }).options({.num_cpus = 0.5}).remote();
+  auto big = rt.task([] { return 2; }).options({.num_cpus = 2}).remote();
+  EXPECT_EQ(rt.task([] { return 1; }).remote().get(60s), 1);
+  EXPECT_FALSE(big.done());
+  gate->open();
+  EXPECT_EQ(big.get(60s), 2);
+  holder.get();
+}
+
 // A queued child that fits in what its parent holds runs inline in the parent's get: the
 // parent is not blocked meanwhile. A child that needs more runs on its own, after the parent
 // blocked and gave its CPU back. One worker, so nothing else can take the child first.

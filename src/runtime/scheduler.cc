@@ -267,13 +267,7 @@ std::optional<Admitted> Scheduler::next_task() {
   for (;;) {
     if (queued_work_.load(std::memory_order_relaxed) == 0 && lanes_hold_tasks() &&
         (own.credit || acquire_credit(own))) {
-      if (std::shared_ptr<TaskBase> task = take_from_lanes(index)) {
-        Allocation allocation = std::move(*own.credit);
-        own.credit.reset();
-        set_idle_credit(own, false);  // the task holds it now
-        ++task->attempts;
-        return Admitted{std::move(task), std::move(allocation), nullptr};
-      }
+      if (std::optional<Admitted> admitted = take_lane_task(own, index)) return admitted;
     }
     MutexLock lock(mutex_);
     if (own.credit) release_credit_locked(own);  // for the work below, or for others
@@ -293,7 +287,14 @@ std::optional<Admitted> Scheduler::next_task() {
       wake_worker_locked();
       return Admitted{std::move(task), std::move(*allocation), nullptr};
     }
-    if (lane_work_admissible_locked()) continue;
+    if (lane_work_admissible_locked()) {
+      // Other work waits but does not fit: a lane task may go first, as a younger task that
+      // fits goes before an older one that does not.
+      acquire_credit_locked(own);
+      lock.unlock();
+      if (std::optional<Admitted> admitted = take_lane_task(own, index)) return admitted;
+      continue;
+    }
     if (stopping() && actors_ == 0 && !lanes_hold_tasks()) return std::nullopt;
     // Suspended until a waker takes it off the list; a wake before the suspension is kept.
     boost::fibers::context* self = boost::fibers::context::active();
@@ -330,6 +331,16 @@ void Scheduler::push_lane(std::shared_ptr<TaskBase> task) {
   }
 }
 
+std::optional<Admitted> Scheduler::take_lane_task(Lane& own, unsigned worker) {
+  std::shared_ptr<TaskBase> task = take_from_lanes(worker);
+  if (!task) return std::nullopt;
+  Allocation allocation = std::move(*own.credit);
+  own.credit.reset();
+  set_idle_credit(own, false);  // the task holds it now
+  ++task->attempts;
+  return Admitted{std::move(task), std::move(allocation), nullptr};
+}
+
 std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
   for (unsigned k = 0; k < workers_; ++k) {
     Lane& lane = lanes_[(worker + k) % workers_];
@@ -354,6 +365,10 @@ std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
 
 bool Scheduler::acquire_credit(Lane& lane) {
   MutexLock lock(mutex_);
+  return acquire_credit_locked(lane);
+}
+
+bool Scheduler::acquire_credit_locked(Lane& lane) {
   if (!reacquire_.empty()) return false;  // tasks taking their CPU back go first
   std::optional<Allocation> credit = pool_.try_acquire(unit_request_);
   if (!credit) return false;
@@ -451,8 +466,8 @@ bool Scheduler::run_inline(TaskBase& caller, ObjectStateBase& object) {
   std::shared_ptr<TaskBase> task = object.producer.lock();
   // Another runtime's task is that runtime's to run.
   if (!task || &task->scheduler != this || task->actor || task->spec->codelet ||
-      !lends(caller, *task->spec) ||
-      task->phase != TaskBase::Phase::queued || !enough_stack_to_inline()) {
+      !lends(caller, *task->spec) || task->phase != TaskBase::Phase::queued ||
+      !enough_stack_to_inline()) {
     return false;  // phase is read without the lock here: a hint, checked again below
   }
   // The caller's count in running_ passes to the task: the caller waits under it. A lane task

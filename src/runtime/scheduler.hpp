@@ -32,7 +32,7 @@ class WorkerAlgorithm;
 struct BlockedWait {
   TaskBase* task = nullptr;
   std::shared_ptr<Event> event;
-  bool timed = false;  // a deadline or another runtime may end it: never a deadlock
+  bool timed = false;     // a deadline or another runtime may end it: never a deadlock
   bool reported = false;  // already failed by the deadlock check
   std::span<ObjectStateBase* const> objects;
   std::size_t index = 0;  // in the scheduler's list of blocked waits
@@ -233,10 +233,13 @@ class Scheduler {
   void start_locked(TaskBase& task) SPINDLE_REQUIRES(mutex_);
   [[nodiscard]] bool lane_eligible(const TaskBase& task) const noexcept;
   void push_lane(std::shared_ptr<TaskBase> task);
+  /// A lane task admitted on the worker's credit (which it must hold), if one is queued.
+  std::optional<Admitted> take_lane_task(Lane& own, unsigned worker);
   /// A queued lane task: the calling worker's oldest, else another lane's newest.
   std::shared_ptr<TaskBase> take_from_lanes(unsigned worker);
   /// Takes a CPU from the pool as the worker's credit; false if none is free.
   bool acquire_credit(Lane& lane);
+  bool acquire_credit_locked(Lane& lane) SPINDLE_REQUIRES(mutex_);
   void release_credit_locked(Lane& lane) SPINDLE_REQUIRES(mutex_);
   /// Whether a lane task could start: a lane holds one and a CPU is free for it.
   [[nodiscard]] bool lane_work_admissible_locked() const SPINDLE_REQUIRES(mutex_);
