@@ -53,8 +53,12 @@ TEST(Placement, AConsumerFollowsItsDataToTheGpu) {
   std::vector<placement::TaskKind> kinds = {{"producer", 0, 1e-9, 0, 1e-11},
                                             {"consumer", 0, 1e-11, 0, 1.2e-11}};
   std::vector<placement::SimTask> tasks;
+  // Rounds in a chain (each producer reads the last consumer's output), so no queue of other
+  // work on the GPU argues against it.
   for (int round = 0; round < 30; ++round) {
-    tasks.push_back({0, std::size_t{64} << 20, {}});
+    std::vector<std::size_t> after;
+    if (!tasks.empty()) after.push_back(tasks.size() - 1);
+    tasks.push_back({0, std::size_t{64} << 20, after});
     tasks.push_back({1, std::size_t{64} << 20, {tasks.size() - 1}});
   }
   placement::SimMachine machine{.cpus = 2, .gpus = 1};

@@ -8,14 +8,17 @@
 //                                              model);
 //   result.makespan / result.lower_bound;   // 1.0 would be perfect
 //
-// Policies:
-// - cpu_only: the CPU that is free first.
-// - gpu_first: the GPU that is free first (eager), or a CPU without GPUs.
-// - round_robin: every device in turn.
-// - earliest_finish: the device where the task would finish first: when the device is free,
-//   plus moving its inputs there, plus its run time, all from the performance model (as
-//   StarPU's dmda and HEFT). A task whose kind is not calibrated on every kind of device runs
-//   first where samples are missing (calibration), then falls back to eager placement.
+// The simulator places every call with the runtime's own placement code (the same object a
+// Runtime uses to place codelets), in virtual time, so its figures measure what places real
+// calls. Policies:
+// - cpu_only: a CPU.
+// - gpu_first: a GPU (eager), or a CPU without GPUs.
+// - round_robin: every CPU slot, then every GPU, in turn.
+// - earliest_finish: the kind of device where the call would finish first: its queued work
+//   over its slots, plus moving the inputs that live elsewhere, plus the run time, all from
+//   the performance model (as StarPU's dmda). While a kind lacks the model's samples for the
+//   call, calls go there first (calibration, the GPU on a tie).
+// Within the chosen kind, the simulator runs the call on the device that can start it first.
 #pragma once
 
 #include <cstddef>
@@ -75,9 +78,10 @@ struct SimResult {
   std::vector<DeviceKind> placement;  ///< where each task ran
 };
 
-/// @brief Runs `tasks` (in order; inputs must name earlier tasks) on `machine` in virtual
-/// time under `policy`. Every run and transfer is recorded in `model`, so a model carried
-/// over several simulations calibrates as a real one does.
+/// @brief Runs `tasks` (inputs must name earlier tasks; all are submitted at time 0 and each
+/// is placed once its inputs are done) on `machine` in virtual time under `policy`. Every run
+/// and transfer is recorded in `model` (a run when it ends), so a model carried over several
+/// simulations calibrates as a real one does.
 /// @throws InvalidArgumentError for a task naming an unknown kind or a later input, or a
 /// machine without CPUs.
 SimResult simulate(const std::vector<TaskKind>& kinds, const std::vector<SimTask>& tasks,

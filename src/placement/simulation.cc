@@ -3,8 +3,10 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <queue>
 #include <random>
 
+#include "placement/placer.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/placement.hpp"
 
@@ -118,6 +120,10 @@ double SimMachine::transfer_seconds(std::size_t bytes) const {
   return link_latency + static_cast<double>(bytes) / link_bytes_per_second;
 }
 
+// An event-driven run: every task is submitted at time 0 and placed when its inputs are done,
+// by the runtime's own Placer (so the figures measure the code that places real calls), on
+// the device of the chosen kind that can start it first. A run is recorded in the model when
+// it ends, and a transfer when it happens, as the runtime records them.
 SimResult simulate(const std::vector<TaskKind>& kinds, const std::vector<SimTask>& tasks,
                    const SimMachine& machine, Policy policy, PerfModel& model) {
   check(kinds, tasks, machine);
@@ -126,9 +132,10 @@ SimResult simulate(const std::vector<TaskKind>& kinds, const std::vector<SimTask
   for (unsigned g = 0; g < machine.gpus; ++g) {
     devices.push_back({DeviceKind::gpu, static_cast<int>(g)});
   }
+  detail::Placer placer(policy, model, machine.cpus, machine.gpus);
   SimResult result;
+  result.placement.resize(tasks.size(), DeviceKind::cpu);
   std::vector<Placed> placed(tasks.size());
-  std::size_t next_round_robin = 0;
 
   // Moving one input into `space`: hops between memory spaces, each a link crossing.
   auto hops = [](int from, int to) {
@@ -136,91 +143,92 @@ SimResult simulate(const std::vector<TaskKind>& kinds, const std::vector<SimTask
   };
   auto kind_of_space = [](int space) { return space == kHost ? DeviceKind::cpu : DeviceKind::gpu; };
 
+  // Ready tasks by the time their inputs are done (then by index); running ones by finish.
+  using Event = std::pair<double, std::size_t>;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> ready, running;
+  std::vector<std::size_t> missing(tasks.size());
+  std::vector<std::vector<std::size_t>> readers(tasks.size());
+  std::vector<double> expected(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i) {
+    missing[i] = tasks[i].inputs.size();
+    for (std::size_t input : tasks[i].inputs) readers[input].push_back(i);
+    if (missing[i] == 0) ready.push({0.0, i});
+  }
+  auto finish_until = [&](double now) {
+    while (!running.empty() && running.top().first <= now) {
+      std::size_t done = running.top().second;
+      running.pop();
+      const SimTask& task = tasks[done];
+      const TaskKind& kind = kinds[task.kind];
+      model.record(kind.name, task.bytes, result.placement[done],
+                   kind.seconds(result.placement[done], task.bytes));
+      if (machine.gpus > 0) {
+        placer.finished(kind.name, task.bytes, result.placement[done], expected[done]);
+      }
+    }
+  };
+
+  while (!ready.empty()) {
+    auto [now, i] = ready.top();
+    ready.pop();
+    finish_until(now);
     const SimTask& task = tasks[i];
     const TaskKind& kind = kinds[task.kind];
-    // When each device could start the task, with its inputs moved there: truly, and as
-    // the model expects.
-    auto ready_on = [&](const Device& device, bool estimated) {
-      double ready = 0;
-      auto arrive = [&](double available, int from) {
-        double moving = hops(from, device.space) * machine.transfer_seconds(task.bytes);
-        if (estimated && from != device.space) {
-          // Until the model has measured this link, the machine's declared one stands in (a
-          // real runtime measures its links at start).
-          moving = model.transfer_seconds(kind_of_space(from), device.kind, task.bytes)
-                       .value_or(machine.transfer_seconds(task.bytes)) *
-                   hops(from, device.space);
-        }
-        ready = std::max(ready, available + moving);
-      };
-      if (task.inputs.empty()) arrive(0, kHost);
-      for (std::size_t input : task.inputs) arrive(placed[input].finish, placed[input].space);
-      return std::max(ready, device.free_at);
-    };
-    auto first_free = [&](std::optional<DeviceKind> only) {
-      std::size_t best = devices.size();
-      for (std::size_t d = 0; d < devices.size(); ++d) {
-        if (only && devices[d].kind != *only) continue;
-        if (best == devices.size() || ready_on(devices[d], false) < ready_on(devices[best], false))
-          best = d;
-      }
-      return best;
-    };
+    std::vector<detail::DataInput> inputs;
+    if (task.inputs.empty()) inputs.push_back({task.bytes, DeviceKind::cpu});
+    for (std::size_t input : task.inputs) {
+      inputs.push_back({task.bytes, kind_of_space(placed[input].space)});
+    }
+    // Without GPUs the runtime never consults placement: a codelet runs on the CPU.
+    DeviceKind chosen_kind =
+        machine.gpus > 0 ? placer.choose(kind.name, inputs, expected[i]) : DeviceKind::cpu;
 
-    std::size_t chosen = 0;
-    switch (policy) {
-      case Policy::cpu_only:
-        chosen = first_free(DeviceKind::cpu);
-        break;
-      case Policy::gpu_first:
-        chosen = first_free(machine.gpus > 0 ? DeviceKind::gpu : DeviceKind::cpu);
-        break;
-      case Policy::round_robin:
-        chosen = next_round_robin++ % devices.size();
-        break;
-      case Policy::earliest_finish: {
-        auto cpu = model.estimate(kind.name, task.bytes, DeviceKind::cpu);
-        auto gpu = model.estimate(kind.name, task.bytes, DeviceKind::gpu);
-        if (!cpu) {  // calibrating: run where samples are missing
-          chosen = first_free(DeviceKind::cpu);
-        } else if (!gpu && machine.gpus > 0) {
-          chosen = first_free(DeviceKind::gpu);
-        } else {
-          double best = std::numeric_limits<double>::infinity();
-          for (std::size_t d = 0; d < devices.size(); ++d) {
-            double finish =
-                ready_on(devices[d], true) + (devices[d].kind == DeviceKind::gpu ? *gpu : *cpu);
-            if (finish < best) {
-              best = finish;
-              chosen = d;
-            }
-          }
-        }
-        break;
+    // When a device could start the task, with its inputs moved there.
+    auto ready_on = [&](const Device& device) {
+      double at = now;
+      if (task.inputs.empty())
+        at += hops(kHost, device.space) * machine.transfer_seconds(task.bytes);
+      for (std::size_t input : task.inputs) {
+        at = std::max(at, placed[input].finish + hops(placed[input].space, device.space) *
+                                                     machine.transfer_seconds(task.bytes));
       }
+      return std::max(at, device.free_at);
+    };
+    std::size_t chosen = devices.size();
+    for (std::size_t d = 0; d < devices.size(); ++d) {
+      if (devices[d].kind != chosen_kind) continue;
+      if (chosen == devices.size() || ready_on(devices[d]) < ready_on(devices[chosen])) chosen = d;
     }
 
     Device& device = devices[chosen];
-    double start = ready_on(device, false);
+    double start = ready_on(device);
     double run = kind.seconds(device.kind, task.bytes);
     auto count_moves = [&](int from) {
       int crossings = hops(from, device.space);
       if (crossings == 0) return;
       result.bytes_moved += crossings * static_cast<double>(task.bytes);
       model.record_transfer(kind_of_space(from), device.kind, task.bytes,
-                            crossings * machine.transfer_seconds(task.bytes) / crossings);
+                            machine.transfer_seconds(task.bytes));
     };
     if (task.inputs.empty()) count_moves(kHost);
     for (std::size_t input : task.inputs) count_moves(placed[input].space);
-    model.record(kind.name, task.bytes, device.kind, run);
     device.free_at = start + run;
     device.busy += run;
     placed[i] = {start + run, device.space};
+    running.push({start + run, i});
     result.makespan = std::max(result.makespan, start + run);
-    result.placement.push_back(device.kind);
+    result.placement[i] = device.kind;
     if (device.kind == DeviceKind::gpu) ++result.on_gpu;
+    for (std::size_t reader : readers[i]) {
+      if (--missing[reader] > 0) continue;
+      double inputs_done = 0;
+      for (std::size_t input : tasks[reader].inputs) {
+        inputs_done = std::max(inputs_done, placed[input].finish);
+      }
+      ready.push({inputs_done, reader});
+    }
   }
+  finish_until(std::numeric_limits<double>::infinity());
 
   double cpu_busy = 0, gpu_busy = 0;
   for (const Device& device : devices)
