@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/worker_algorithm.hpp"
+#include "fibers/worker_algorithm.hpp"
 
 namespace {
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/parallel.hpp"
+#include "context/parallel.hpp"
 #include "spindle/spindle.hpp"
 
 namespace {

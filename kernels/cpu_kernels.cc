@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "checks.hpp"
-#include "runtime/parallel.hpp"
+#include "context/parallel.hpp"
 #include "spindle/kernels.hpp"
 
 namespace spindle::kernels::cpu {

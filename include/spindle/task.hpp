@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "spindle/detail/execution_context.hpp"
 #include "spindle/device.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/resources.hpp"
@@ -151,7 +152,9 @@ struct ArgumentFailure {
 };
 
 /// A submitted task as the scheduler sees it: a small record until it is admitted.
-class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
+class TaskBase : public ExecutionContext,
+                 public Waiter,
+                 public std::enable_shared_from_this<TaskBase> {
  public:
   enum class Phase : std::uint8_t { waiting, queued, running, finished };
 
@@ -181,11 +184,6 @@ class TaskBase : public Waiter, public std::enable_shared_from_this<TaskBase> {
   std::uint64_t id = 0;
   std::atomic<std::int32_t> pending_dependencies{0};
   std::atomic<bool> cancel_requested{false};
-  const Allocation* allocation = nullptr;  // while it runs
-  /// The real GPU it runs on (made current whenever it runs), or -1; set while it runs.
-  int device = -1;
-  /// Leased by this_task::stream(); drained and returned when the run ends.
-  Stream stream;
   /// The actor this task creates, or whose method it calls; null for plain tasks. A creation
   /// drops it once it completes, so that actor and creation do not own each other.
   std::shared_ptr<ActorCore> actor;

@@ -7,7 +7,7 @@
 #include <mutex>
 
 #include "device/device_runtime.hpp"
-#include "runtime/scheduler.hpp"
+#include "spindle/detail/execution_context.hpp"
 
 namespace spindle::detail {
 
@@ -136,9 +136,10 @@ const void* RawBuffer::replica(Location location,
   if (!copy) {
     Clock::time_point start = Clock::now();
     copy = make(self, location);
-    if (TaskBase* task = current_task()) {
+    ExecutionContext* task = current_context();
+    if (task && task->recorder) {
       auto kind = [](Location where) { return where.on_gpu() ? DeviceKind::gpu : DeviceKind::cpu; };
-      task->scheduler.record_transfer(
+      task->recorder->record_transfer(
           "copy of a Buffer from " + location_.to_string() + " to " + location.to_string(),
           kind(location_), kind(location), bytes_, start, Clock::now());
     }

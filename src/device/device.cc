@@ -6,14 +6,14 @@
 #include <string>
 
 #include "device/device_runtime.hpp"
-#include "runtime/scheduler.hpp"
+#include "spindle/detail/execution_context.hpp"
 #include "spindle/detail/thread_annotations.hpp"
 #include "spindle/errors.hpp"
 
 namespace spindle {
 
 Location Location::here() {
-  detail::TaskBase* task = detail::current_task();
+  detail::ExecutionContext* task = detail::current_context();
   return task && task->device >= 0 ? Location::gpu(task->device) : Location::host();
 }
 
@@ -36,7 +36,7 @@ void Stream::synchronize() const {
 namespace this_task {
 
 Stream stream() {
-  detail::TaskBase* task = detail::current_task();
+  detail::ExecutionContext* task = detail::current_context();
   if (task) {
     if (task->device < 0) return Stream();
     if (!task->stream.on_gpu()) task->stream = detail::acquire_stream(task->device);
@@ -116,7 +116,7 @@ void check_location(Location location, std::string_view what) {
   }
 }
 
-int task_device(const TaskBase& task) noexcept {
+int task_device(const ExecutionContext& task) noexcept {
   if (!task.allocation) return -1;
   int count = device_count();
   for (const GpuShare& share : task.allocation->gpus) {
@@ -127,12 +127,12 @@ int task_device(const TaskBase& task) noexcept {
 
 Stream stream_for(Location location) {
   if (!location.on_gpu()) return Stream();
-  TaskBase* task = current_task();
+  ExecutionContext* task = current_context();
   if (task && task->device == location.device) return this_task::stream();
   return default_stream(location.device);
 }
 
-void finish_task_stream(TaskBase& task) {
+void finish_task_stream(ExecutionContext& task) {
   if (!task.stream.on_gpu()) return;
   Stream stream = task.stream;
   task.stream = Stream();

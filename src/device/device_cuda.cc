@@ -12,7 +12,7 @@
 
 #include "device/cuda_check.hpp"
 #include "device/device_runtime.hpp"
-#include "runtime/event.hpp"
+#include "fibers/event.hpp"
 #include "spindle/detail/thread_annotations.hpp"
 
 namespace spindle {

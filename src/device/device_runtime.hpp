@@ -6,20 +6,18 @@
 #include <cstddef>
 #include <string_view>
 
+#include "spindle/detail/execution_context.hpp"
 #include "spindle/device.hpp"
 
 namespace spindle::detail {
 
-class TaskBase;
+struct ExecutionContext;
 
 /// Throws DeviceError unless `location` can be used: a GPU must exist.
 void check_location(Location location, std::string_view what);
 
-/// Makes `device` the calling thread's current CUDA device (cheap when it already is).
-void make_current(int device) noexcept;
-
 /// The real GPU a task runs on (the first it was granted that exists), or -1.
-int task_device(const TaskBase& task) noexcept;
+int task_device(const ExecutionContext& task) noexcept;
 
 /// The stream work on `device` is ordered on for the caller: the current task's own stream
 /// when the task runs on that device, else the device's shared default stream. The
@@ -39,7 +37,7 @@ void wait_stream(Stream stream);
 Location usable(Location location);
 
 /// Waits for the task's leased stream and returns it to the pool; rethrows what failed.
-void finish_task_stream(TaskBase& task);
+void finish_task_stream(ExecutionContext& task);
 
 /// Memory: pageable host memory is 64-byte aligned; GPU memory comes from the stream-ordered
 /// allocator, ordered on `stream`; pinned from cudaMallocHost.
@@ -68,7 +66,7 @@ class DeviceGuard {
   DeviceGuard& operator=(const DeviceGuard&) = delete;
 
  private:
-  int previous_ = -1;
+  [[maybe_unused]] int previous_ = -1;  // unused without CUDA
 };
 
 }  // namespace spindle::detail

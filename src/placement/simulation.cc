@@ -169,7 +169,8 @@ SimResult simulate(const std::vector<TaskKind>& kinds, const std::vector<SimTask
   };
 
   while (!ready.empty()) {
-    auto [now, i] = ready.top();
+    const double now = ready.top().first;  // not a structured binding: lambdas use it
+    const std::size_t i = ready.top().second;
     ready.pop();
     finish_until(now);
     const SimTask& task = tasks[i];

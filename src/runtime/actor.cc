@@ -5,8 +5,8 @@
 #include <boost/fiber/operations.hpp>
 
 #include "runtime/scheduler.hpp"
-#include "runtime/spin.hpp"
-#include "runtime/worker_algorithm.hpp"
+#include "fibers/spin.hpp"
+#include "fibers/worker_algorithm.hpp"
 #include "spindle/runtime.hpp"
 
 namespace spindle::detail {
@@ -59,6 +59,7 @@ void ActorCore::submit(std::shared_ptr<TaskBase> call) {
   call->dependencies(dependencies);  // throws for an empty ref, before anything is queued
   call->actor = shared_from_this();
   call->id = scheduler.next_id();
+  call->recorder = &scheduler;
   call->result().producer = call;
   const bool resolved = dependencies.empty();
   call->pending_dependencies.store(

@@ -14,7 +14,7 @@
 #include <iostream>
 
 #include "runtime/scheduler.hpp"
-#include "runtime/worker_algorithm.hpp"
+#include "fibers/worker_algorithm.hpp"
 #include "topology/hwloc_handles.hpp"
 
 namespace spindle::detail {

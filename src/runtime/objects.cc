@@ -2,10 +2,10 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "runtime/event.hpp"
+#include "fibers/event.hpp"
 #include "runtime/scheduler.hpp"
-#include "runtime/spin.hpp"
-#include "runtime/worker_algorithm.hpp"
+#include "fibers/spin.hpp"
+#include "fibers/worker_algorithm.hpp"
 #include "spindle/object_ref.hpp"
 
 namespace spindle::detail {

@@ -1,5 +1,5 @@
 // parallel_for: see parallel.hpp.
-#include "runtime/parallel.hpp"
+#include "context/parallel.hpp"
 
 #include <algorithm>
 #include <vector>

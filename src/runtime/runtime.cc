@@ -15,7 +15,7 @@
 
 #include "runtime/executor.hpp"
 #include "runtime/scheduler.hpp"
-#include "runtime/worker_algorithm.hpp"
+#include "fibers/worker_algorithm.hpp"
 
 namespace spindle {
 

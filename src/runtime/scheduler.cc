@@ -10,14 +10,12 @@
 #include <sstream>
 
 #include "device/device_runtime.hpp"
+#include "fibers/event.hpp"
+#include "fibers/worker_algorithm.hpp"
 #include "runtime/assert.hpp"
-#include "runtime/event.hpp"
-#include "runtime/worker_algorithm.hpp"
 
 namespace spindle::detail {
 namespace {
-
-thread_local TaskBase* tls_current_task = nullptr;
 
 ResourceSet without_cpu(ResourceSet demand) {
   demand.set(ResourceSet::kCpu, Quantity());
@@ -26,8 +24,9 @@ ResourceSet without_cpu(ResourceSet demand) {
 
 }  // namespace
 
-TaskBase* current_task() noexcept { return tls_current_task; }
-void set_current_task(TaskBase* task) noexcept { tls_current_task = task; }
+// Every context the runtime sets is a task's.
+TaskBase* current_task() noexcept { return static_cast<TaskBase*>(current_context()); }
+void set_current_task(TaskBase* task) noexcept { set_current_context(task); }
 
 void TaskBase::on_complete() noexcept {
   if (pending_dependencies.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
@@ -94,6 +93,7 @@ void Scheduler::submit(std::shared_ptr<TaskBase> task) {
   task->dependencies(dependencies);
   task->result().producer = task;
   task->id = next_id();
+  task->recorder = this;
   task->lane = lane_eligible(*task);
   if (stopping()) {
     task->phase = TaskBase::Phase::finished;

@@ -104,7 +104,7 @@ std::string what_of(std::exception_ptr error);
 /// Checks a count option where -1 means no limit (max_retries, max_restarts, ...).
 void check_limit(std::string_view option, int value);
 
-class Scheduler {
+class Scheduler final : public TransferRecorder {
  public:
   /// With max_timeline_events = 0 nothing is recorded for the timeline.
   Scheduler(ResourceSet totals, std::size_t max_timeline_events);
@@ -174,7 +174,7 @@ class Scheduler {
   /// Records a copy made for a consumer (a Buffer's replica) in the timeline, and in the
   /// performance model when it crossed between kinds of device.
   void record_transfer(std::string label, DeviceKind from, DeviceKind to, std::size_t bytes,
-                       Clock::time_point start, Clock::time_point end);
+                       Clock::time_point start, Clock::time_point end) override;
   /// Places codelets by `policy`, and measures their runs and transfers into `model`
   /// (which must outlive the scheduler). Set once, after set_workers, before any task.
   void set_placement(placement::Policy policy, PerfModel& model);

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <optional>
 
-#include "runtime/worker_algorithm.hpp"
+#include "fibers/worker_algorithm.hpp"
 #include "spindle/object_ref.hpp"
 
 namespace spindle::detail {

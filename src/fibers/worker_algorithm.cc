@@ -1,5 +1,5 @@
 // The worker's fiber algorithm: see worker_algorithm.hpp.
-#include "runtime/worker_algorithm.hpp"
+#include "fibers/worker_algorithm.hpp"
 
 #include <utility>
 
@@ -58,20 +58,20 @@ boost::fibers::context* WorkerAlgorithm::pick_next() noexcept {
     taking_.clear();
   }
   boost::fibers::context* active = boost::fibers::context::active();
-  if (active == runner_ && spare_ && !yielded && current_task() != nullptr) {
+  if (active == runner_ && spare_ && !yielded && current_context() != nullptr) {
     runner_ = std::exchange(spare_, nullptr);
     runner_->ready_link(ready_);
   }
   if (ready_.empty()) {  // the dispatcher runs: no task, no fiber stack of ours
     tls_active_stack = {};
-    set_current_task(nullptr);
+    set_current_context(nullptr);
     return nullptr;
   }
   boost::fibers::context* context = &ready_.front();
   ready_.pop_front();
   TaskFiberProperties& next = properties(context);
   tls_active_stack = next.stack;
-  set_current_task(next.task);
+  set_current_context(next.task);
   if (next.task && next.task->device >= 0) make_current(next.task->device);  // per thread
   return context;
 }

@@ -21,9 +21,9 @@
 #include <mutex>
 #include <vector>
 
-#include "device/device_runtime.hpp"
-#include "runtime/scheduler.hpp"
-#include "runtime/spin.hpp"
+#include "fibers/spin.hpp"
+#include "spindle/detail/execution_context.hpp"
+#include "spindle/detail/thread_annotations.hpp"
 
 namespace spindle::detail {
 
@@ -40,11 +40,12 @@ struct FiberStack {
 inline constexpr std::uint64_t kStackCanary = 0x5350494e444c4521;  // "SPINDLE!"
 
 /// Reports a stack overflow of the running task on stderr and aborts; async-signal-safe.
+/// Defined by the executor, which knows the task.
 [[noreturn]] void report_stack_overflow(const FiberStack& stack) noexcept;
 
 struct TaskFiberProperties : boost::fibers::fiber_properties {
   using fiber_properties::fiber_properties;
-  TaskBase* task = nullptr;
+  ExecutionContext* task = nullptr;
   FiberStack stack;
 };
 
@@ -109,14 +110,14 @@ class WorkerAlgorithm final
 
 /// Makes `task` the current task of the calling fiber, now and whenever it resumes. Outside
 /// worker threads (a task run inline by a caller) only the thread's current task is set.
-inline void enter_task(TaskBase* task) noexcept {
+inline void enter_task(ExecutionContext* task) noexcept {
   if (worker_algorithm()) {
     // Every fiber a worker starts has TaskFiberProperties (the algorithm makes them), so this
     // skips the dynamic_cast of boost::this_fiber::properties, which showed in profiles.
     static_cast<TaskFiberProperties*>(boost::fibers::context::active()->get_properties())->task =
         task;
   }
-  set_current_task(task);
+  set_current_context(task);
 }
 
 /// Lets the other ready fibers of this thread run; the caller keeps its role.
