@@ -295,7 +295,12 @@ std::optional<Admitted> Scheduler::next_task() {
       if (std::optional<Admitted> admitted = take_lane_task(own, index)) return admitted;
       continue;
     }
-    if (stopping() && actors_ == 0 && !lanes_hold_tasks()) return std::nullopt;
+    if (stopping() && actors_ == 0) {
+      if (!lanes_hold_tasks()) return std::nullopt;
+      lock.unlock();
+      cancel_lanes();  // queued by a task that raced the stop
+      continue;
+    }
     // Suspended until a waker takes it off the list; a wake before the suspension is kept.
     boost::fibers::context* self = boost::fibers::context::active();
     idle_workers_.push_back({self, algorithm, sched_getcpu()});
@@ -342,6 +347,7 @@ std::optional<Admitted> Scheduler::take_lane_task(Lane& own, unsigned worker) {
 }
 
 std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
+  if (stopping()) return nullptr;  // what is queued now is cancelled, not run
   for (unsigned k = 0; k < workers_; ++k) {
     Lane& lane = lanes_[(worker + k) % workers_];
     if (lane.size.load(std::memory_order_relaxed) == 0) continue;
@@ -390,7 +396,8 @@ void Scheduler::release_credit_locked(Lane& lane) {
 }
 
 bool Scheduler::lane_work_admissible_locked() const {
-  return reacquire_.empty() && lanes_hold_tasks() && pool_.can_acquire(*unit_request_);
+  return !stopping() && reacquire_.empty() && lanes_hold_tasks() &&
+         pool_.can_acquire(*unit_request_);
 }
 
 bool Scheduler::lanes_hold_tasks() const noexcept {
