@@ -17,8 +17,8 @@ struct Counter {
 
 int main(int argc, char** argv) {
   samples::Flags flags(argc, argv,
-                       {{"calls", {100000, 1000, "calls per counter"}},
-                        {"counters", {4, 2, "counters called at once"}}});
+                       {{"calls", {100000, 1000, "calls per counter", 1, 1e9}},
+                        {"counters", {4, 2, "counters called at once", 1, 10000}}});
   const long calls = flags.count("calls"), counters = flags.count("counters");
   spindle::Runtime rt;
 

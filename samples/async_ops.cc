@@ -13,9 +13,9 @@
 
 int main(int argc, char** argv) {
   samples::Flags flags(argc, argv,
-                       {{"tasks", {8, 4, "tasks"}},
-                        {"work-ms", {50, 5, "simulated work of one task"}},
-                        {"mb", {80, 8, "size of the large object"}}});
+                       {{"tasks", {8, 4, "tasks", 1, 1e6}},
+                        {"work-ms", {50, 5, "simulated work of one task", 0, 60000, false}},
+                        {"mb", {80, 8, "size of the large object", 0.001, 65536, false}}});
   const long tasks = flags.count("tasks");
   const auto work = std::chrono::microseconds(static_cast<long>(flags["work-ms"] * 1000));
   spindle::Runtime rt({.num_cpus = static_cast<double>(tasks)});

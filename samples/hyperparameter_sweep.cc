@@ -88,9 +88,9 @@ double train_and_score(const Data& train, const Data& test, int trees) {
 
 int main(int argc, char** argv) {
   samples::Flags flags(argc, argv,
-                       {{"models", {8, 2, "models (forests of 10, 20, ... trees)"}},
-                        {"rows", {4000, 300, "training rows (held out: a quarter)"}},
-                        {"seed", {7, 7, "random seed of the data"}}});
+                       {{"models", {8, 2, "models (forests of 10, 20, ... trees)", 1, 64}},
+                        {"rows", {4000, 300, "training rows (held out: a quarter)", 40, 1e7}},
+                        {"seed", {7, 7, "random seed of the data", 0, 4294967295}}});
   const long models = flags.count("models");
   const unsigned seed = static_cast<unsigned>(flags.count("seed"));
   const Data train = friedman1(static_cast<std::size_t>(flags.count("rows")), seed);

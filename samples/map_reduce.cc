@@ -29,7 +29,7 @@ long add(long a, long b) {
 int main(int argc, char** argv) {
   samples::Flags flags(
       argc, argv,
-      {{"items", {100, 20, "items"}}, {"work-ms", {10, 1, "simulated work of one map, in ms"}}});
+      {{"items", {100, 20, "items", 1, 1e7}}, {"work-ms", {10, 1, "simulated work of one map, in ms", 0, 60000, false}}});
   const long items = flags.count("items");
   work = std::chrono::microseconds(static_cast<long>(flags["work-ms"] * 1000));
   spindle::Runtime rt({.num_cpus = 16});  // simulated work waits, so more run than cores

@@ -14,9 +14,9 @@
 
 int main(int argc, char** argv) {
   samples::Flags flags(argc, argv,
-                       {{"trainers", {5, 5, "trainers, one key each"}},
-                        {"iterations", {10, 3, "iterations per trainer"}},
-                        {"work-ms", {100, 5, "simulated work of one iteration"}}});
+                       {{"trainers", {5, 5, "trainers, one key each", 1, 10000}},
+                        {"iterations", {10, 3, "iterations per trainer", 1, 1e6}},
+                        {"work-ms", {100, 5, "simulated work of one iteration", 0, 60000, false}}});
   const long trainers = flags.count("trainers"), iterations = flags.count("iterations");
   const auto work = std::chrono::microseconds(static_cast<long>(flags["work-ms"] * 1000));
   spindle::Runtime rt({.num_cpus = static_cast<double>(trainers)});

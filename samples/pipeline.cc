@@ -14,10 +14,10 @@
 
 int main(int argc, char** argv) {
   samples::Flags flags(argc, argv,
-                       {{"tasks", {4, 4, "tasks"}},
-                        {"max-seconds", {4, 0.2, "a task's longest duration"}},
-                        {"process-seconds", {1, 0.05, "processing of one result"}},
-                        {"seed", {1, 1, "random seed of the durations"}}});
+                       {{"tasks", {4, 4, "tasks", 1, 1e6}},
+                        {"max-seconds", {4, 0.2, "a task's longest duration", 0, 3600, false}},
+                        {"process-seconds", {1, 0.05, "processing of one result", 0, 3600, false}},
+                        {"seed", {1, 1, "random seed of the durations", 0, 4294967295}}});
   const long tasks = flags.count("tasks");
   const auto process = std::chrono::duration<double>(flags["process-seconds"]);
   std::mt19937 rng(static_cast<unsigned>(flags.count("seed")));

@@ -9,15 +9,19 @@
 
 namespace samples {
 
-/// Flags of the form `--name value`, each with a default and a quick value; `--quick` picks
-/// the quick values (for CTest) before any flag given explicitly. `--help` lists them; an
-/// unknown flag stops the program with the list.
+/// Flags of the form `--name value`, each with a default, a quick value and the range it
+/// allows; `--quick` picks the quick values (for CTest) before any flag given explicitly.
+/// `--help` lists them on stdout; an unknown flag, or a value out of its range, stops the
+/// program before any work with a usage error on stderr naming the flag (exit status 2).
 class Flags {
  public:
   struct Flag {
     double value;
     double quick;
     const char* help;
+    double min;
+    double max;
+    bool whole = true;  // a count: a whole number
   };
 
   Flags(int argc, char** argv, std::map<std::string, Flag> flags) : flags_(std::move(flags)) {
@@ -37,6 +41,7 @@ class Flags {
       const char* text = argv[++i];
       double value = std::strtod(text, &end);
       if (end == text || *end != '\0') usage(arg + " " + text);
+      check(found->first, found->second, value, text);
       found->second.value = value;
     }
   }
@@ -48,12 +53,21 @@ class Flags {
   [[nodiscard]] bool quick() const { return quick_; }
 
  private:
+  void check(const std::string& name, const Flag& flag, double value, const char* text) const {
+    bool whole = value == static_cast<double>(static_cast<long long>(value));
+    if (value >= flag.min && value <= flag.max && (whole || !flag.whole)) return;
+    std::fprintf(stderr, "--%s %s: must be %s from %g to %g\n", name.c_str(), text,
+                 flag.whole ? "a whole number" : "a number", flag.min, flag.max);
+    usage("");
+  }
+
   [[noreturn]] void usage(const std::string& bad, int status = 2) const {
-    if (!bad.empty()) std::fprintf(stderr, "'%s' is not understood; ", bad.c_str());
-    std::fprintf(stderr, "the flags are:\n  --quick  small sizes\n");
+    std::FILE* out = status == 0 ? stdout : stderr;
+    if (!bad.empty()) std::fprintf(out, "'%s' is not understood; ", bad.c_str());
+    std::fprintf(out, "the flags are:\n  --quick  small sizes\n");
     for (const auto& [name, flag] : flags_) {
-      std::fprintf(stderr, "  --%s N  %s (default %g, quick %g)\n", name.c_str(), flag.help,
-                   flag.value, flag.quick);
+      std::fprintf(out, "  --%s N  %s (default %g, quick %g; %g to %g)\n", name.c_str(),
+                   flag.help, flag.value, flag.quick, flag.min, flag.max);
     }
     std::exit(status);
   }

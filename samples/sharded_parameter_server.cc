@@ -22,10 +22,10 @@ void compute_gradient(const std::vector<double>& params, std::vector<double>& gr
 
 int main(int argc, char** argv) {
   samples::Flags flags(argc, argv,
-                       {{"mb", {100, 4, "parameters, in MB of float64"}},
-                        {"shards", {2, 2, "shards"}},
-                        {"workers", {4, 2, "workers pushing at once"}},
-                        {"iterations", {10, 2, "iterations per worker"}}});
+                       {{"mb", {100, 4, "parameters, in MB of float64", 0.01, 65536, false}},
+                        {"shards", {2, 2, "shards", 1, 1024}},
+                        {"workers", {4, 2, "workers pushing at once", 1, 10000}},
+                        {"iterations", {10, 2, "iterations per worker", 1, 1e6}}});
   const std::size_t n = static_cast<std::size_t>(flags["mb"] * (1 << 20) / sizeof(double));
   const long workers = flags.count("workers"), iterations = flags.count("iterations");
   spindle::Runtime rt;
