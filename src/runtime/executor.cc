@@ -13,8 +13,8 @@
 #include <cstring>
 #include <iostream>
 
-#include "runtime/scheduler.hpp"
 #include "fibers/worker_algorithm.hpp"
+#include "runtime/scheduler.hpp"
 #include "topology/hwloc_handles.hpp"
 
 namespace spindle::detail {
@@ -346,8 +346,7 @@ bool Executor::start_runner(Worker& worker, bool spare) noexcept {
     static std::once_flag said;
     std::call_once(said, [&] {
       std::cerr << "spindle: no stack for another fiber (" << error.what()
-                << "): a blocked task holds its worker until it resumes. Each fiber stack is "
-                   "two memory mappings; see /proc/sys/vm/max_map_count.\n";
+                << "): a blocked task holds its worker until it resumes.\n";
     });
     return false;
   }

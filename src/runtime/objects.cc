@@ -3,9 +3,9 @@
 #include <cstdio>
 
 #include "fibers/event.hpp"
-#include "runtime/scheduler.hpp"
 #include "fibers/spin.hpp"
 #include "fibers/worker_algorithm.hpp"
+#include "runtime/scheduler.hpp"
 #include "spindle/object_ref.hpp"
 
 namespace spindle::detail {
@@ -70,8 +70,9 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   std::size_t done_count = 0;
   for (std::size_t i = 0; i < objects.size(); ++i) done_count += done[i] = objects[i]->done();
   if (done_count >= needed) return true;
+  TaskBase* const caller = current_task();
   // A task waiting without a deadline first runs what it waits for, where it may, inline.
-  if (TaskBase* caller = current_task(); caller && !deadline) {
+  if (caller && !deadline) {
     for (std::size_t i = 0; i < objects.size() && done_count < needed; ++i) {
       if (done[i] || !caller->scheduler.run_inline(*caller, *objects[i])) continue;
       done_count += done[i] = objects[i]->done();  // a retried task is queued again
@@ -90,7 +91,6 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   }
   // A wait that a deadline, or another runtime's task, may end is never part of a deadlock
   // this runtime can see.
-  TaskBase* caller = current_task();
   bool ends_elsewhere = deadline.has_value();
   for (ObjectStateBase* object : registered) {
     if (ends_elsewhere || !caller) break;

@@ -290,9 +290,11 @@ std::optional<Admitted> Scheduler::next_task() {
     if (lane_work_admissible_locked()) {
       // Other work waits but does not fit: a lane task may go first, as a younger task that
       // fits goes before an older one that does not.
-      acquire_credit_locked(own);
+      const bool credit = acquire_credit_locked(own);  // admissible: a CPU is free
       lock.unlock();
-      if (std::optional<Admitted> admitted = take_lane_task(own, index)) return admitted;
+      if (credit) {
+        if (std::optional<Admitted> admitted = take_lane_task(own, index)) return admitted;
+      }
       continue;
     }
     if (stopping() && actors_ == 0) {
