@@ -5,7 +5,7 @@
 // Bytes count reads plus writes of the arrays each kernel must touch (STREAM's convention).
 //
 //   kernels_benchmark [--quick] [--min-mb N] [--max-mb N] [--reps N] [--type float|double]
-//                     [--cpu-only | --gpu-only]
+//                     [--cpu-only | --gpu-only]   (--help says more)
 #ifdef SPINDLE_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <string>
 #include <vector>
@@ -32,31 +33,60 @@ struct Settings {
   bool use_double = false, cpu = true, gpu = true;
 };
 
+constexpr const char* kUsage =
+    "usage: kernels_benchmark [--quick] [--min-mb N] [--max-mb N] [--reps N] "
+    "[--type float|double] [--cpu-only | --gpu-only]\n"
+    "  --min-mb N   smallest array, in MB (1 to 65536; default 1)\n"
+    "  --max-mb N   largest array, in MB (min-mb to 65536; default 1024); sizes grow 4x\n"
+    "  --reps N     timed pairs per row, whose median is reported (1 to 1000; default 5)\n"
+    "  --quick      arrays up to 4 MB, 2 pairs: a smoke run\n";
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "kernels_benchmark: %s\n%s", message.c_str(), kUsage);
+  std::exit(2);
+}
+
+// A whole number within [min, max], or a usage error naming the flag.
+std::size_t whole(const std::string& flag, const std::string& text, std::size_t min,
+                  std::size_t max) {
+  std::size_t used = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty() || text[0] == '-' || value < min || value > max) {
+    usage_error(flag + " " + text + ": a whole number from " + std::to_string(min) + " to " +
+                std::to_string(max) + " is allowed");
+  }
+  return value;
+}
+
 Settings parse(int argc, char** argv) {
   Settings settings;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", arg.c_str());
-        std::exit(2);
-      }
+      if (i + 1 >= argc) usage_error(arg + " needs a value");
       return argv[++i];
     };
-    if (arg == "--quick") {
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (arg == "--quick") {
       settings.max_mb = 4;
       settings.reps = 2;
     } else if (arg == "--min-mb") {
-      settings.min_mb = std::stoul(next());
+      settings.min_mb = whole(arg, next(), 1, 65536);
     } else if (arg == "--max-mb") {
-      settings.max_mb = std::stoul(next());
+      settings.max_mb = whole(arg, next(), 1, 65536);
     } else if (arg == "--reps") {
-      settings.reps = std::max(1, std::stoi(next()));
+      settings.reps = static_cast<int>(whole(arg, next(), 1, 1000));
     } else if (arg == "--type") {
       std::string type = next();
       if (type != "float" && type != "double") {
-        std::fprintf(stderr, "--type %s: float or double\n", type.c_str());
-        std::exit(2);
+        usage_error("--type " + type + ": float or double is allowed");
       }
       settings.use_double = type == "double";
     } else if (arg == "--cpu-only") {
@@ -64,12 +94,12 @@ Settings parse(int argc, char** argv) {
     } else if (arg == "--gpu-only") {
       settings.cpu = false;
     } else {
-      std::fprintf(stderr,
-                   "unknown argument '%s'; allowed: --quick --min-mb N --max-mb N --reps N "
-                   "--type float|double --cpu-only --gpu-only\n",
-                   arg.c_str());
-      std::exit(2);
+      usage_error("unknown argument '" + arg + "'");
     }
+  }
+  if (settings.max_mb < settings.min_mb) {
+    usage_error("--max-mb " + std::to_string(settings.max_mb) + ": at least --min-mb (" +
+                std::to_string(settings.min_mb) + ") is allowed");
   }
   return settings;
 }
@@ -140,6 +170,9 @@ std::vector<Kernel> kernels_of(Arrays<T>& a, std::size_t n, std::vector<T>& scal
 #endif
            })},
       {"axpy", 3, SPINDLE_BOTH(axpy<T>(m, T(1e-3), g, n, s))},
+      // Misaligned: one shared offset is peeled; different offsets run the scalar path.
+      {"axpy, both offset by 1 element", 3, SPINDLE_BOTH(axpy<T>(m + 1, T(1e-3), g + 1, n - 1, s))},
+      {"axpy, x offset by 1 element", 3, SPINDLE_BOTH(axpy<T>(m, T(1e-3), g + 1, n - 1, s))},
       {"scale", 2, SPINDLE_BOTH(scale<T>(v, T(1), n, s))},
       {"fill", 1, SPINDLE_BOTH(fill<T>(out, T(0), n, s))},
       {"dot", 2, SPINDLE_BOTH(dot<T>(p, g, n, result, s))},
@@ -183,9 +216,13 @@ Measured interleaved(const Timer& time_once, const std::function<void()>& baseli
   return {median(gbps), median(shares)};
 }
 
-void print_row(const char* side, std::size_t mb, const std::string& name, Measured measured) {
-  std::printf("| %s | %zu MB | %s | %.1f | %.0f%% |\n", side, mb, name.c_str(), measured.gbps,
+// `peak_gbps` > 0 adds the share of the device's nominal peak.
+void print_row(const char* side, std::size_t mb, const std::string& name, Measured measured,
+               double peak_gbps = 0) {
+  std::printf("| %s | %zu MB | %s | %.1f | %.0f%% |", side, mb, name.c_str(), measured.gbps,
               100 * measured.share);
+  if (peak_gbps > 0) std::printf(" %.0f%% |", 100 * measured.gbps / peak_gbps);
+  std::printf("\n");
   std::fflush(stdout);
 }
 
@@ -231,53 +268,81 @@ void run_cpu(const Settings& settings, spindle::Runtime& rt) {
 }
 
 #ifdef SPINDLE_HAVE_CUDA
+// A failed CUDA call ends the run: a row timed around a failed launch would be nonsense.
+void check(cudaError_t error, const char* what) {
+  if (error != cudaSuccess) {
+    std::fprintf(stderr, "kernels_benchmark: %s failed: %s, %s\n", what, cudaGetErrorName(error),
+                 cudaGetErrorString(error));
+    std::exit(1);
+  }
+}
+
+int attribute(cudaDeviceAttr which, const char* what) {
+  int value = 0;
+  check(cudaDeviceGetAttribute(&value, which, 0), what);
+  return value;
+}
+
 template <typename T>
 void run_gpu(const Settings& settings) {
   cudaDeviceProp prop{};
-  cudaGetDeviceProperties(&prop, 0);
+  check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+  int driver = 0;
+  check(cudaDriverGetVersion(&driver), "cudaDriverGetVersion");
+  // Double data rate: two transfers per memory clock over the whole bus.
+  const double peak_gbps = 2.0 * attribute(cudaDevAttrMemoryClockRate, "memory clock") * 1e3 *
+                           attribute(cudaDevAttrGlobalMemoryBusWidth, "bus width") / 8 / 1e9;
+  const double l2_mb = attribute(cudaDevAttrL2CacheSize, "L2 size") / double(1 << 20);
   std::printf(
-      "\n### CUDA kernels (%s) on GPU 0, %s; share of a device-to-device copy in the "
-      "same run\n(the copy's own row pairs it with itself: its distance from 100%% is the "
-      "noise)\n\n",
-      settings.use_double ? "double" : "float", prop.name);
+      "\n### CUDA kernels (%s) on GPU 0, %s, driver %d.%d; share of a device-to-device copy "
+      "in the same run and of the nominal peak of %.0f GB/s\n(the copy's own row pairs it with "
+      "itself: its distance from 100%% is the noise. The L2 holds %.0f MB: rows whose arrays "
+      "fit in it together measure the cache and the launch, not the device memory.)\n\n",
+      settings.use_double ? "double" : "float", prop.name, driver / 1000, driver % 1000 / 10,
+      peak_gbps, l2_mb);
   std::printf(
-      "| side | array size | kernel | GB/s | share of copy |\n| --- | ---: | --- | ---: | ---: "
-      "|\n");
+      "| side | array size | kernel | GB/s | share of copy | share of peak |\n"
+      "| --- | ---: | --- | ---: | ---: | ---: |\n");
   spindle::Stream stream = spindle::this_task::stream();
   cudaStream_t native = stream.native_handle();
   cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
   Timer time_gpu = [&](const std::function<void()>& run) {
-    cudaEventRecord(start, native);
+    check(cudaEventRecord(start, native), "cudaEventRecord");
     run();
-    cudaEventRecord(stop, native);
-    cudaEventSynchronize(stop);
+    check(cudaEventRecord(stop, native), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "the timed work");
     float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
     return ms / 1e3;
   };
   for (std::size_t mb = settings.min_mb; mb <= settings.max_mb; mb *= 4) {
     std::size_t n = mb * (std::size_t{1} << 20) / sizeof(T);
     Arrays<T> arrays(n, spindle::Location::gpu(0));
+    for (const auto* buffer : {&arrays.p, &arrays.g, &arrays.m, &arrays.v, &arrays.out}) {
+      buffer->use_on(stream);  // the fills ran on the shared stream; the timing runs here
+    }
     std::vector<T> scalars(1);
     double bytes = static_cast<double>(n * sizeof(T));
     auto copy = [&] {
-      cudaMemcpyAsync(arrays.out.data(), arrays.p.data(), n * sizeof(T), cudaMemcpyDeviceToDevice,
-                      native);
+      check(cudaMemcpyAsync(arrays.out.data(), arrays.p.data(), n * sizeof(T),
+                            cudaMemcpyDeviceToDevice, native),
+            "cudaMemcpyAsync");
     };
     print_row("gpu", mb, "device-to-device copy (baseline)",
-              interleaved(time_gpu, copy, 2 * bytes, copy, 2 * bytes, settings.reps));
+              interleaved(time_gpu, copy, 2 * bytes, copy, 2 * bytes, settings.reps), peak_gbps);
     for (const Kernel& kernel : kernels_of<T, true>(arrays, n, scalars)) {
       auto run = [&] { kernel.run(stream); };
-      print_row(
-          "gpu", mb, kernel.name,
-          interleaved(time_gpu, copy, 2 * bytes, run, kernel.arrays_moved * bytes, settings.reps));
+      print_row("gpu", mb, kernel.name,
+                interleaved(time_gpu, copy, 2 * bytes, run, kernel.arrays_moved * bytes,
+                            settings.reps),
+                peak_gbps);
     }
     stream.synchronize();
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  check(cudaEventDestroy(start), "cudaEventDestroy");
+  check(cudaEventDestroy(stop), "cudaEventDestroy");
 }
 #endif
 
@@ -303,9 +368,14 @@ void run(const Settings& settings) {
 
 int main(int argc, char** argv) {
   Settings settings = parse(argc, argv);
-  if (settings.use_double) {
-    run<double>(settings);
-  } else {
-    run<float>(settings);
+  try {
+    if (settings.use_double) {
+      run<double>(settings);
+    } else {
+      run<float>(settings);
+    }
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "kernels_benchmark: %s\n", error.what());
+    return 1;
   }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the library with Clang's thread safety analysis, then builds
 # spindle and runs the whole test suite twice: with the CUDA path (SPINDLE_CUDA=AUTO, in
-# build/) and without it (SPINDLE_CUDA=OFF, in build-nocuda/).
+# build/) and without it (SPINDLE_CUDA=OFF, in build-nocuda/); with nvcc present, it also
+# builds the portable build for GPU machines (build-gpu/).
 # Without a GPU the CUDA tests skip and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,3 +33,19 @@ cmake --build build-clang --parallel "$(nproc)" --target spindle
 
 run_suite build AUTO
 run_suite build-nocuda OFF
+
+# The portable build for GPU machines (README, Build options) is built, not run: this machine
+# has no GPU. Its binaries may need only the system's C and C++ runtimes and the CUDA driver,
+# plus what it copied beside them.
+if command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  echo "== portable build for GPU machines (build-gpu)"
+  scripts/build.sh build-gpu -DSPINDLE_STATIC=ON -DSPINDLE_CUDA=ON
+  for binary in build-gpu/bin/cuda_device_test build-gpu/bin/kernels_benchmark; do
+    foreign=$(ldd "$binary" | grep -v -E 'linux-vdso|ld-linux|lib(c|m|stdc\+\+|gcc_s|cuda)\.so|build-gpu/bin/' || true)
+    if [[ -n $foreign ]]; then
+      echo "portable build: $binary needs shared libraries a GPU machine may lack:" >&2
+      echo "$foreign" >&2
+      exit 1
+    fi
+  done
+fi

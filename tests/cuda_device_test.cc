@@ -257,4 +257,223 @@ TEST_F(Gpu, CudaErrorsBecomeDeviceErrorsNamingTheCallAndDevice) {
   }
 }
 
+// ---- kernels: the shapes the first comparison missed --------------------------------------
+
+template <typename T>
+std::vector<Buffer<T>> on_gpu(const std::vector<std::vector<T>>& host) {
+  std::vector<Buffer<T>> buffers;
+  for (const auto& values : host) buffers.emplace_back(values, Location::gpu(0));
+  return buffers;
+}
+
+template <typename T>
+void compare_aggregate(std::size_t inputs, kernels::Reduction reduction, bool out_is_input) {
+  const std::size_t n = 1001;
+  std::vector<std::vector<T>> host;
+  for (std::size_t k = 0; k <= inputs; ++k) host.push_back(random_values<T>(n, 60 + k));
+  std::vector<Buffer<T>> gpu = on_gpu(host);
+  std::vector<const T*> host_in, gpu_in;
+  for (std::size_t k = 1; k <= inputs; ++k) {
+    host_in.push_back(host[k].data());
+    gpu_in.push_back(gpu[k].data());
+  }
+  std::size_t out = out_is_input ? 1 : 0;  // out is inputs[0] itself
+  kernels::cpu::aggregate<T>(host[out].data(), host_in, n, reduction);
+  kernels::cuda::aggregate<T>(gpu[out].data(), gpu_in, n, reduction, spindle::this_task::stream());
+  expect_close(gpu[out].to_vector(), host[out]);
+}
+
+TEST_F(Gpu, AggregateTakesFewAndManyInputsAndAnOutputThatIsAnInput) {
+  for (std::size_t inputs : {std::size_t{4}, std::size_t{17}, std::size_t{256}}) {
+    for (auto reduction : {kernels::Reduction::sum, kernels::Reduction::mean}) {
+      for (bool out_is_input : {false, true}) {
+        SCOPED_TRACE(std::to_string(inputs) + " inputs, " +
+                     (reduction == kernels::Reduction::sum ? "sum" : "mean") +
+                     (out_is_input ? ", out = inputs[0]" : ""));
+        compare_aggregate<float>(inputs, reduction, out_is_input);
+        compare_aggregate<double>(inputs, reduction, out_is_input);
+      }
+    }
+  }
+}
+
+// Plain SGD and coupled Adam (weight decay added to the gradient), at offsets that give every
+// path: all aligned (0, 0), one shared misalignment peeled (1, 1), mixed (0, 1: scalar).
+template <typename T>
+void compare_plain_updates(std::size_t n, std::size_t params_offset, std::size_t other_offset) {
+  const std::size_t total = n + 2;
+  std::vector<std::vector<T>> host;
+  for (unsigned k = 0; k < 4; ++k) host.push_back(random_values<T>(total, 70 + k));
+  for (T& v : host[3]) v = std::abs(v);
+  std::vector<Buffer<T>> gpu = on_gpu(host);
+  auto h = [&](unsigned k) { return host[k].data() + (k == 0 ? params_offset : other_offset); };
+  auto d = [&](unsigned k) { return gpu[k].data() + (k == 0 ? params_offset : other_offset); };
+  spindle::Stream stream = spindle::this_task::stream();
+  kernels::Sgd sgd{.lr = 0.05, .weight_decay = 0.01};
+  kernels::cpu::sgd<T>(h(0), h(1), nullptr, n, sgd);
+  kernels::cuda::sgd<T>(d(0), d(1), nullptr, n, sgd, stream);
+  kernels::Adam adam{.lr = 1e-2, .weight_decay = 0.1, .decoupled = false, .step = 3};
+  kernels::cpu::adam<T>(h(0), h(1), h(2), h(3), n, adam);
+  kernels::cuda::adam<T>(d(0), d(1), d(2), d(3), n, adam, stream);
+  kernels::cpu::fill<T>(h(1), T(0.25), n);
+  kernels::cuda::fill<T>(d(1), T(0.25), n, stream);
+  for (unsigned k = 0; k < 4; ++k) expect_close(gpu[k].to_vector(), host[k]);
+  Buffer<T> result(1, Location::gpu(0));
+  kernels::cuda::dot<T>(d(0), d(2), n, result.data(), stream);
+  T want = 0;
+  kernels::cpu::dot<T>(h(0), h(2), n, &want);
+  const double tolerance = (std::is_same_v<T, float> ? 1e-5 : 1e-12) * (1 + std::sqrt(double(n)));
+  EXPECT_NEAR(result.to_vector()[0], want, tolerance);
+}
+
+TEST_F(Gpu, PlainSgdAndCoupledAdamMatchTheTwinsAtEveryAlignment) {
+  for (std::size_t n : {std::size_t{0}, std::size_t{3}, std::size_t{4099}, std::size_t{1 << 20}}) {
+    for (auto [p, other] : {std::pair{0, 0}, std::pair{1, 1}, std::pair{0, 1}, std::pair{2, 1}}) {
+      SCOPED_TRACE("n = " + std::to_string(n) + ", offsets " + std::to_string(p) + " and " +
+                   std::to_string(other));
+      compare_plain_updates<float>(n, p, other);
+      compare_plain_updates<double>(n, p, other);
+    }
+  }
+}
+
+TEST_F(Gpu, ArraysAbove2To31ElementsAreUpdatedToTheirLastElement) {
+  const std::size_t n = (std::size_t{1} << 31) + 37;
+  std::size_t free = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free, &total), cudaSuccess);
+  if (free < 3 * n * sizeof(float) + (std::size_t{1} << 30)) {
+    GTEST_SKIP() << "needs " << 3 * n * sizeof(float) / (1 << 20) << " MiB free on GPU 0; "
+                 << free / (1 << 20) << " MiB are";
+  }
+  Buffer<float> x = Buffer<float>::uninitialized(n, Location::gpu(0));
+  Buffer<float> y = Buffer<float>::uninitialized(n, Location::gpu(0));
+  spindle::ops::fill(x, 1.0f);
+  spindle::ops::fill(y, 2.0f);
+  spindle::ops::axpy(y, 3.0f, x);  // 5 everywhere
+  Buffer<float> last(4, Location::host());
+  last.copy_from(y, n - 4);
+  EXPECT_EQ(last.to_vector(), std::vector<float>(4, 5.0f));
+  Buffer<float> first(4, Location::host());
+  first.copy_from(y, 0);
+  EXPECT_EQ(first.to_vector(), std::vector<float>(4, 5.0f));
+  // The sum of n ones, exact in double; float sums of 2^31 ones are not, so the check is
+  // relative.
+  EXPECT_NEAR(spindle::ops::dot(x, x), static_cast<double>(n), 1e-3 * n);
+}
+
+// ---- errors: an old error is not a new launch's --------------------------------------------
+
+TEST_F(Gpu, ALaunchAfterACaughtCudaErrorSucceeds) {
+  auto fail_then_launch = [] {
+    EXPECT_THROW(Buffer<char>(std::size_t{1} << 50, Location::gpu(0)), spindle::DeviceError);
+    EXPECT_EQ(cudaPeekAtLastError(), cudaSuccess) << "the caught error was left for others";
+    Buffer<float> b(1000, Location::gpu(0));
+    spindle::ops::fill(b, 4.0f);  // threw cudaErrorMemoryAllocation before the fix
+    return b.to_vector();
+  };
+  EXPECT_EQ(fail_then_launch(), std::vector<float>(1000, 4.0f));
+  spindle::Runtime rt({.num_cpus = 1, .num_workers = 1});
+  // Two tasks on one worker thread: the second must not inherit the first's error.
+  auto failing = rt.task([] {
+                     Buffer<char> huge(std::size_t{1} << 50);
+                     return huge.size();
+                   }).options({.num_gpus = 1});
+  auto launching = rt.task([] {
+                       Buffer<float> b(1000);
+                       spindle::ops::fill(b, 4.0f);
+                       return b.to_vector();
+                     }).options({.num_gpus = 1});
+  EXPECT_THROW(failing.remote().get(), spindle::TaskError);
+  EXPECT_EQ(launching.remote().get(), std::vector<float>(1000, 4.0f));
+  EXPECT_EQ(rt.task(fail_then_launch).options({.num_gpus = 1}).remote().get(),
+            std::vector<float>(1000, 4.0f));
+}
+
+// ---- streams: every use waits for the one before ------------------------------------------
+
+TEST_F(Gpu, ABufferMadeOutsideATaskIsReadyInsideOne) {
+  spindle::Runtime rt({.num_cpus = 2});
+  const std::size_t n = 1 << 24;
+  for (int round = 0; round < 3; ++round) {
+    Buffer<double> b(n, Location::gpu(0));  // zero fill queued on the shared stream
+    for (int i = 0; i < 10; ++i) spindle::ops::scale(b, 2.0);
+    spindle::ops::fill(b, 1.5);  // queued only
+    auto ref = rt.put(std::move(b));
+    auto sum = rt.task([](const Buffer<double>& values) {
+                   return spindle::ops::dot(values, values);
+                 }).options({.num_gpus = 1});
+    EXPECT_EQ(sum.remote(ref).get(), 2.25 * n);
+  }
+}
+
+TEST_F(Gpu, AConsumerOnAnotherStreamWaitsForTheProducersKernels) {
+  spindle::Runtime rt({.num_cpus = 2});
+  const std::size_t n = 1 << 24;
+  // Kernels queued on the producer's stream when it puts the buffer; the consumer's stream
+  // must wait for them, and the free after both.
+  auto produce = rt.task([&rt, n] {
+                     Buffer<float> b(n);
+                     for (int i = 0; i < 20; ++i) spindle::ops::axpy(b, 1.0f, b);
+                     spindle::ops::fill(b, 3.0f);
+                     return rt.put(std::move(b));
+                   }).options({.num_gpus = 1});
+  auto inner = produce.remote().get();
+  auto read = rt.task([](const Buffer<float>& b) {
+                  return std::make_pair(b.to_vector().back(), spindle::ops::norm2(b));
+                }).options({.num_gpus = 1});
+  auto [back, norm] = read.remote(inner).get();
+  EXPECT_EQ(back, 3.0f);
+  EXPECT_NEAR(norm, 3.0 * std::sqrt(double(n)), 1e-3 * norm);
+}
+
+TEST_F(Gpu, OpsOnABufferOfAnotherGpuFinishBeforeTheTaskResult) {
+  if (spindle::device_count() < 2) GTEST_SKIP() << "needs two GPUs; this machine has one";
+  spindle::Runtime rt({.num_cpus = 2});
+  const std::size_t n = 1 << 24;
+  auto made = rt.task([n] {
+                  Buffer<double> b(n, Location::gpu(1));  // not the task's GPU
+                  for (int i = 0; i < 20; ++i) spindle::ops::axpy(b, 1.0, b);
+                  spindle::ops::fill(b, 3.0);
+                  return b;
+                }).options({.num_gpus = 1});
+  auto ref = made.remote();
+  const Buffer<double>& b = ref.get();
+  ASSERT_EQ(b.location(), Location::gpu(1));
+  std::vector<double> host(n);
+  ASSERT_EQ(cudaMemcpy(host.data(), b.data(), n * sizeof(double), cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  EXPECT_EQ(host.back(), 3.0);
+}
+
+TEST_F(Gpu, ACopyToAnotherGpuWaitsForTheWorkOnItsSource) {
+  if (spindle::device_count() < 2) GTEST_SKIP() << "needs two GPUs; this machine has one";
+  const std::size_t n = 1 << 24;
+  Buffer<float> g(n, Location::gpu(0));
+  for (int i = 0; i < 20; ++i) spindle::ops::scale(g, 2.0f);
+  spindle::ops::fill(g, 7.0f);
+  Buffer<float> there = g.to(Location::gpu(1));
+  EXPECT_EQ(there.to_vector(), std::vector<float>(n, 7.0f));
+}
+
+// ---- actors: a restart keeps the actor's GPU ------------------------------------------------
+
+TEST_F(Gpu, AShardRestartsOnItsGpuAndTakesPushes) {
+  using Shard = spindle::ParameterServer<float>::Shard;
+  spindle::Runtime rt({.num_cpus = 2});
+  spindle::ParameterServerOptions options{.num_shards = 1, .lr = 0.5};
+  auto shard = rt.actor<Shard>()
+                   .options({.num_gpus = 1, .max_restarts = 1})
+                   .remote(std::vector<float>(1000, 1.0f), options);
+  auto push = [&] {
+    return shard.call(&Shard::push, std::make_shared<const Buffer<float>>(
+                                        std::vector<float>(1000, 1.0f), Location::gpu(0)));
+  };
+  EXPECT_EQ(push().get(), 1u);
+  rt.kill(shard, {.no_restart = false});  // a crash: rebuilt from its arguments
+  EXPECT_EQ(push().get(), 1u) << "the rebuilt shard starts again from its first step";
+  auto values = shard.call(&Shard::pull).get();
+  EXPECT_EQ(values.get().location(), Location::gpu(0)) << "the rebuilt shard left its GPU";
+  EXPECT_EQ(values.get().to_vector(), std::vector<float>(1000, 0.5f));
+}
+
 }  // namespace

@@ -5,11 +5,17 @@
 //   std::vector<float> back = w.to_vector();               // copied out, staged if needed
 //   auto ref = rt.put(std::move(w));                       // into the object store, no copy
 //
-// GPU memory comes from CUDA's stream-ordered allocator and is freed ordered on the freeing
-// context's stream (the task's own stream, or the device's shared stream outside tasks).
-// Copies wait until they are complete, suspending only the calling fiber inside a task;
-// kernels (spindle/ops.hpp) are queued and complete in stream order. Without a GPU, pinned
-// requests fall back to host memory and every call works on host memory.
+// GPU memory comes from CUDA's stream-ordered allocator. Copies wait until they are
+// complete, suspending only the calling fiber inside a task; kernels (spindle/ops.hpp) are
+// queued and complete in stream order. Without a GPU, pinned requests fall back to host
+// memory and every call works on host memory.
+//
+// Streams: a GPU buffer remembers the stream of its last use (its allocation and zero fill,
+// a copy, an operation). Work that spindle queues on it from another stream (another task's,
+// the shared stream outside tasks, another GPU's) first waits on the device for that use,
+// and the memory is freed ordered after it: a buffer made outside a task can be used inside
+// one, and one made in a task can be put in the object store with its kernels still queued.
+// Kernels of your own on data() are not seen: call use_on(stream) before queuing them.
 //
 // In the object store: a task that takes an ObjectRef<Buffer<T>> sees the buffer where it
 // runs (Location::here()): a buffer on another device is copied for it once, the copy is
@@ -37,11 +43,12 @@ namespace spindle {
 namespace detail {
 
 class ReplicaCache;
+class StreamUse;
 
 /// Untyped owning memory at one location; Buffer<T> gives it a type.
 class RawBuffer {
  public:
-  RawBuffer() = default;
+  RawBuffer() noexcept;
   /// `bytes` at `location`, zero-filled unless `zeroed` is false (pinned falls back to host
   /// without a GPU).
   /// @throws DeviceError for a device that does not exist, or an allocation that failed.
@@ -63,6 +70,9 @@ class RawBuffer {
   void copy_from_host(const void* source, std::size_t bytes);
   void copy_to_host(void* target, std::size_t bytes) const;
   void drop_replicas() noexcept { replicas_.reset(); }
+  /// Orders `stream` after the last use of a GPU buffer and makes it the last use.
+  /// @throws DeviceError if the device refused the ordering.
+  void use_on(Stream stream) const;
   /// The kept copy at `location`, made by `make` on first use (once, whoever asks first).
   const void* replica(Location location, std::shared_ptr<void> (*make)(const void*, Location),
                       const void* self) const;
@@ -74,6 +84,7 @@ class RawBuffer {
   std::size_t bytes_ = 0;
   Location location_;
   mutable std::shared_ptr<ReplicaCache> replicas_;
+  std::unique_ptr<StreamUse> use_;  // GPU buffers only
 };
 
 /// Throws InvalidArgumentError unless `size` elements of `element_bytes` fit in memory sizes.
@@ -187,6 +198,13 @@ class Buffer {
     copy.raw_.copy_from(raw_);
     return copy;
   }
+
+  /// @brief Makes work queued on `stream` wait, on the device, for the work spindle queued on
+  /// this buffer so far, and makes `stream` its last use: later copies, operations and the
+  /// free wait for what you queue there. Call it before launching your own kernels on
+  /// data() on a stream spindle did not pick. Nothing for a host buffer.
+  /// @throws DeviceError if the device refused the ordering.
+  void use_on(Stream stream) const { raw_.use_on(stream); }
 
   /// Forgets the copies kept for consumers elsewhere; for an owner about to change a buffer
   /// that it alone holds (the copies would be stale).

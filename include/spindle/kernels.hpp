@@ -89,10 +89,13 @@ void norm2(const T* x, std::size_t n, T* result, Stream stream = {});
 namespace cuda {
 
 // The same operations on GPU memory, queued on `stream` (which must be a GPU stream). Loads
-// are vectorised (float4, double2) when every pointer is 16-byte aligned, with a scalar
-// tail. Element-wise results equal the CPU twins' up to floating-point contraction (FMA);
-// dot and norm2 (CUB's DeviceReduce) sum in a different order, deterministically on one
-// device, and write *result in GPU memory without blocking the host.
+// are vectorised (float4, double2) when every pointer has the same offset from a 16-byte
+// boundary (a head is peeled; the head and the tail run in the same launch), scalar
+// otherwise. Launch errors are the launch's own: an earlier failed CUDA call on the same
+// thread is not reported again here. Element-wise results equal the CPU twins' up to
+// floating-point contraction (FMA); dot and norm2 sum in two passes of a fixed shape, in
+// another order than the twins, giving the same bits run after run on one device, and
+// write *result in GPU memory without blocking the host.
 template <typename T>
 void sgd(T* params, const T* grad, T* velocity, std::size_t n, const Sgd& options, Stream stream);
 template <typename T>

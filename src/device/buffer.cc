@@ -8,6 +8,7 @@
 
 #include "device/device_runtime.hpp"
 #include "spindle/detail/execution_context.hpp"
+#include "spindle/detail/thread_annotations.hpp"
 
 namespace spindle::detail {
 
@@ -19,12 +20,42 @@ class ReplicaCache {
   std::map<Location, std::shared_ptr<void>> copies;
 };
 
+// The stream of a GPU buffer's last use. Work from another stream waits for it through an
+// event, as CUDA graphs and PyTorch's record_stream order memory shared between streams. One
+// stream is remembered, not every reader's: a use waits for the one before it, which waited
+// for its own predecessor, so the order is complete; readers on different streams run one
+// after another, which costs some overlap and never correctness.
+class StreamUse {
+ public:
+  explicit StreamUse(Stream stream) : last_(stream) {}
+
+  void use_on(Stream stream) {
+    if (!stream.on_gpu()) return;
+    MutexLock lock(mutex_);
+    if (stream == last_) return;
+    order_after(stream, last_);
+    last_ = stream;
+  }
+
+  [[nodiscard]] Stream last() {
+    MutexLock lock(mutex_);
+    return last_;
+  }
+
+ private:
+  Mutex mutex_;
+  Stream last_ SPINDLE_GUARDED_BY(mutex_);
+};
+
 namespace {
 
-// The stream a copy between two locations is ordered on: the GPU side's (the target's when
-// both are GPUs).
-Stream copy_stream(Location target, Location source) {
-  return stream_for(target.on_gpu() ? target : source);
+// The stream a copy between two buffers is ordered on: the GPU side's (the target's when
+// both are GPUs), after the last use of each.
+Stream copy_stream(const RawBuffer& target, const RawBuffer& source) {
+  Stream stream = stream_for(target.location().on_gpu() ? target.location() : source.location());
+  source.use_on(stream);
+  target.use_on(stream);
+  return stream;
 }
 
 }  // namespace
@@ -64,6 +95,7 @@ RawBuffer::RawBuffer(std::size_t bytes, Location location, bool zeroed)
     : bytes_(bytes), location_(usable(location)) {
   check_location(location_, "Buffer");
   Stream stream = stream_for(location_);
+  if (stream.on_gpu()) use_ = std::make_unique<StreamUse>(stream);
   data_ = allocate(bytes_, location_, stream);
   if (!zeroed) return;
   try {
@@ -74,13 +106,15 @@ RawBuffer::RawBuffer(std::size_t bytes, Location location, bool zeroed)
   }
 }
 
+RawBuffer::RawBuffer() noexcept = default;
 RawBuffer::~RawBuffer() { release(); }
 
 RawBuffer::RawBuffer(RawBuffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       bytes_(std::exchange(other.bytes_, 0)),
       location_(other.location_),
-      replicas_(std::move(other.replicas_)) {}
+      replicas_(std::move(other.replicas_)),
+      use_(std::move(other.use_)) {}
 
 RawBuffer& RawBuffer::operator=(RawBuffer&& other) noexcept {
   if (this != &other) {
@@ -89,37 +123,55 @@ RawBuffer& RawBuffer::operator=(RawBuffer&& other) noexcept {
     bytes_ = std::exchange(other.bytes_, 0);
     location_ = other.location_;
     replicas_ = std::move(other.replicas_);
+    use_ = std::move(other.use_);
   }
   return *this;
 }
 
+// GPU memory is freed on the stream of its last use when that stream is of its device (the
+// free then needs no event), else on the caller's stream after that use.
 void RawBuffer::release() noexcept {
   replicas_.reset();
-  if (!data_) return;
-  try {
-    deallocate(data_, bytes_, location_, stream_for(location_));
-  } catch (...) {
-    // No stream could be had (the device is gone): the memory goes with the context.
+  if (data_) {
+    try {
+      Stream stream = use_ ? use_->last() : Stream();
+      if (stream.device() != location_.device) {
+        stream = stream_for(location_);
+        use_on(stream);
+      }
+      deallocate(data_, bytes_, location_, stream);
+    } catch (...) {
+      // No stream could be had (the device is gone): the memory goes with the context.
+    }
+    data_ = nullptr;
   }
-  data_ = nullptr;
+  use_.reset();
+}
+
+void RawBuffer::use_on(Stream stream) const {
+  if (use_) use_->use_on(stream);
 }
 
 void RawBuffer::copy_from(const RawBuffer& source, std::size_t offset) {
   copy(data_, location_, static_cast<const char*>(source.data_) + offset, source.location_, bytes_,
-       copy_stream(location_, source.location_));
+       copy_stream(*this, source));
 }
 
 void RawBuffer::copy_from_at(const RawBuffer& source, std::size_t offset) {
   copy(static_cast<char*>(data_) + offset, location_, source.data_, source.location_, source.bytes_,
-       copy_stream(location_, source.location_));
+       copy_stream(*this, source));
 }
 
 void RawBuffer::copy_from_host(const void* source, std::size_t bytes) {
-  copy(data_, location_, source, Location::host(), bytes, copy_stream(location_, Location::host()));
+  Stream stream = stream_for(location_);
+  use_on(stream);
+  copy(data_, location_, source, Location::host(), bytes, stream);
 }
 
 void RawBuffer::copy_to_host(void* target, std::size_t bytes) const {
-  copy(target, Location::host(), data_, location_, bytes, copy_stream(Location::host(), location_));
+  Stream stream = stream_for(location_);
+  use_on(stream);
+  copy(target, Location::host(), data_, location_, bytes, stream);
 }
 
 const void* RawBuffer::replica(Location location,

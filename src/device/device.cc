@@ -1,9 +1,12 @@
 // The device layer's parts that do not depend on CUDA: locations, the task's device and
 // stream, and the checks.
 #include <cstdlib>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "device/device_runtime.hpp"
 #include "spindle/detail/execution_context.hpp"
@@ -125,22 +128,45 @@ int task_device(const ExecutionContext& task) noexcept {
   return -1;
 }
 
+namespace {
+
+// The stream a task leased on `device`, not its own GPU, for the rest of its run.
+Stream side_stream(ExecutionContext& task, int device) {
+  if (!task.side_streams) task.side_streams = std::make_unique<std::vector<Stream>>();
+  for (Stream stream : *task.side_streams) {
+    if (stream.device() == device) return stream;
+  }
+  Stream stream = acquire_stream(device);
+  task.side_streams->push_back(stream);
+  return stream;
+}
+
+}  // namespace
+
 Stream stream_for(Location location) {
   if (!location.on_gpu()) return Stream();
   ExecutionContext* task = current_context();
-  if (task && task->device == location.device) return this_task::stream();
-  return default_stream(location.device);
+  if (!task) return default_stream(location.device);
+  if (task->device == location.device) return this_task::stream();
+  return side_stream(*task, location.device);
 }
 
 void finish_task_stream(ExecutionContext& task) {
-  if (!task.stream.on_gpu()) return;
-  Stream stream = task.stream;
-  task.stream = Stream();
-  struct Release {
-    Stream stream;
-    ~Release() { release_stream(stream); }
-  } release{stream};
-  wait_stream(stream);
+  std::exception_ptr failure;
+  auto finish = [&failure](Stream stream) {
+    try {
+      wait_stream(stream);
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+    release_stream(stream);
+  };
+  if (task.stream.on_gpu()) finish(std::exchange(task.stream, Stream()));
+  if (task.side_streams) {
+    for (Stream stream : *task.side_streams) finish(stream);
+    task.side_streams.reset();
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace detail

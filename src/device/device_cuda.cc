@@ -4,10 +4,16 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "device/cuda_check.hpp"
@@ -21,7 +27,7 @@ int device_count() {
   static const int count = [] {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
-      cudaGetLastError();  // no driver or no device: zero GPUs, not an error
+      detail::clear_cuda_error();  // no driver or no device: zero GPUs, not an error
       return 0;
     }
     return n;
@@ -34,7 +40,87 @@ namespace {
 
 cudaStream_t native(Stream stream) { return stream.native_handle(); }
 
-// Both pools live for the process: destroying CUDA objects at exit races the driver's own
+// ---- blocking host calls, off the workers ---------------------------------------------------
+
+// cudaMallocHost takes milliseconds and cudaFreeHost waits for the whole device; on a worker
+// either would stall every fiber of it. They run on one helper thread instead, which lives
+// for the process (as the pools do: CUDA objects are never torn down at exit).
+class HostCalls {
+ public:
+  void post(std::function<void()> call) {
+    {
+      std::lock_guard lock(mutex_);
+      calls_.push_back(std::move(call));
+      if (!started_) {
+        started_ = true;
+        std::thread([this] { serve(); }).detach();
+      }
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  [[noreturn]] void serve() {
+    for (;;) {
+      std::function<void()> call;
+      {
+        std::unique_lock lock(mutex_);
+        ready_.wait(lock, [this] { return !calls_.empty(); });
+        call = std::move(calls_.front());
+        calls_.pop_front();
+      }
+      call();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> calls_;
+  bool started_ = false;
+};
+
+HostCalls& host_calls() {
+  static auto* calls = new HostCalls;
+  return *calls;
+}
+
+// Runs `call` on the helper and waits for it, suspending only the fiber on a worker; on any
+// other thread it runs here.
+void run_off_worker(const std::function<void()>& call) {
+  if (!worker_algorithm()) {
+    call();
+    return;
+  }
+  auto done = std::make_shared<Event>(1);
+  host_calls().post([call, done] {
+    call();
+    done->on_complete();
+  });
+  done->wait(std::nullopt);
+}
+
+void* allocate_pinned(std::size_t bytes) {
+  void* data = nullptr;
+  cudaError_t error = cudaSuccess;
+  run_off_worker([&] {
+    error = cudaMallocHost(&data, bytes);
+    ignore_cuda(error);  // the helper's own last error; reported below
+  });
+  check_cuda(error, "cudaMallocHost", bytes, current_device());
+  return data;
+}
+
+void free_pinned(void* data) noexcept {
+  try {
+    host_calls().post([data] { ignore_cuda(cudaFreeHost(data)); });
+  } catch (...) {
+    ignore_cuda(cudaFreeHost(data));  // no memory to queue the call: free it here
+  }
+}
+
+// ---- pools of streams, events and pinned chunks ---------------------------------------------
+
+// The pools live for the process: destroying CUDA objects at exit races the driver's own
 // teardown, so they are never freed.
 struct StreamPool {
   Mutex mutex;
@@ -45,47 +131,84 @@ StreamPool& stream_pool() {
   return *pool;
 }
 
-constexpr std::size_t kStagingBytes = std::size_t{8} << 20;
-struct StagingPool {
+// Events only carry an order from one stream to another; one may be recorded again as soon
+// as a stream was told to wait for it (the wait keeps the record it saw).
+struct EventPool {
   Mutex mutex;
-  std::vector<void*> free SPINDLE_GUARDED_BY(mutex);
+  std::vector<std::vector<cudaEvent_t>> free SPINDLE_GUARDED_BY(mutex);
 };
-StagingPool& staging_pool() {
-  static auto* pool = new StagingPool;
+EventPool& event_pool() {
+  static auto* pool = new EventPool;
   return *pool;
 }
 
-// Two pinned chunks for double-buffered copies through pageable host memory.
-class Staging {
- public:
-  explicit Staging(int device) {
-    StagingPool& pool = staging_pool();
+cudaEvent_t take_event(int device) {
+  EventPool& pool = event_pool();
+  {
     MutexLock lock(pool.mutex);
-    for (void*& chunk : chunks_) {
-      auto& free = pool.free;
-      if (!free.empty()) {
-        chunk = free.back();
-        free.pop_back();
-      } else {
-        DeviceGuard guard(device);
-        check_cuda(cudaMallocHost(&chunk, kStagingBytes), "cudaMallocHost(staging)", device);
-      }
+    if (pool.free.size() <= static_cast<std::size_t>(device)) pool.free.resize(device + 1);
+    if (!pool.free[device].empty()) {
+      cudaEvent_t event = pool.free[device].back();
+      pool.free[device].pop_back();
+      return event;
     }
   }
-  ~Staging() {
-    StagingPool& pool = staging_pool();
-    MutexLock lock(pool.mutex);
-    for (void* chunk : chunks_) {
-      if (chunk) pool.free.push_back(chunk);
-    }
-  }
-  Staging(const Staging&) = delete;
-  Staging& operator=(const Staging&) = delete;
-  char* operator[](std::size_t slot) const { return static_cast<char*>(chunks_[slot]); }
+  DeviceGuard guard(device);
+  cudaEvent_t event = nullptr;
+  check_cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate", device);
+  return event;
+}
 
- private:
-  std::array<void*, 2> chunks_{};
+void give_back_event(int device, cudaEvent_t event) noexcept {
+  EventPool& pool = event_pool();
+  MutexLock lock(pool.mutex);
+  pool.free[device].push_back(event);
+}
+
+// Pinned chunks for copies through pageable host memory: small ones for small copies (a
+// scalar read back), two large ones for double-buffered big copies. A bounded number is
+// kept; more are freed (off the worker) when they come back.
+constexpr std::size_t kSmallChunk = std::size_t{64} << 10;
+constexpr std::size_t kLargeChunk = std::size_t{8} << 20;
+constexpr std::size_t kKeptSmall = 64;  // 4 MiB
+constexpr std::size_t kKeptLarge = 8;   // 64 MiB
+
+struct ChunkPool {
+  Mutex mutex;
+  std::vector<void*> free SPINDLE_GUARDED_BY(mutex);
 };
+ChunkPool& chunk_pool(std::size_t chunk_bytes) {
+  static auto* pools = new ChunkPool[2];
+  return pools[chunk_bytes == kLargeChunk ? 1 : 0];
+}
+
+void* take_chunk(std::size_t chunk_bytes) {
+  ChunkPool& pool = chunk_pool(chunk_bytes);
+  {
+    MutexLock lock(pool.mutex);
+    if (!pool.free.empty()) {
+      void* chunk = pool.free.back();
+      pool.free.pop_back();
+      return chunk;
+    }
+  }
+  return allocate_pinned(chunk_bytes);  // outside the pool's lock: it takes milliseconds
+}
+
+// May run in a CUDA host callback: no CUDA call here (freeing is posted to the helper).
+void give_back_chunk(void* chunk, std::size_t chunk_bytes) noexcept {
+  ChunkPool& pool = chunk_pool(chunk_bytes);
+  {
+    MutexLock lock(pool.mutex);
+    if (pool.free.size() < (chunk_bytes == kLargeChunk ? kKeptLarge : kKeptSmall)) {
+      pool.free.push_back(chunk);
+      return;
+    }
+  }
+  free_pinned(chunk);
+}
+
+// ---- completion ---------------------------------------------------------------------------
 
 // A point in a stream: its Event completes when the work queued before it has finished.
 std::shared_ptr<Event> mark(Stream stream) {
@@ -111,6 +234,7 @@ void wait_mark(const std::shared_ptr<Event>& event, Stream stream) {
   auto check = [&] {
     DeviceGuard guard(stream.device());
     cudaError_t state = cudaStreamQuery(native(stream));
+    if (state == cudaErrorNotReady) clear_cuda_error();
     if (state != cudaSuccess && state != cudaErrorNotReady) {
       throw_cuda(state, "work queued on a stream", stream.device());
     }
@@ -119,45 +243,146 @@ void wait_mark(const std::shared_ptr<Event>& event, Stream stream) {
   check();
 }
 
+// ---- copies -------------------------------------------------------------------------------
+
+// The pinned chunks of one copy through pageable memory, and the copies in flight through
+// them. Chunks whose copy is still in flight when the copy is abandoned (an exception) go
+// back to the pool only once the stream has passed that copy.
+class Staging {
+ public:
+  Staging(std::size_t bytes, Stream stream)
+      : chunk_bytes_(bytes <= kSmallChunk ? kSmallChunk : kLargeChunk),
+        slots_(bytes <= chunk_bytes_ ? 1 : 2),
+        stream_(stream) {
+    try {
+      for (std::size_t slot = 0; slot < slots_; ++slot) chunks_[slot] = take_chunk(chunk_bytes_);
+    } catch (...) {
+      give_back_chunks();
+      throw;
+    }
+  }
+  ~Staging() {
+    bool busy = std::any_of(in_flight_.begin(), in_flight_.end(),
+                            [](const auto& event) { return event && !event->settled(); });
+    if (!busy) {
+      give_back_chunks();
+      return;
+    }
+    struct Held {
+      std::array<void*, 2> chunks;
+      std::size_t chunk_bytes;
+    };
+    auto* held = new (std::nothrow) Held{chunks_, chunk_bytes_};
+    if (!held) return;  // kept away from the pool for good: a copy may still use them
+    cudaHostFn_t give_back = [](void* data) {
+      auto* chunks = static_cast<Held*>(data);
+      for (void* chunk : chunks->chunks) {
+        if (chunk) give_back_chunk(chunk, chunks->chunk_bytes);
+      }
+      delete chunks;
+    };
+    DeviceGuard guard(stream_.device());
+    if (cudaError_t error = cudaLaunchHostFunc(native(stream_), give_back, held)) {
+      ignore_cuda(error);  // the stream is broken: its copies never end, the chunks stay out
+      delete held;
+    }
+  }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+
+  [[nodiscard]] std::size_t chunk_bytes() const { return chunk_bytes_; }
+  [[nodiscard]] std::size_t slots() const { return slots_; }
+  char* operator[](std::size_t slot) const { return static_cast<char*>(chunks_[slot]); }
+  /// Marks the copy just queued through `slot`.
+  void started(std::size_t slot) { in_flight_[slot] = mark(stream_); }
+  /// Waits until the copy through `slot` (if any) has finished.
+  void wait(std::size_t slot) {
+    if (auto event = std::exchange(in_flight_[slot], nullptr)) wait_mark(event, stream_);
+  }
+  void wait_all() {
+    for (std::size_t slot = 0; slot < slots_; ++slot) wait(slot);
+  }
+
+ private:
+  void give_back_chunks() noexcept {
+    for (void*& chunk : chunks_) {
+      if (chunk) give_back_chunk(std::exchange(chunk, nullptr), chunk_bytes_);
+    }
+  }
+
+  std::size_t chunk_bytes_;
+  std::size_t slots_;
+  Stream stream_;
+  std::array<void*, 2> chunks_{};
+  std::array<std::shared_ptr<Event>, 2> in_flight_;
+};
+
 // Guards are scoped to single calls: a fiber that suspends finds, when it resumes, its own
 // task's device current again (pick_next), not what a guard had set.
 void copy_async(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, Stream stream) {
   DeviceGuard guard(stream.device());
-  check_cuda(cudaMemcpyAsync(dst, src, bytes, kind, native(stream)),
-             "cudaMemcpyAsync(" + std::to_string(bytes) + " bytes)", stream.device());
+  check_cuda(cudaMemcpyAsync(dst, src, bytes, kind, native(stream)), "cudaMemcpyAsync", bytes,
+             stream.device());
 }
 
 // Pageable host to GPU: the host copies chunk i+1 into staging while chunk i crosses.
 void copy_from_pageable(char* dst, const char* src, std::size_t bytes, Stream stream) {
-  Staging staging(stream.device());
-  std::array<std::shared_ptr<Event>, 2> in_flight;
-  for (std::size_t offset = 0, i = 0; offset < bytes; offset += kStagingBytes, ++i) {
-    std::size_t slot = i % 2, n = std::min(kStagingBytes, bytes - offset);
-    if (in_flight[slot]) wait_mark(in_flight[slot], stream);
+  Staging staging(bytes, stream);
+  const std::size_t chunk = staging.chunk_bytes();
+  for (std::size_t offset = 0, i = 0; offset < bytes; offset += chunk, ++i) {
+    std::size_t slot = i % staging.slots(), n = std::min(chunk, bytes - offset);
+    staging.wait(slot);
     std::memcpy(staging[slot], src + offset, n);
     copy_async(dst + offset, staging[slot], n, cudaMemcpyHostToDevice, stream);
-    in_flight[slot] = mark(stream);
+    staging.started(slot);
   }
-  for (const auto& event : in_flight) {
-    if (event) wait_mark(event, stream);
-  }
+  staging.wait_all();
 }
 
 // GPU to pageable host: chunk i+1 crosses while the host copies chunk i out of staging.
 void copy_to_pageable(char* dst, const char* src, std::size_t bytes, Stream stream) {
-  Staging staging(stream.device());
-  std::array<std::shared_ptr<Event>, 2> in_flight;
+  Staging staging(bytes, stream);
+  const std::size_t chunk = staging.chunk_bytes();
   auto start = [&](std::size_t offset, std::size_t slot) {
-    std::size_t n = std::min(kStagingBytes, bytes - offset);
-    copy_async(staging[slot], src + offset, n, cudaMemcpyDeviceToHost, stream);
-    in_flight[slot] = mark(stream);
+    copy_async(staging[slot], src + offset, std::min(chunk, bytes - offset),
+               cudaMemcpyDeviceToHost, stream);
+    staging.started(slot);
   };
   start(0, 0);
-  for (std::size_t offset = 0, i = 0; offset < bytes; offset += kStagingBytes, ++i) {
-    std::size_t slot = i % 2, n = std::min(kStagingBytes, bytes - offset);
-    if (offset + kStagingBytes < bytes) start(offset + kStagingBytes, 1 - slot);
-    wait_mark(in_flight[slot], stream);
+  for (std::size_t offset = 0, i = 0; offset < bytes; offset += chunk, ++i) {
+    std::size_t slot = i % staging.slots(), n = std::min(chunk, bytes - offset);
+    if (offset + chunk < bytes) start(offset + chunk, (i + 1) % staging.slots());
+    staging.wait(slot);
     std::memcpy(dst + offset, staging[slot], n);
+  }
+}
+
+// Lets GPUs `a` and `b` reach each other's memory, once per pair: copies between them then
+// go over NVLink or PCIe directly instead of through the host. Memory from the stream-ordered
+// allocator needs its pool opened too. Failures only cost speed: they are dropped.
+void enable_peer_access(int a, int b) {
+  static std::mutex mutex;
+  static auto* done = new std::set<std::pair<int, int>>;
+  std::lock_guard lock(mutex);
+  if (!done->emplace(std::min(a, b), std::max(a, b)).second) return;
+  for (auto [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
+    int can = 0;
+    if (cudaDeviceCanAccessPeer(&can, from, to) != cudaSuccess || !can) {
+      clear_cuda_error();
+      continue;
+    }
+    DeviceGuard guard(from);
+    ignore_cuda(cudaDeviceEnablePeerAccess(to, 0));  // cudaErrorPeerAccessAlreadyEnabled too
+    cudaMemPool_t pool = nullptr;
+    if (cudaDeviceGetDefaultMemPool(&pool, to) == cudaSuccess) {
+      cudaMemAccessDesc access{};
+      access.location.type = cudaMemLocationTypeDevice;
+      access.location.id = from;
+      access.flags = cudaMemAccessFlagsProtReadWrite;
+      ignore_cuda(cudaMemPoolSetAccess(pool, &access, 1));
+    } else {
+      clear_cuda_error();
+    }
   }
 }
 
@@ -166,23 +391,37 @@ void copy_to_pageable(char* dst, const char* src, std::size_t bytes, Stream stre
 DeviceGuard::DeviceGuard(int device) noexcept {
   if (device < 0) return;
   int current = -1;
-  if (cudaGetDevice(&current) != cudaSuccess) return;
-  if (current != device && cudaSetDevice(device) == cudaSuccess) previous_ = current;
+  if (cudaGetDevice(&current) != cudaSuccess) {
+    clear_cuda_error();  // the call that follows reports what is wrong with the device
+    return;
+  }
+  if (current == device) return;
+  if (cudaSetDevice(device) == cudaSuccess) {
+    previous_ = current;
+  } else {
+    clear_cuda_error();
+  }
 }
 
 DeviceGuard::~DeviceGuard() {
-  if (previous_ >= 0) cudaSetDevice(previous_);
+  if (previous_ >= 0) ignore_cuda(cudaSetDevice(previous_));
 }
 
 void make_current(int device) noexcept {
   int current = -1;
-  if (cudaGetDevice(&current) == cudaSuccess && current != device) cudaSetDevice(device);
+  if (cudaGetDevice(&current) != cudaSuccess) {
+    clear_cuda_error();
+    return;
+  }
+  if (current != device) ignore_cuda(cudaSetDevice(device));
 }
 
 int current_device() noexcept {
   if (device_count() == 0) return -1;
   int current = -1;
-  return cudaGetDevice(&current) == cudaSuccess ? current : -1;
+  if (cudaGetDevice(&current) == cudaSuccess) return current;
+  clear_cuda_error();
+  return -1;
 }
 
 Stream acquire_stream(int device) {
@@ -227,6 +466,22 @@ Stream default_stream(int device) {
 
 void wait_stream(Stream stream) { wait_mark(mark(stream), stream); }
 
+void order_after(Stream consumer, Stream producer) {
+  if (!consumer.on_gpu() || !producer.on_gpu() || consumer == producer) return;
+  const int device = producer.device();
+  cudaEvent_t event = take_event(device);
+  cudaError_t error;
+  {
+    DeviceGuard guard(device);
+    error = cudaEventRecord(event, native(producer));
+    if (error == cudaSuccess) error = cudaStreamWaitEvent(native(consumer), event, 0);
+  }
+  give_back_event(device, event);
+  check_cuda(error, "ordering a stream of GPU " + std::to_string(consumer.device()) +
+                        " after another (cudaEventRecord, cudaStreamWaitEvent)",
+             device);
+}
+
 Location usable(Location location) {
   return location.kind == Location::Kind::pinned && device_count() == 0 ? Location::host()
                                                                         : location;
@@ -234,19 +489,16 @@ Location usable(Location location) {
 
 void* allocate(std::size_t bytes, Location location, Stream stream) {
   if (bytes == 0) return nullptr;
-  void* data = nullptr;
-  std::string call = " (" + std::to_string(bytes) + " bytes)";
   switch (location.kind) {
     case Location::Kind::host:
       return allocate_host(bytes);
-    case Location::Kind::pinned: {
-      check_cuda(cudaMallocHost(&data, bytes), "cudaMallocHost" + call, current_device());
-      return data;
-    }
+    case Location::Kind::pinned:
+      return allocate_pinned(bytes);
     case Location::Kind::gpu: {
       check_location(location, "allocate");
       DeviceGuard guard(location.device);
-      check_cuda(cudaMallocAsync(&data, bytes, native(stream)), "cudaMallocAsync" + call,
+      void* data = nullptr;
+      check_cuda(cudaMallocAsync(&data, bytes, native(stream)), "cudaMallocAsync", bytes,
                  location.device);
       return data;
     }
@@ -261,11 +513,11 @@ void deallocate(void* data, std::size_t bytes, Location location, Stream stream)
       free_host(data, bytes);
       return;
     case Location::Kind::pinned:
-      cudaFreeHost(data);
+      free_pinned(data);
       return;
     case Location::Kind::gpu: {
       DeviceGuard guard(location.device);
-      cudaFreeAsync(data, native(stream));
+      ignore_cuda(cudaFreeAsync(data, native(stream)));
       return;
     }
   }
@@ -282,12 +534,15 @@ void copy(void* dst, Location dst_location, const void* src, Location src_locati
   auto* to = static_cast<char*>(dst);
   const auto* from = static_cast<const char*>(src);
   if (dst_gpu && src_gpu && dst_location.device != src_location.device) {
+    enable_peer_access(src_location.device, dst_location.device);
     DeviceGuard guard(stream.device());
-    check_cuda(cudaMemcpyPeerAsync(dst, dst_location.device, src, src_location.device, bytes,
-                                   native(stream)),
-               "cudaMemcpyPeerAsync(" + std::to_string(bytes) + " bytes from " +
-                   src_location.to_string() + ")",
-               dst_location.device);
+    if (cudaError_t error = cudaMemcpyPeerAsync(dst, dst_location.device, src,
+                                                src_location.device, bytes, native(stream))) {
+      throw_cuda(error,
+                 "cudaMemcpyPeerAsync(" + std::to_string(bytes) + " bytes from " +
+                     src_location.to_string() + ")",
+                 dst_location.device);
+    }
   } else if (dst_location.kind == Location::Kind::host) {
     copy_to_pageable(to, from, bytes, stream);
     return;
@@ -307,8 +562,8 @@ void zero(void* data, std::size_t bytes, Location location, Stream stream) {
     return;
   }
   DeviceGuard guard(location.device);
-  check_cuda(cudaMemsetAsync(data, 0, bytes, native(stream)),
-             "cudaMemsetAsync(" + std::to_string(bytes) + " bytes)", location.device);
+  check_cuda(cudaMemsetAsync(data, 0, bytes, native(stream)), "cudaMemsetAsync", bytes,
+             location.device);
 }
 
 }  // namespace detail

@@ -20,6 +20,7 @@ Stream acquire_stream(int) { return Stream(); }
 void release_stream(Stream) noexcept {}
 Stream default_stream(int) { return Stream(); }
 void wait_stream(Stream) {}
+void order_after(Stream, Stream) {}
 
 Location usable(Location location) {
   return location.kind == Location::Kind::pinned ? Location::host() : location;

@@ -19,9 +19,10 @@ void check_location(Location location, std::string_view what);
 /// The real GPU a task runs on (the first it was granted that exists), or -1.
 int task_device(const ExecutionContext& task) noexcept;
 
-/// The stream work on `device` is ordered on for the caller: the current task's own stream
-/// when the task runs on that device, else the device's shared default stream. The
-/// host stream for a host location.
+/// The stream work at `location` is ordered on for the caller. In a task: its own stream
+/// when it runs on that device, else a stream of that device leased for the rest of its run
+/// (both are drained before its result is published). Outside tasks: the device's shared
+/// default stream. The host stream for a host location.
 Stream stream_for(Location location);
 
 /// Streams of the pool: non-blocking, created on first need, kept for the process's life.
@@ -33,10 +34,13 @@ Stream default_stream(int device);
 int current_device() noexcept;
 /// Waits (fiber-aware) for the work queued on `stream` so far; throws DeviceError.
 void wait_stream(Stream stream);
+/// Makes `consumer` wait, on the device, for the work queued on `producer` so far (an event
+/// between them). Nothing for the same stream or a host stream.
+void order_after(Stream consumer, Stream producer);
 /// A pinned location when pinned memory can be had, else the host (no GPU).
 Location usable(Location location);
 
-/// Waits for the task's leased stream and returns it to the pool; rethrows what failed.
+/// Waits for the task's leased streams and returns them to the pool; rethrows what failed.
 void finish_task_stream(ExecutionContext& task);
 
 /// Memory: pageable host memory is 64-byte aligned; GPU memory comes from the stream-ordered

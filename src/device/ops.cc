@@ -1,7 +1,9 @@
 // ops: checks where the buffers are, then runs the CUDA kernel or the CPU twin.
 #include "spindle/ops.hpp"
 
+#include <array>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,31 +43,45 @@ Operand operand(const char* name, const Buffer<T>& buffer) {
   return {name, buffer.location(), buffer.size()};
 }
 
-// Runs `cpu` on the host stream or `gpu` on the location's stream.
-template <typename Cpu, typename Gpu>
-void run_at(Location location, Cpu cpu, [[maybe_unused]] Gpu gpu) {
+// The buffers an operation touches, to order its stream after their last uses.
+template <typename T, typename... More>
+std::array<const Buffer<T>*, 1 + sizeof...(More)> touched(const Buffer<T>& first,
+                                                          const More&... more) {
+  return {&first, &more...};
+}
+
+// Runs `cpu` on the host stream, or `gpu` on the location's stream once that stream is
+// ordered after every use of the buffers touched.
+template <typename Buffers, typename Cpu, typename Gpu>
+void run_at(Location location, const Buffers& buffers, Cpu cpu, [[maybe_unused]] Gpu gpu) {
 #ifdef SPINDLE_HAVE_CUDA
   if (location.on_gpu()) {
-    gpu(detail::stream_for(location));
+    Stream stream = detail::stream_for(location);
+    for (const auto* buffer : buffers) buffer->use_on(stream);
+    gpu(stream);
     return;
   }
 #endif
   cpu(Stream());
   (void)location;
+  (void)buffers;
 }
 
-// A scalar result: computed into a one-element buffer where the operands are, then read.
-template <typename T, typename Cpu, typename Gpu>
-T scalar_at(Location location, Cpu cpu, Gpu gpu) {
+// A scalar result: computed into a one-element buffer where the operands are, then read
+// back (through a small pinned slot).
+template <typename T, typename Buffers, typename Cpu, typename Gpu>
+T scalar_at(Location location, const Buffers& buffers, Cpu cpu, Gpu gpu) {
   if (!location.on_gpu()) {
     T result{};
     cpu(&result, Stream());
     return result;
   }
-  Buffer<T> result(1, location);
+  Buffer<T> result = Buffer<T>::uninitialized(1, location);
   run_at(
-      location, [](Stream) {}, [&](Stream stream) { gpu(result.data(), stream); });
-  return result.to_vector()[0];
+      location, buffers, [](Stream) {}, [&](Stream stream) { gpu(result.data(), stream); });
+  T value{};
+  result.copy_to(std::span<T>(&value, 1));
+  return value;
 }
 
 }  // namespace
@@ -91,16 +107,18 @@ void sgd(Buffer<T>& params, const Buffer<T>& grad, const Sgd& options) {
                                "options)");
   }
   Location at = place_of("ops::sgd", {operand("params", params), operand("grad", grad)});
-  run_at(at, SPINDLE_ON_BOTH(sgd(params.data(), grad.data(), static_cast<T*>(nullptr),
-                                 params.size(), options, stream)));
+  run_at(at, touched(params, grad),
+         SPINDLE_ON_BOTH(sgd(params.data(), grad.data(), static_cast<T*>(nullptr), params.size(),
+                             options, stream)));
 }
 
 template <typename T>
 void sgd(Buffer<T>& params, const Buffer<T>& grad, Buffer<T>& velocity, const Sgd& options) {
   Location at = place_of("ops::sgd", {operand("params", params), operand("grad", grad),
                                       operand("velocity", velocity)});
-  run_at(at, SPINDLE_ON_BOTH(
-                 sgd(params.data(), grad.data(), velocity.data(), params.size(), options, stream)));
+  run_at(at, touched(params, grad, velocity),
+         SPINDLE_ON_BOTH(
+             sgd(params.data(), grad.data(), velocity.data(), params.size(), options, stream)));
 }
 
 template <typename T>
@@ -108,13 +126,15 @@ void adam(Buffer<T>& params, const Buffer<T>& grad, Buffer<T>& m, Buffer<T>& v,
           const Adam& options) {
   Location at = place_of("ops::adam", {operand("params", params), operand("grad", grad),
                                        operand("m", m), operand("v", v)});
-  run_at(at, SPINDLE_ON_BOTH(adam(params.data(), grad.data(), m.data(), v.data(), params.size(),
-                                  options, stream)));
+  run_at(at, touched(params, grad, m, v),
+         SPINDLE_ON_BOTH(adam(params.data(), grad.data(), m.data(), v.data(), params.size(),
+                              options, stream)));
 }
 
 template <typename T>
 void aggregate(Buffer<T>& out, std::span<const Buffer<T>* const> inputs, Reduction reduction) {
   std::vector<const T*> pointers;
+  std::vector<const Buffer<T>*> buffers = {&out};
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     if (!inputs[k]) {
       throw InvalidArgumentError("ops::aggregate: inputs[" + std::to_string(k) + "] is null");
@@ -122,37 +142,39 @@ void aggregate(Buffer<T>& out, std::span<const Buffer<T>* const> inputs, Reducti
     std::string name = "inputs[" + std::to_string(k) + "]";
     place_of("ops::aggregate", {operand("out", out), operand(name.c_str(), *inputs[k])});
     pointers.push_back(inputs[k]->data());
+    buffers.push_back(inputs[k]);
   }
   std::span<const T* const> in(pointers);
-  run_at(out.location(), SPINDLE_ON_BOTH(aggregate(out.data(), in, out.size(), reduction, stream)));
+  run_at(out.location(), buffers,
+         SPINDLE_ON_BOTH(aggregate(out.data(), in, out.size(), reduction, stream)));
 }
 
 template <typename T>
 void axpy(Buffer<T>& y, T a, const Buffer<T>& x) {
   Location at = place_of("ops::axpy", {operand("y", y), operand("x", x)});
-  run_at(at, SPINDLE_ON_BOTH(axpy(y.data(), a, x.data(), y.size(), stream)));
+  run_at(at, touched(y, x), SPINDLE_ON_BOTH(axpy(y.data(), a, x.data(), y.size(), stream)));
 }
 
 template <typename T>
 void scale(Buffer<T>& x, T a) {
-  run_at(x.location(), SPINDLE_ON_BOTH(scale(x.data(), a, x.size(), stream)));
+  run_at(x.location(), touched(x), SPINDLE_ON_BOTH(scale(x.data(), a, x.size(), stream)));
 }
 
 template <typename T>
 void fill(Buffer<T>& x, T value) {
-  run_at(x.location(), SPINDLE_ON_BOTH(fill(x.data(), value, x.size(), stream)));
+  run_at(x.location(), touched(x), SPINDLE_ON_BOTH(fill(x.data(), value, x.size(), stream)));
 }
 
 template <typename T>
 T dot(const Buffer<T>& a, const Buffer<T>& b) {
   Location at = place_of("ops::dot", {operand("a", a), operand("b", b)});
-  return scalar_at<T>(at,
+  return scalar_at<T>(at, touched(a, b),
                       SPINDLE_SCALAR_ON_BOTH(dot(a.data(), b.data(), a.size(), result, stream)));
 }
 
 template <typename T>
 T norm2(const Buffer<T>& x) {
-  return scalar_at<T>(x.location(),
+  return scalar_at<T>(x.location(), touched(x),
                       SPINDLE_SCALAR_ON_BOTH(norm2(x.data(), x.size(), result, stream)));
 }
 

@@ -237,15 +237,14 @@ bool ActorCore::may_rebuild_locked() const {
 }
 
 // Destroys the instance and builds it again, or lets the actor die, on this runner's fiber
-// and with the creation as the current task (so its resources and GPU are the actor's).
+// and with the creation as the current task: its resources and GPU are the actor's, the GPU
+// is current, and the GPU work of the rebuild has finished before the next call starts.
 void ActorCore::upkeep() {
   upkeep_running_ = true;
   const bool rebuild = crashed_ && may_rebuild_locked();
   if (rebuild) restarts_.fetch_add(1, std::memory_order_relaxed);
   mutex_.unlock();
-  const Allocation* allocation = allocation_ ? &*allocation_ : nullptr;
-  creation->allocation = allocation;
-  enter_task(creation.get());
+  begin_run(*creation, allocation_ ? &*allocation_ : nullptr);
   destroy_instance();
   std::exception_ptr failure;
   if (rebuild) {
@@ -255,8 +254,9 @@ void ActorCore::upkeep() {
       failure = std::current_exception();
     }
   }
-  enter_task(nullptr);
-  creation->allocation = nullptr;
+  // A rebuild whose GPU work failed failed; a dying actor keeps the cause it dies of.
+  std::exception_ptr ended = end_run(*creation, failure);
+  if (rebuild) failure = ended;
   mutex_.lock();
   upkeep_running_ = false;
   if (rebuild && !failure) {

@@ -540,12 +540,28 @@ void Scheduler::execute_failed(Admitted admitted, const std::string& why) {
   settle(*admitted.task, &admitted.allocation, std::make_exception_ptr(Error(why)), false);
 }
 
-std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
-                                       const Allocation* allocation) {
+void begin_run(TaskBase& task, const Allocation* allocation) noexcept {
   task.allocation = allocation;
   task.device = task_device(task);
   if (task.device >= 0) make_current(task.device);
   enter_task(&task);
+}
+
+std::exception_ptr end_run(TaskBase& task, std::exception_ptr error) noexcept {
+  try {
+    finish_task_stream(task);
+  } catch (...) {
+    if (!error) error = std::current_exception();
+  }
+  enter_task(nullptr);
+  task.device = -1;
+  task.allocation = nullptr;
+  return error;
+}
+
+std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
+                                       const Allocation* allocation) {
+  begin_run(task, allocation);
   // The clock is read only for an observer: the timeline, or the model for a codelet.
   const bool timed = recording_timeline() || (task.spec->codelet && model_);
   const Clock::time_point start = timed ? Clock::now() : Clock::time_point();
@@ -555,14 +571,7 @@ std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
   } catch (...) {
     error = std::current_exception();
   }
-  try {
-    finish_task_stream(task);  // the result is ready only once its GPU work has finished
-  } catch (...) {
-    if (!error) error = std::current_exception();
-  }
-  enter_task(nullptr);
-  task.device = -1;
-  task.allocation = nullptr;
+  error = end_run(task, error);
   if (!timed) return error;
   const Clock::time_point end = Clock::now();
   if (task.spec->codelet && !error && model_) {

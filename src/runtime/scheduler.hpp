@@ -104,6 +104,15 @@ std::string what_of(std::exception_ptr error);
 /// Checks a count option where -1 means no limit (max_retries, max_restarts, ...).
 void check_limit(std::string_view option, int value);
 
+/// Makes `task` the context of the calling fiber, with `allocation` granted and its GPU (if
+/// it has a real one) current: before its body runs, and before an actor's instance is
+/// destroyed or rebuilt under its creation.
+void begin_run(TaskBase& task, const Allocation* allocation) noexcept;
+/// Ends what begin_run began: waits for the GPU work its streams hold (a result is ready
+/// only once that work has finished), then leaves the task. Returns `error`, or else what
+/// that GPU work failed with.
+std::exception_ptr end_run(TaskBase& task, std::exception_ptr error) noexcept;
+
 class Scheduler final : public TransferRecorder {
  public:
   /// With max_timeline_events = 0 nothing is recorded for the timeline.

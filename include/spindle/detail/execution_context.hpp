@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "spindle/device.hpp"
 #include "spindle/resources.hpp"
@@ -30,6 +32,8 @@ struct ExecutionContext {
   int device = -1;
   /// Leased by this_task::stream(); drained and returned when the run ends.
   Stream stream;
+  /// Streams of other GPUs whose buffers the task worked on; drained and returned likewise.
+  std::unique_ptr<std::vector<Stream>> side_streams;
   /// Where its transfers are recorded; null for none.
   TransferRecorder* recorder = nullptr;
 };
