@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fibers/worker_algorithm.hpp"
+#include "sample_support.hpp"
 
 namespace {
 
@@ -67,7 +68,8 @@ void measure(const char* name, const std::function<void()>& install) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  samples::Flags flags(argc, argv, {});  // none but --help: a fixed, short run
   std::printf("%-34s %14s %22s\n", "algorithm (2 threads)", "fibers/s", "CPU ms in 200 ms idle");
   measure("spindle WorkerAlgorithm",
           [] { boost::fibers::use_scheduling_algorithm<spindle::detail::WorkerAlgorithm>(0u, nullptr); });

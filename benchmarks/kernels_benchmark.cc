@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "context/parallel.hpp"
+#include "sample_support.hpp"
 #include "spindle/spindle.hpp"
 
 namespace {
@@ -33,74 +34,25 @@ struct Settings {
   bool use_double = false, cpu = true, gpu = true;
 };
 
-constexpr const char* kUsage =
-    "usage: kernels_benchmark [--quick] [--min-mb N] [--max-mb N] [--reps N] "
-    "[--type float|double] [--cpu-only | --gpu-only]\n"
-    "  --min-mb N   smallest array, in MB (1 to 65536; default 1)\n"
-    "  --max-mb N   largest array, in MB (min-mb to 65536; default 1024); sizes grow 4x\n"
-    "  --reps N     timed pairs per row, whose median is reported (1 to 1000; default 5)\n"
-    "  --quick      arrays up to 4 MB, 2 pairs: a smoke run\n";
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "kernels_benchmark: %s\n%s", message.c_str(), kUsage);
-  std::exit(2);
-}
-
-// A whole number within [min, max], or a usage error naming the flag.
-std::size_t whole(const std::string& flag, const std::string& text, std::size_t min,
-                  std::size_t max) {
-  std::size_t used = 0;
-  unsigned long long value = 0;
-  try {
-    value = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty() || text[0] == '-' || value < min || value > max) {
-    usage_error(flag + " " + text + ": a whole number from " + std::to_string(min) + " to " +
-                std::to_string(max) + " is allowed");
-  }
-  return value;
-}
-
 Settings parse(int argc, char** argv) {
+  samples::Flags flags(argc, argv,
+                       {{"min-mb", {1, 1, "smallest array, in MB; sizes grow 4x", 1, 65536}},
+                        {"max-mb", {1024, 4, "largest array, in MB", 1, 65536}},
+                        {"reps", {5, 2, "timed pairs per row, whose median is reported", 1, 1000}}},
+                       {{"cpu-only", "the CPU twins only"}, {"gpu-only", "the CUDA kernels only"}},
+                       {{"type", {"float", "the element type", {"float", "double"}}}});
   Settings settings;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else if (arg == "--quick") {
-      settings.max_mb = 4;
-      settings.reps = 2;
-    } else if (arg == "--min-mb") {
-      settings.min_mb = whole(arg, next(), 1, 65536);
-    } else if (arg == "--max-mb") {
-      settings.max_mb = whole(arg, next(), 1, 65536);
-    } else if (arg == "--reps") {
-      settings.reps = static_cast<int>(whole(arg, next(), 1, 1000));
-    } else if (arg == "--type") {
-      std::string type = next();
-      if (type != "float" && type != "double") {
-        usage_error("--type " + type + ": float or double is allowed");
-      }
-      settings.use_double = type == "double";
-    } else if (arg == "--cpu-only") {
-      settings.gpu = false;
-    } else if (arg == "--gpu-only") {
-      settings.cpu = false;
-    } else {
-      usage_error("unknown argument '" + arg + "'");
-    }
-  }
+  settings.min_mb = flags.count("min-mb");
+  settings.max_mb = flags.count("max-mb");
+  settings.reps = static_cast<int>(flags.count("reps"));
+  settings.use_double = flags.text("type") == "double";
+  settings.cpu = !flags.on("gpu-only");
+  settings.gpu = !flags.on("cpu-only");
   if (settings.max_mb < settings.min_mb) {
-    usage_error("--max-mb " + std::to_string(settings.max_mb) + ": at least --min-mb (" +
-                std::to_string(settings.min_mb) + ") is allowed");
+    flags.refuse("--max-mb " + std::to_string(settings.max_mb) + ": must be at least --min-mb (" +
+                 std::to_string(settings.min_mb) + ")");
   }
+  if (!settings.cpu && !settings.gpu) flags.refuse("--cpu-only and --gpu-only: one at most");
   return settings;
 }
 

@@ -3,7 +3,7 @@
 // pushes measured against the (K+1) x size bytes a round must move (K gradients read, one
 // mean written).
 //
-//   param_benchmark [--quick] [--mb 64] [--reps 5]
+//   param_benchmark [--quick] [--mb 64] [--reps 5]   (--help lists the flags and their ranges)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "sample_support.hpp"
 #include "spindle/spindle.hpp"
 
 namespace {
@@ -37,22 +38,11 @@ double median_seconds(int reps, Run run) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  double mb = 64;
-  int reps = 5;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--quick") {
-      mb = 2;
-      reps = 2;
-    } else if (arg == "--mb" && i + 1 < argc) {
-      mb = std::atof(argv[++i]);
-    } else if (arg == "--reps" && i + 1 < argc) {
-      reps = std::max(1, std::atoi(argv[++i]));
-    } else {
-      std::fprintf(stderr, "'%s': allowed are --quick, --mb N, --reps N\n", arg.c_str());
-      return 2;
-    }
-  }
+  samples::Flags flags(argc, argv,
+                       {{"mb", {64, 2, "MB of float32 parameters", 1, 16384}},
+                        {"reps", {5, 2, "timed runs per row, whose median is reported", 1, 1000}}});
+  const double mb = flags["mb"];
+  const int reps = static_cast<int>(flags.count("reps"));
   const std::size_t n = static_cast<std::size_t>(mb * (1 << 20) / sizeof(float));
   const double bytes = static_cast<double>(n * sizeof(float));
   spindle::Runtime rt;

@@ -7,6 +7,7 @@
 // only show that the path works). --plot writes the simulated table as a PNG (gnuplot).
 //
 //   placement_benchmark [--quick] [--cpus 2] [--gpus 1] [--scale 4] [--real] [--plot out.png]
+//   (--help lists the flags and their ranges)
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "plot.hpp"
+#include "sample_support.hpp"
 #include "spindle/spindle.hpp"
 
 namespace placement = spindle::placement;
@@ -81,42 +83,18 @@ RealRun run_real(const placement::Workload& workload, placement::Policy policy, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  samples::Flags flags(argc, argv,
+                       {{"cpus", {2, 2, "CPUs of the simulated machine", 1, 1024}},
+                        {"gpus", {1, 1, "GPUs of the simulated machine", 0, 64}},
+                        {"scale", {4, 1, "the workload's size, in units of 16 MB tasks", 1, 64}}},
+                       {{"real", "also run the workload for real, as codelets"}},
+                       {{"plot", {"", "write the simulated table as a PNG to this file", {}}}});
   placement::SimMachine machine;
-  unsigned scale = 4;
-  bool quick = false, real = false;
-  std::string plot;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&] {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", arg.c_str());
-        std::exit(2);
-      }
-      return static_cast<unsigned>(std::atoi(argv[++i]));
-    };
-    if (arg == "--quick") {
-      scale = 1;
-      quick = true;
-    } else if (arg == "--real") {
-      real = true;
-    } else if (arg == "--plot") {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "--plot needs a file name\n");
-        return 2;
-      }
-      plot = argv[++i];
-    } else if (arg == "--cpus") {
-      machine.cpus = value();
-    } else if (arg == "--gpus") {
-      machine.gpus = value();
-    } else if (arg == "--scale") {
-      scale = value();
-    } else {
-      std::fprintf(stderr, "'%s': allowed are --quick, --cpus N, --gpus N, --scale N, --real, --plot FILE\n",
-                   arg.c_str());
-      return 2;
-    }
-  }
+  machine.cpus = static_cast<unsigned>(flags.count("cpus"));
+  machine.gpus = static_cast<unsigned>(flags.count("gpus"));
+  const unsigned scale = static_cast<unsigned>(flags.count("scale"));
+  const bool quick = flags.quick(), real = flags.on("real");
+  const std::string plot = flags.text("plot");
   placement::Workload workload = placement::mixed_workload(scale);
   std::printf(
       "### Placement in simulation: %zu tasks (dense, element-wise, chains) on %u CPUs "

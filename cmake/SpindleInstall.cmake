@@ -17,3 +17,8 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/spindleConfigVersio
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/spindleConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/spindleConfigVersion.cmake
         DESTINATION ${SPINDLE_CMAKE_DIR})
+
+# The build tree is a package as well: a consumer configured with -Dspindle_DIR=<build folder>
+# (or with it in CMAKE_PREFIX_PATH) uses the library in place, without installing it.
+export(EXPORT spindleTargets NAMESPACE spindle::
+       FILE ${CMAKE_CURRENT_BINARY_DIR}/spindleTargets.cmake)

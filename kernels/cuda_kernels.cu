@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cub/block/block_reduce.cuh>
 #include <initializer_list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -392,21 +393,31 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 // Room for the partial sums of one reduction, per stream and device: work on one stream runs
-// in order, so a stream's reductions can share it. Kept for the process, like the streams.
-void* partials_for(Stream stream) {
-  static std::mutex mutex;
-  static auto* scratch = new std::unordered_map<cudaStream_t, std::pair<int, void*>>;
-  std::lock_guard lock(mutex);
-  auto [at, fresh] = scratch->try_emplace(stream.native_handle(), stream.device(), nullptr);
-  if (!fresh && at->second.first == stream.device()) return at->second.second;
-  // A handle seen before on another device is a new stream that reuses it.
-  int device = stream.device();
-  std::size_t bytes = std::size_t{1024} * kBlocksPerSm * sizeof(double);  // >= any grid
+// in order, so a stream's reductions can share it as long as each enqueues its two passes
+// together (the lock; threads outside tasks share a device's stream). Kept for the process,
+// like the streams.
+struct Scratch {
+  int device = -1;
   void* memory = nullptr;
-  check_cuda(cudaMallocAsync(&memory, bytes, stream.native_handle()),
-             "cudaMallocAsync(reduction scratch)", bytes, device);
-  at->second = {device, memory};
-  return memory;
+  std::mutex enqueue;
+};
+
+Scratch& scratch_for(Stream stream) {
+  static std::mutex mutex;
+  static auto* scratch = new std::unordered_map<cudaStream_t, std::unique_ptr<Scratch>>;
+  std::lock_guard lock(mutex);
+  std::unique_ptr<Scratch>& entry = (*scratch)[stream.native_handle()];
+  if (entry && entry->device == stream.device()) return *entry;
+  // A handle seen before on another device belongs to a new stream (the old one was
+  // destroyed): the old scratch is left as it is, never freed, like every scratch.
+  auto fresh = std::make_unique<Scratch>();
+  fresh->device = stream.device();
+  std::size_t bytes = std::size_t{1024} * kBlocksPerSm * sizeof(double);  // >= any grid
+  check_cuda(cudaMallocAsync(&fresh->memory, bytes, stream.native_handle()),
+             "cudaMallocAsync(reduction scratch)", bytes, fresh->device);
+  (void)entry.release();
+  entry = std::move(fresh);
+  return *entry;
 }
 
 template <typename T>
@@ -416,7 +427,9 @@ void reduce(const T* a, const T* b, std::size_t n, T* result, bool root, Stream 
   int device = stream.device();
   spindle::detail::DeviceGuard guard(device);
   constexpr int W = 16 / sizeof(T);
-  auto* partials = static_cast<T*>(partials_for(stream));
+  Scratch& scratch = scratch_for(stream);
+  std::lock_guard lock(scratch.enqueue);
+  auto* partials = static_cast<T*>(scratch.memory);
   Split<T> at = split<T>({a, b}, n);
   unsigned grid = std::min<unsigned>(grid_for(at.vectors ? at.chunks : n, device),
                                      1024 * kBlocksPerSm);

@@ -1,18 +1,24 @@
-// What every sample shares: flags with defaults (and --quick), and a stopwatch.
+// What every sample and benchmark program shares: flags with defaults (and --quick), and a
+// stopwatch.
 #pragma once
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <string>
+#include <vector>
 
 namespace samples {
 
 /// Flags of the form `--name value`, each with a default, a quick value and the range it
 /// allows; `--quick` picks the quick values (for CTest) before any flag given explicitly.
+/// Programs may also take switches (`--name`, off unless given) and texts (`--name WORD`,
+/// one of a list of choices, or any word when the list is empty).
 /// `--help` lists them on stdout; an unknown flag, or a value out of its range, stops the
 /// program before any work with a usage error on stderr naming the flag (exit status 2).
+/// The samples and the benchmark programs share it.
 class Flags {
  public:
   struct Flag {
@@ -23,8 +29,15 @@ class Flags {
     double max;
     bool whole = true;  // a count: a whole number
   };
+  struct Text {
+    std::string value;
+    const char* help;
+    std::vector<std::string> choices;  // empty: any word
+  };
 
-  Flags(int argc, char** argv, std::map<std::string, Flag> flags) : flags_(std::move(flags)) {
+  Flags(int argc, char** argv, std::map<std::string, Flag> flags,
+        std::map<std::string, const char*> switches = {}, std::map<std::string, Text> texts = {})
+      : flags_(std::move(flags)), switches_(std::move(switches)), texts_(std::move(texts)) {
     for (int i = 1; i < argc; ++i) {
       if (std::string(argv[i]) == "--quick") quick_ = true;
       if (std::string(argv[i]) == "--help") usage("", 0);
@@ -35,10 +48,21 @@ class Flags {
     for (int i = 1; i < argc; ++i) {
       std::string arg = argv[i];
       if (arg == "--quick") continue;
-      auto found = arg.rfind("--", 0) == 0 ? flags_.find(arg.substr(2)) : flags_.end();
-      if (found == flags_.end() || i + 1 >= argc) usage(arg);
-      char* end = nullptr;
+      std::string name = arg.rfind("--", 0) == 0 ? arg.substr(2) : "";
+      if (switches_.count(name)) {
+        on_.insert(name);
+        continue;
+      }
+      if (i + 1 >= argc) usage(arg);
       const char* text = argv[++i];
+      if (auto found = texts_.find(name); found != texts_.end()) {
+        check(found->first, found->second, text);
+        found->second.value = text;
+        continue;
+      }
+      auto found = flags_.find(name);
+      if (found == flags_.end()) usage(arg);
+      char* end = nullptr;
       double value = std::strtod(text, &end);
       if (end == text || *end != '\0') usage(arg + " " + text);
       check(found->first, found->second, value, text);
@@ -50,15 +74,49 @@ class Flags {
   [[nodiscard]] long count(const std::string& name) const {
     return static_cast<long>(flags_.at(name).value);
   }
+  /// Whether the switch was given.
+  [[nodiscard]] bool on(const std::string& name) const {
+    (void)switches_.at(name);  // a name the program never declared is a bug: it throws
+    return on_.count(name) > 0;
+  }
+  [[nodiscard]] const std::string& text(const std::string& name) const {
+    return texts_.at(name).value;
+  }
   [[nodiscard]] bool quick() const { return quick_; }
+
+  /// Stops the program with a usage error: for a combination of flags it does not allow.
+  [[noreturn]] void refuse(const std::string& why) const {
+    std::fprintf(stderr, "%s\n", why.c_str());
+    usage("");
+  }
 
  private:
   void check(const std::string& name, const Flag& flag, double value, const char* text) const {
     bool whole = value == static_cast<double>(static_cast<long long>(value));
     if (value >= flag.min && value <= flag.max && (whole || !flag.whole)) return;
-    std::fprintf(stderr, "--%s %s: must be %s from %g to %g\n", name.c_str(), text,
-                 flag.whole ? "a whole number" : "a number", flag.min, flag.max);
-    usage("");
+    refuse("--" + name + " " + text + ": must be " + (flag.whole ? "a whole number" : "a number") +
+           " from " + number(flag.min) + " to " + number(flag.max));
+  }
+
+  void check(const std::string& name, const Text& option, const char* text) const {
+    if (option.choices.empty() && text[0] != '\0' && text[0] != '-') return;
+    for (const std::string& choice : option.choices) {
+      if (choice == text) return;
+    }
+    refuse("--" + name + " " + text + ": must be " +
+           (option.choices.empty() ? "a word not starting with '-'" : "one of " + listed(option)));
+  }
+
+  static std::string number(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", value);
+    return text;
+  }
+
+  static std::string listed(const Text& option) {
+    std::string text;
+    for (const std::string& choice : option.choices) text += (text.empty() ? "" : "|") + choice;
+    return text;
   }
 
   [[noreturn]] void usage(const std::string& bad, int status = 2) const {
@@ -69,10 +127,19 @@ class Flags {
       std::fprintf(out, "  --%s N  %s (default %g, quick %g; %g to %g)\n", name.c_str(),
                    flag.help, flag.value, flag.quick, flag.min, flag.max);
     }
+    for (const auto& [name, help] : switches_) std::fprintf(out, "  --%s  %s\n", name.c_str(), help);
+    for (const auto& [name, option] : texts_) {
+      std::fprintf(out, "  --%s %s  %s (default %s)\n", name.c_str(),
+                   option.choices.empty() ? "WORD" : listed(option).c_str(), option.help,
+                   option.value.empty() ? "none" : option.value.c_str());
+    }
     std::exit(status);
   }
 
   std::map<std::string, Flag> flags_;
+  std::map<std::string, const char*> switches_;
+  std::map<std::string, Text> texts_;
+  std::set<std::string> on_;
   bool quick_ = false;
 };
 

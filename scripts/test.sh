@@ -19,6 +19,13 @@ run_suite() {
     scripts/build.sh "$build_dir" -DSPINDLE_CUDA="$mode"
   fi
   ctest --test-dir "$build_dir" --output-on-failure --parallel "$(nproc)"
+  # ctest lists skipped tests without their reason; the tests' log holds it.
+  local log=$build_dir/Testing/Temporary/LastTest.log skipped reason
+  skipped=$(grep -c 'Skip regular expression found in output' "$log" 2>/dev/null || true)
+  if ((skipped > 0)); then
+    reason=$(grep -m1 -E '^no GPU: ' "$log" || echo "see $log")
+    echo "== $skipped tests skipped ($build_dir): $reason"
+  fi
 }
 
 # Clang's thread safety analysis proves the library's locking (-Werror=thread-safety); the

@@ -89,8 +89,36 @@ TEST(Cli, BadInputIsNamed) {
 
   auto command = run_command(spindle_command("frobnicate 2>&1"));
   EXPECT_EQ(command.exit_code, 2);
-  EXPECT_NE(command.output.find("unknown command 'frobnicate': allowed are info, model, help"),
+  EXPECT_NE(command.output.find("unknown command 'frobnicate': allowed are info, model, version, help"),
             std::string::npos);
+}
+
+TEST(Cli, VersionAndHelpOfEachCommandGoToStdout) {
+  for (const char* args : {"--version", "version"}) {
+    auto version = run_command(spindle_command(std::string(args) + " 2>/dev/null"));
+    EXPECT_EQ(version.exit_code, 0) << args;
+    EXPECT_EQ(version.output.rfind("spindle 0.", 0), 0u) << version.output;
+    EXPECT_NE(version.output.find(" CUDA; GPUs visible: "), std::string::npos) << version.output;
+  }
+  for (const char* args : {"--help", "help", "info --help", "model --help", "version --help"}) {
+    auto help = run_command(spindle_command(std::string(args) + " 2>/dev/null"));
+    EXPECT_EQ(help.exit_code, 0) << args;
+    EXPECT_NE(help.output.find("options of model:"), std::string::npos) << args;
+  }
+}
+
+TEST(Cli, LogicalGpusAreSaidToRunOnTheHost) {
+  Topology topology = Topology::discover();
+  std::string gpus = std::to_string(topology.gpus.size() + 2);
+  auto result = run_command(spindle_command("info --num-gpus " + gpus));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("  gpu: " + gpus + "\n"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("  (2 of the gpu total are logical GPUs with no device behind: "
+                               "tasks granted one run on the host"),
+            std::string::npos)
+      << result.output;
+  auto real = run_command(spindle_command("info"));
+  EXPECT_EQ(real.output.find("logical GPU"), std::string::npos) << real.output;
 }
 
 TEST(Cli, ModelShowsTheCachedModelAndWarnsAboutADamagedFile) {
@@ -100,9 +128,22 @@ TEST(Cli, ModelShowsTheCachedModelAndWarnsAboutADamagedFile) {
   auto empty = run_command(env + spindle_command("model 2>&1"));
   EXPECT_EQ(empty.exit_code, 0);
   EXPECT_NE(empty.output.find("no runs recorded"), std::string::npos) << empty.output;
+  EXPECT_NE(empty.output.find("Codelets fill it as they run"), std::string::npos) << empty.output;
   std::filesystem::create_directories(folder / "spindle");
   // The file the tool reads is named in its first line.
   std::string path = empty.output.substr(6, empty.output.find('\n') - 6);
+  {
+    PerfModel model(PerfModel::machine_key(Topology::discover()));
+    for (int i = 0; i < 3; ++i) model.record("scale", 4096, DeviceKind::cpu, 1e-3);
+    model.save(path);
+  }
+  auto json = run_command(env + spindle_command("model --json"));
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  nlohmann::json parsed = nlohmann::json::parse(json.output);
+  EXPECT_EQ(parsed["file"], path);
+  ASSERT_EQ(parsed["model"]["runs"].size(), 1u) << json.output;
+  EXPECT_EQ(parsed["model"]["runs"][0]["task"], "scale");
+  EXPECT_EQ(parsed["model"]["runs"][0]["device"], "cpu");
   std::ofstream(path) << "{ not json";
   auto damaged = run_command(env + spindle_command("model 2>&1"));
   EXPECT_EQ(damaged.exit_code, 0);

@@ -77,6 +77,9 @@ class PerfModel {
   /// empty (to be rebuilt by new runs) and the returned warning says why.
   std::string load(const std::string& path);
 
+  /// The model as save writes it: JSON with its format version, machine, runs (task, size
+  /// bucket, device, seconds) and transfers (bytes and seconds).
+  [[nodiscard]] std::string to_json() const;
   /// A table: task, bucket, device, samples, estimate; then transfers.
   [[nodiscard]] std::string to_string() const;
 

@@ -1,5 +1,6 @@
 // The `spindle` command line tool.
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -16,16 +17,25 @@ constexpr std::string_view kUsage = R"(usage: spindle <command> [options]
 commands:
   info      the machine as spindle sees it: topology, GPUs, resource totals
   model     the performance model kept for this machine (measured task and transfer times)
-  help      this text
+  version   spindle's version and whether it was built with CUDA (also --version)
+  help      this text (also --help; every command takes --help too)
 
 options of info:
   --json                   print JSON instead of text
   --num-cpus N             override the cpu total
-  --num-gpus N             override the gpu total (logical GPUs)
+  --num-gpus N             override the gpu total: logical GPUs, which run on the host
+                           unless a real GPU backs them
   --memory BYTES           override the memory total
   --resource NAME=AMOUNT   add a custom resource (repeatable)
-)";
 
+options of model:
+  --json                   print the model as JSON, as its file holds it
+
+The model fills as codelets run (tasks with a CPU and a GPU implementation, placed by
+measured durations): a Runtime records each run by task, input size and device, and saves
+the model to the file shown when it ends (RuntimeOptions::perf_model_file picks another
+file; an empty name keeps it in memory).
+)";
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -44,10 +54,16 @@ struct InfoOptions {
   spindle::ResourceOverrides overrides;
 };
 
+[[noreturn]] void print_usage() {
+  std::cout << kUsage;
+  std::exit(0);
+}
+
 InfoOptions parse_info(const std::vector<std::string_view>& args) {
   InfoOptions options;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view flag = args[i];
+    if (flag == "--help" || flag == "-h") print_usage();
     if (flag == "--json") {
       options.json = true;
       continue;
@@ -56,7 +72,7 @@ InfoOptions parse_info(const std::vector<std::string_view>& args) {
         flag != "--resource") {
       throw UsageError("unknown option '" + std::string(flag) +
                        "' for info: allowed are --json, --num-cpus, --num-gpus, --memory, "
-                       "--resource");
+                       "--resource, --help");
     }
     if (i + 1 == args.size()) throw UsageError(std::string(flag) + " needs a value");
     std::string_view value = args[++i];
@@ -100,18 +116,54 @@ int run_info(const std::vector<std::string_view>& args) {
   } else {
     std::cout << spindle::to_text(topology);
     print_resources(std::cout, totals);
+    double logical = totals.gpu().to_double() - static_cast<double>(topology.gpus.size());
+    if (logical > 0) {
+      std::cout << "  (" << logical << " of the gpu total "
+                << (logical == 1 ? "is a logical GPU" : "are logical GPUs")
+                << " with no device behind: tasks granted one run on the host, and "
+                   "Location::here() is the host for them)\n";
+    }
   }
   return 0;
 }
 
 int run_model(const std::vector<std::string_view>& args) {
-  if (!args.empty()) throw UsageError("model takes no options; got '" + std::string(args[0]) + "'");
+  bool json = false;
+  for (std::string_view flag : args) {
+    if (flag == "--help" || flag == "-h") print_usage();
+    if (flag != "--json") {
+      throw UsageError("unknown option '" + std::string(flag) +
+                       "' for model: allowed are --json, --help");
+    }
+    json = true;
+  }
   spindle::Topology topology = spindle::Topology::discover();
   std::string path = spindle::PerfModel::default_path(topology);
   spindle::PerfModel model(spindle::PerfModel::machine_key(topology));
   std::string warning = model.load(path);
   if (!warning.empty()) std::cerr << "spindle: " << warning << '\n';
-  std::cout << "file: " << path << '\n' << model.to_string();
+  if (json) {
+    spindle::detail::Json out = {{"file", path},
+                                 {"model", spindle::detail::Json::parse(model.to_json())}};
+    std::cout << out.dump(2) << '\n';
+  } else {
+    std::cout << "file: " << path << '\n' << model.to_string();
+    if (spindle::detail::Json::parse(model.to_json())["runs"].empty()) {
+      std::cout << "Codelets fill it as they run (see `spindle help`).\n";
+    }
+  }
+  return 0;
+}
+
+int run_version(const std::vector<std::string_view>& args) {
+  if (!args.empty() && args[0] != "--help" && args[0] != "-h") {
+    throw UsageError("version takes no options; got '" + std::string(args[0]) + "'");
+  }
+  if (!args.empty()) print_usage();
+  spindle::Topology topology = spindle::Topology::discover();
+  std::cout << "spindle " << SPINDLE_VERSION << ", built "
+            << (topology.built_with_cuda ? "with" : "without") << " CUDA; GPUs visible: "
+            << topology.gpus.size() << '\n';
   return 0;
 }
 
@@ -126,8 +178,11 @@ int main(int argc, char** argv) {
     }
     if (args[0] == "info") return run_info({args.begin() + 1, args.end()});
     if (args[0] == "model") return run_model({args.begin() + 1, args.end()});
+    if (args[0] == "version" || args[0] == "--version") {
+      return run_version({args.begin() + 1, args.end()});
+    }
     throw UsageError("unknown command '" + std::string(args[0]) +
-                     "': allowed are info, model, help");
+                     "': allowed are info, model, version, help");
   } catch (const UsageError& error) {
     std::cerr << "spindle: " << error.what() << "\n\n" << kUsage;
     return 2;

@@ -152,6 +152,16 @@ std::optional<double> PerfModel::transfer_seconds(DeviceKind from, DeviceKind to
 }
 
 void PerfModel::save(const std::string& path) const {
+  std::string text = to_json();
+  std::error_code error;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
+  std::ofstream out(path, std::ios::trunc);
+  out << text << '\n';
+  out.close();
+  if (!out) throw Error("performance model: cannot write '" + path + "'");
+}
+
+std::string PerfModel::to_json() const {
   nlohmann::json json;
   {
     detail::MutexLock lock(mutex_);
@@ -175,12 +185,7 @@ void PerfModel::save(const std::string& path) const {
                                    {"bytes_seconds", points}});
     }
   }
-  std::error_code error;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
-  std::ofstream out(path, std::ios::trunc);
-  out << json.dump(1) << '\n';
-  out.close();
-  if (!out) throw Error("performance model: cannot write '" + path + "'");
+  return json.dump(1);
 }
 
 std::string PerfModel::load(const std::string& path) {
