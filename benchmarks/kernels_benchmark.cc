@@ -272,8 +272,8 @@ void run_gpu(const Settings& settings) {
   for (std::size_t mb = settings.min_mb; mb <= settings.max_mb; mb *= 4) {
     std::size_t n = mb * (std::size_t{1} << 20) / sizeof(T);
     Arrays<T> arrays(n, spindle::Location::gpu(0));
-    for (const auto* buffer : {&arrays.p, &arrays.g, &arrays.m, &arrays.v, &arrays.out}) {
-      buffer->use_on(stream);  // the fills ran on the shared stream; the timing runs here
+    for (auto* buffer : {&arrays.p, &arrays.g, &arrays.m, &arrays.v, &arrays.out}) {
+      buffer->write_on(stream);  // the fills ran on the shared stream; the timing runs here
     }
     std::vector<T> scalars(1);
     double bytes = static_cast<double>(n * sizeof(T));

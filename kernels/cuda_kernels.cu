@@ -21,7 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
+#include <map>
 #include <utility>
 
 #include "checks.hpp"
@@ -397,26 +397,22 @@ __global__ void __launch_bounds__(kBlockThreads)
 // together (the lock; threads outside tasks share a device's stream). Kept for the process,
 // like the streams.
 struct Scratch {
-  int device = -1;
   void* memory = nullptr;
   std::mutex enqueue;
 };
 
 Scratch& scratch_for(Stream stream) {
   static std::mutex mutex;
-  static auto* scratch = new std::unordered_map<cudaStream_t, std::unique_ptr<Scratch>>;
+  static auto* scratch = new std::map<std::pair<int, cudaStream_t>, std::unique_ptr<Scratch>>;
   std::lock_guard lock(mutex);
-  std::unique_ptr<Scratch>& entry = (*scratch)[stream.native_handle()];
-  if (entry && entry->device == stream.device()) return *entry;
-  // A handle seen before on another device belongs to a new stream (the old one was
-  // destroyed): the old scratch is left as it is, never freed, like every scratch.
-  auto fresh = std::make_unique<Scratch>();
-  fresh->device = stream.device();
-  std::size_t bytes = std::size_t{1024} * kBlocksPerSm * sizeof(double);  // >= any grid
-  check_cuda(cudaMallocAsync(&fresh->memory, bytes, stream.native_handle()),
-             "cudaMallocAsync(reduction scratch)", bytes, fresh->device);
-  (void)entry.release();
-  entry = std::move(fresh);
+  std::unique_ptr<Scratch>& entry = (*scratch)[{stream.device(), stream.native_handle()}];
+  if (!entry) {
+    auto fresh = std::make_unique<Scratch>();
+    std::size_t bytes = std::size_t{1024} * kBlocksPerSm * sizeof(double);  // >= any grid
+    check_cuda(cudaMallocAsync(&fresh->memory, bytes, stream.native_handle()),
+               "cudaMallocAsync(reduction scratch)", bytes, stream.device());
+    entry = std::move(fresh);
+  }
   return *entry;
 }
 

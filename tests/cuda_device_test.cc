@@ -409,19 +409,18 @@ TEST_F(Gpu, ABufferMadeOutsideATaskIsReadyInsideOne) {
 TEST_F(Gpu, AConsumerOnAnotherStreamWaitsForTheProducersKernels) {
   spindle::Runtime rt({.num_cpus = 2});
   const std::size_t n = 1 << 24;
-  // Kernels queued on the producer's stream when it puts the buffer; the consumer's stream
-  // must wait for them, and the free after both.
-  auto produce = rt.task([&rt, n] {
+  auto read = rt.task([](const Buffer<float>& b) {
+                  return std::make_pair(b.to_vector().back(), spindle::ops::norm2(b));
+                }).options({.num_gpus = 0.5});
+  // The producer starts the reader itself, while its own kernels may still be queued on its
+  // stream: the reader's stream must wait for them (and the free for both).
+  auto produce = rt.task([&rt, &read, n] {
                      Buffer<float> b(n);
                      for (int i = 0; i < 20; ++i) spindle::ops::axpy(b, 1.0f, b);
                      spindle::ops::fill(b, 3.0f);
-                     return rt.put(std::move(b));
-                   }).options({.num_gpus = 1});
-  auto inner = produce.remote().get();
-  auto read = rt.task([](const Buffer<float>& b) {
-                  return std::make_pair(b.to_vector().back(), spindle::ops::norm2(b));
-                }).options({.num_gpus = 1});
-  auto [back, norm] = read.remote(inner).get();
+                     return read.remote(rt.put(std::move(b)));
+                   }).options({.num_gpus = 0.5});
+  auto [back, norm] = produce.remote().get().get();
   EXPECT_EQ(back, 3.0f);
   EXPECT_NEAR(norm, 3.0 * std::sqrt(double(n)), 1e-3 * norm);
 }
@@ -431,14 +430,15 @@ TEST_F(Gpu, OpsOnABufferOfAnotherGpuFinishBeforeTheTaskResult) {
   spindle::Runtime rt({.num_cpus = 2});
   const std::size_t n = 1 << 24;
   auto made = rt.task([n] {
-                  Buffer<double> b(n, Location::gpu(1));  // not the task's GPU
+                  int other = spindle::this_task::gpu_ids().at(0) == 0 ? 1 : 0;
+                  Buffer<double> b(n, Location::gpu(other));  // not the task's GPU
                   for (int i = 0; i < 20; ++i) spindle::ops::axpy(b, 1.0, b);
                   spindle::ops::fill(b, 3.0);
                   return b;
                 }).options({.num_gpus = 1});
   auto ref = made.remote();
   const Buffer<double>& b = ref.get();
-  ASSERT_EQ(b.location(), Location::gpu(1));
+  ASSERT_TRUE(b.location().on_gpu());
   std::vector<double> host(n);
   ASSERT_EQ(cudaMemcpy(host.data(), b.data(), n * sizeof(double), cudaMemcpyDeviceToHost),
             cudaSuccess);
@@ -464,15 +464,17 @@ TEST_F(Gpu, AShardRestartsOnItsGpuAndTakesPushes) {
   auto shard = rt.actor<Shard>()
                    .options({.num_gpus = 1, .max_restarts = 1})
                    .remote(std::vector<float>(1000, 1.0f), options);
+  const Location at = shard.call(&Shard::pull).get().get().location();
+  ASSERT_TRUE(at.on_gpu()) << "a shard granted a GPU keeps its values there";
   auto push = [&] {
-    return shard.call(&Shard::push, std::make_shared<const Buffer<float>>(
-                                        std::vector<float>(1000, 1.0f), Location::gpu(0)));
+    return shard.call(&Shard::push,
+                      std::make_shared<const Buffer<float>>(std::vector<float>(1000, 1.0f), at));
   };
   EXPECT_EQ(push().get(), 1u);
   rt.kill(shard, {.no_restart = false});  // a crash: rebuilt from its arguments
   EXPECT_EQ(push().get(), 1u) << "the rebuilt shard starts again from its first step";
   auto values = shard.call(&Shard::pull).get();
-  EXPECT_EQ(values.get().location(), Location::gpu(0)) << "the rebuilt shard left its GPU";
+  EXPECT_EQ(values.get().location(), at) << "the rebuilt shard left its GPU";
   EXPECT_EQ(values.get().to_vector(), std::vector<float>(1000, 0.5f));
 }
 

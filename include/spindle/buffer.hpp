@@ -10,12 +10,14 @@
 // queued and complete in stream order. Without a GPU, pinned requests fall back to host
 // memory and every call works on host memory.
 //
-// Streams: a GPU buffer remembers the stream of its last use (its allocation and zero fill,
-// a copy, an operation). Work that spindle queues on it from another stream (another task's,
-// the shared stream outside tasks, another GPU's) first waits on the device for that use,
-// and the memory is freed ordered after it: a buffer made outside a task can be used inside
-// one, and one made in a task can be put in the object store with its kernels still queued.
-// Kernels of your own on data() are not seen: call use_on(stream) before queuing them.
+// Streams: a GPU buffer remembers the stream of its last write (its allocation and zero fill,
+// a copy into it, an operation that changes it) and the streams that read it since. Work that
+// spindle queues on it from another stream (another task's, the shared stream outside tasks,
+// another GPU's) first waits on the device: a read for the last write, a write for every
+// earlier use; the memory is freed ordered after every use. So a buffer made outside a task
+// can be used inside one, and one made in a task can be put in the object store with its
+// kernels still queued. Kernels of your own on data() are not seen: call read_on(stream) or
+// write_on(stream) before queuing them on a stream spindle did not pick.
 //
 // In the object store: a task that takes an ObjectRef<Buffer<T>> sees the buffer where it
 // runs (Location::here()): a buffer on another device is copied for it once, the copy is
@@ -70,9 +72,11 @@ class RawBuffer {
   void copy_from_host(const void* source, std::size_t bytes);
   void copy_to_host(void* target, std::size_t bytes) const;
   void drop_replicas() noexcept { replicas_.reset(); }
-  /// Orders `stream` after the last use of a GPU buffer and makes it the last use.
+  /// Orders `stream` after the last write of a GPU buffer and counts it among its readers.
   /// @throws DeviceError if the device refused the ordering.
-  void use_on(Stream stream) const;
+  void read_on(Stream stream) const;
+  /// Orders `stream` after every earlier use of a GPU buffer and makes it the last write.
+  void write_on(Stream stream);
   /// The kept copy at `location`, made by `make` on first use (once, whoever asks first).
   const void* replica(Location location, std::shared_ptr<void> (*make)(const void*, Location),
                       const void* self) const;
@@ -199,12 +203,16 @@ class Buffer {
     return copy;
   }
 
-  /// @brief Makes work queued on `stream` wait, on the device, for the work spindle queued on
-  /// this buffer so far, and makes `stream` its last use: later copies, operations and the
-  /// free wait for what you queue there. Call it before launching your own kernels on
-  /// data() on a stream spindle did not pick. Nothing for a host buffer.
+  /// @brief Before kernels of your own that only read data() on `stream`: makes `stream`
+  /// wait, on the device, for the last write spindle knows of, and counts it as a reader, so
+  /// that later writes and the free wait for what you queue there. Nothing for a host buffer.
+  /// Readers on several streams may call it at once.
   /// @throws DeviceError if the device refused the ordering.
-  void use_on(Stream stream) const { raw_.use_on(stream); }
+  void read_on(Stream stream) const { raw_.read_on(stream); }
+  /// @brief Before kernels of your own that write data() on `stream`: makes `stream` wait for
+  /// every earlier use, and makes it the last write. Needs the buffer to itself.
+  /// @throws DeviceError if the device refused the ordering.
+  void write_on(Stream stream) { raw_.write_on(stream); }
 
   /// Forgets the copies kept for consumers elsewhere; for an owner about to change a buffer
   /// that it alone holds (the copies would be stale).

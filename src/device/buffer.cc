@@ -1,10 +1,12 @@
 // Buffer's untyped side: allocation, copies in every direction, and replicas for consumers.
 #include "spindle/buffer.hpp"
 
+#include <algorithm>
 #include <boost/fiber/mutex.hpp>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "device/device_runtime.hpp"
 #include "spindle/detail/execution_context.hpp"
@@ -20,41 +22,55 @@ class ReplicaCache {
   std::map<Location, std::shared_ptr<void>> copies;
 };
 
-// The stream of a GPU buffer's last use. Work from another stream waits for it through an
-// event, as CUDA graphs and PyTorch's record_stream order memory shared between streams. One
-// stream is remembered, not every reader's: a use waits for the one before it, which waited
-// for its own predecessor, so the order is complete; readers on different streams run one
-// after another, which costs some overlap and never correctness.
+// Which streams a GPU buffer's work is on: the last write's, and the readers' since. A read
+// waits for the last write; a write (and the free) waits for the last write and every reader,
+// through events, as CUDA graphs and PyTorch's record_stream order memory shared between
+// streams. Readers are counted, not merely the last user: two readers on different streams
+// may order themselves at once, each before queuing its kernel, and a later write must wait
+// for both kernels. A writer has the buffer to itself (Buffer's contract), so by the time one
+// orders itself, every reader has queued its work.
 class StreamUse {
  public:
-  explicit StreamUse(Stream stream) : last_(stream) {}
+  explicit StreamUse(Stream allocated_on) : writer_(allocated_on) {}
 
-  void use_on(Stream stream) {
+  void read_on(Stream stream) {
     if (!stream.on_gpu()) return;
     MutexLock lock(mutex_);
-    if (stream == last_) return;
-    order_after(stream, last_);
-    last_ = stream;
+    if (stream == writer_ || std::find(readers_.begin(), readers_.end(), stream) != readers_.end()) {
+      return;  // already after the last write
+    }
+    order_after(stream, writer_);
+    readers_.push_back(stream);
   }
 
-  [[nodiscard]] Stream last() {
+  void write_on(Stream stream) {
+    if (!stream.on_gpu()) return;
     MutexLock lock(mutex_);
-    return last_;
+    order_after(stream, writer_);
+    for (Stream reader : readers_) order_after(stream, reader);
+    readers_.clear();
+    writer_ = stream;
+  }
+
+  [[nodiscard]] Stream writer() {
+    MutexLock lock(mutex_);
+    return writer_;
   }
 
  private:
   Mutex mutex_;
-  Stream last_ SPINDLE_GUARDED_BY(mutex_);
+  Stream writer_ SPINDLE_GUARDED_BY(mutex_);
+  std::vector<Stream> readers_ SPINDLE_GUARDED_BY(mutex_);  // since the last write
 };
 
 namespace {
 
 // The stream a copy between two buffers is ordered on: the GPU side's (the target's when
-// both are GPUs), after the last use of each.
-Stream copy_stream(const RawBuffer& target, const RawBuffer& source) {
+// both are GPUs), after the last write of the source and every use of the target.
+Stream copy_stream(RawBuffer& target, const RawBuffer& source) {
   Stream stream = stream_for(target.location().on_gpu() ? target.location() : source.location());
-  source.use_on(stream);
-  target.use_on(stream);
+  source.read_on(stream);
+  target.write_on(stream);
   return stream;
 }
 
@@ -128,17 +144,15 @@ RawBuffer& RawBuffer::operator=(RawBuffer&& other) noexcept {
   return *this;
 }
 
-// GPU memory is freed on the stream of its last use when that stream is of its device (the
-// free then needs no event), else on the caller's stream after that use.
+// GPU memory is freed on the stream of its last write when that stream is of its device,
+// else on the caller's stream; either way after every use.
 void RawBuffer::release() noexcept {
   replicas_.reset();
   if (data_) {
     try {
-      Stream stream = use_ ? use_->last() : Stream();
-      if (stream.device() != location_.device) {
-        stream = stream_for(location_);
-        use_on(stream);
-      }
+      Stream stream = use_ ? use_->writer() : Stream();
+      if (stream.device() != location_.device) stream = stream_for(location_);
+      write_on(stream);
       deallocate(data_, bytes_, location_, stream);
     } catch (...) {
       // No stream could be had (the device is gone): the memory goes with the context.
@@ -148,8 +162,12 @@ void RawBuffer::release() noexcept {
   use_.reset();
 }
 
-void RawBuffer::use_on(Stream stream) const {
-  if (use_) use_->use_on(stream);
+void RawBuffer::read_on(Stream stream) const {
+  if (use_) use_->read_on(stream);
+}
+
+void RawBuffer::write_on(Stream stream) {
+  if (use_) use_->write_on(stream);
 }
 
 void RawBuffer::copy_from(const RawBuffer& source, std::size_t offset) {
@@ -164,13 +182,13 @@ void RawBuffer::copy_from_at(const RawBuffer& source, std::size_t offset) {
 
 void RawBuffer::copy_from_host(const void* source, std::size_t bytes) {
   Stream stream = stream_for(location_);
-  use_on(stream);
+  write_on(stream);
   copy(data_, location_, source, Location::host(), bytes, stream);
 }
 
 void RawBuffer::copy_to_host(void* target, std::size_t bytes) const {
   Stream stream = stream_for(location_);
-  use_on(stream);
+  read_on(stream);
   copy(target, Location::host(), data_, location_, bytes, stream);
 }
 

@@ -43,60 +43,92 @@ cudaStream_t native(Stream stream) { return stream.native_handle(); }
 // ---- blocking host calls, off the workers ---------------------------------------------------
 
 // cudaMallocHost takes milliseconds and cudaFreeHost waits for the whole device; on a worker
-// either would stall every fiber of it. They run on one helper thread instead, which lives
-// for the process (as the pools do: CUDA objects are never torn down at exit).
+// either would stall every fiber of it. They run on helper threads instead: one for
+// allocations, which a fiber waits for, one for frees, which nobody waits for (a free that
+// waits for the device must not hold up an allocation). The helpers live for the process,
+// as the pools do; at exit they finish the call in hand and take no other, so no CUDA call
+// of theirs runs into the CUDA runtime's own teardown.
 class HostCalls {
  public:
-  void post(std::function<void()> call) {
+  /// Queues `call`; false (and nothing queued) once the process is exiting.
+  bool post(std::function<void()> call) {
     {
       std::lock_guard lock(mutex_);
+      if (exiting_) return false;
       calls_.push_back(std::move(call));
       if (!started_) {
+        try {
+          std::thread([this] { serve(); }).detach();
+        } catch (...) {
+          calls_.pop_back();
+          throw;
+        }
         started_ = true;
-        std::thread([this] { serve(); }).detach();
+        std::atexit([] {
+          for (HostCalls* calls : {&allocations(), &frees()}) calls->stop();
+        });
       }
     }
     ready_.notify_one();
+    return true;
+  }
+
+  static HostCalls& allocations() {
+    static auto* calls = new HostCalls;
+    return *calls;
+  }
+  static HostCalls& frees() {
+    static auto* calls = new HostCalls;
+    return *calls;
   }
 
  private:
-  [[noreturn]] void serve() {
+  void serve() {
+    std::unique_lock lock(mutex_);
     for (;;) {
-      std::function<void()> call;
-      {
-        std::unique_lock lock(mutex_);
-        ready_.wait(lock, [this] { return !calls_.empty(); });
-        call = std::move(calls_.front());
-        calls_.pop_front();
-      }
+      ready_.wait(lock, [this] { return exiting_ || !calls_.empty(); });
+      if (exiting_) return;
+      std::function<void()> call = std::move(calls_.front());
+      calls_.pop_front();
+      busy_ = true;
+      lock.unlock();
       call();
+      lock.lock();
+      busy_ = false;
+      idle_.notify_all();
     }
   }
 
+  void stop() {
+    std::unique_lock lock(mutex_);
+    exiting_ = true;
+    ready_.notify_all();
+    idle_.wait(lock, [this] { return !busy_; });
+  }
+
   std::mutex mutex_;
-  std::condition_variable ready_;
+  std::condition_variable ready_, idle_;
   std::deque<std::function<void()>> calls_;
-  bool started_ = false;
+  bool started_ = false, busy_ = false, exiting_ = false;
 };
 
-HostCalls& host_calls() {
-  static auto* calls = new HostCalls;
-  return *calls;
-}
-
-// Runs `call` on the helper and waits for it, suspending only the fiber on a worker; on any
-// other thread it runs here.
+// Runs `call` on the allocation helper and waits for it, suspending only the fiber on a
+// worker; on any other thread it runs here.
 void run_off_worker(const std::function<void()>& call) {
   if (!worker_algorithm()) {
     call();
     return;
   }
   auto done = std::make_shared<Event>(1);
-  host_calls().post([call, done] {
+  bool queued = HostCalls::allocations().post([call, done] {
     call();
     done->on_complete();
   });
-  done->wait(std::nullopt);
+  if (queued) {
+    done->wait(std::nullopt);
+  } else {
+    call();  // the process is exiting: nobody else is left to wait for
+  }
 }
 
 void* allocate_pinned(std::size_t bytes) {
@@ -110,11 +142,13 @@ void* allocate_pinned(std::size_t bytes) {
   return data;
 }
 
+// May run in a CUDA host callback, where no CUDA call is allowed: the free is only posted.
 void free_pinned(void* data) noexcept {
   try {
-    host_calls().post([data] { ignore_cuda(cudaFreeHost(data)); });
+    // Not queued at exit: the block goes with the process.
+    (void)HostCalls::frees().post([data] { ignore_cuda(cudaFreeHost(data)); });
   } catch (...) {
-    ignore_cuda(cudaFreeHost(data));  // no memory to queue the call: free it here
+    // No memory or thread to queue the free: the pinned block is left to the process.
   }
 }
 
@@ -262,8 +296,10 @@ class Staging {
     }
   }
   ~Staging() {
-    bool busy = std::any_of(in_flight_.begin(), in_flight_.end(),
-                            [](const auto& event) { return event && !event->settled(); });
+    bool busy = false;
+    for (std::size_t slot = 0; slot < slots_; ++slot) {
+      busy = busy || (busy_[slot] && !(in_flight_[slot] && in_flight_[slot]->settled()));
+    }
     if (!busy) {
       give_back_chunks();
       return;
@@ -293,11 +329,20 @@ class Staging {
   [[nodiscard]] std::size_t chunk_bytes() const { return chunk_bytes_; }
   [[nodiscard]] std::size_t slots() const { return slots_; }
   char* operator[](std::size_t slot) const { return static_cast<char*>(chunks_[slot]); }
-  /// Marks the copy just queued through `slot`.
-  void started(std::size_t slot) { in_flight_[slot] = mark(stream_); }
+  /// Queues a copy through `slot` (by `queue`) and marks the stream after it. The slot counts
+  /// as busy from before the copy is queued until a wait has seen it finish.
+  template <typename Queue>
+  void start(std::size_t slot, Queue queue) {
+    busy_[slot] = true;
+    in_flight_[slot] = nullptr;
+    queue();
+    in_flight_[slot] = mark(stream_);
+  }
   /// Waits until the copy through `slot` (if any) has finished.
   void wait(std::size_t slot) {
-    if (auto event = std::exchange(in_flight_[slot], nullptr)) wait_mark(event, stream_);
+    if (in_flight_[slot]) wait_mark(in_flight_[slot], stream_);
+    in_flight_[slot] = nullptr;
+    busy_[slot] = false;
   }
   void wait_all() {
     for (std::size_t slot = 0; slot < slots_; ++slot) wait(slot);
@@ -315,6 +360,7 @@ class Staging {
   Stream stream_;
   std::array<void*, 2> chunks_{};
   std::array<std::shared_ptr<Event>, 2> in_flight_;
+  std::array<bool, 2> busy_{};
 };
 
 // Guards are scoped to single calls: a fiber that suspends finds, when it resumes, its own
@@ -333,8 +379,9 @@ void copy_from_pageable(char* dst, const char* src, std::size_t bytes, Stream st
     std::size_t slot = i % staging.slots(), n = std::min(chunk, bytes - offset);
     staging.wait(slot);
     std::memcpy(staging[slot], src + offset, n);
-    copy_async(dst + offset, staging[slot], n, cudaMemcpyHostToDevice, stream);
-    staging.started(slot);
+    staging.start(slot, [&] {
+      copy_async(dst + offset, staging[slot], n, cudaMemcpyHostToDevice, stream);
+    });
   }
   staging.wait_all();
 }
@@ -344,9 +391,10 @@ void copy_to_pageable(char* dst, const char* src, std::size_t bytes, Stream stre
   Staging staging(bytes, stream);
   const std::size_t chunk = staging.chunk_bytes();
   auto start = [&](std::size_t offset, std::size_t slot) {
-    copy_async(staging[slot], src + offset, std::min(chunk, bytes - offset),
-               cudaMemcpyDeviceToHost, stream);
-    staging.started(slot);
+    staging.start(slot, [&] {
+      copy_async(staging[slot], src + offset, std::min(chunk, bytes - offset),
+                 cudaMemcpyDeviceToHost, stream);
+    });
   };
   start(0, 0);
   for (std::size_t offset = 0, i = 0; offset < bytes; offset += chunk, ++i) {

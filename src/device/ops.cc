@@ -43,34 +43,43 @@ Operand operand(const char* name, const Buffer<T>& buffer) {
   return {name, buffer.location(), buffer.size()};
 }
 
-// The buffers an operation touches, to order its stream after their last uses.
-template <typename T, typename... More>
-std::array<const Buffer<T>*, 1 + sizeof...(More)> touched(const Buffer<T>& first,
-                                                          const More&... more) {
-  return {&first, &more...};
+// Orders a stream for the buffers an operation touches: after the last write of each buffer
+// it reads, after every use of each buffer it writes. The argument's constness says which,
+// as in the operations' own signatures.
+template <typename T>
+void order(Stream stream, Buffer<T>& written) {
+  written.write_on(stream);
+}
+template <typename T>
+void order(Stream stream, const Buffer<T>& read) {
+  read.read_on(stream);
+}
+template <typename... Buffers>
+auto touched(Buffers&... buffers) {
+  return [&buffers...](Stream stream) { (order(stream, buffers), ...); };
 }
 
-// Runs `cpu` on the host stream, or `gpu` on the location's stream once that stream is
-// ordered after every use of the buffers touched.
-template <typename Buffers, typename Cpu, typename Gpu>
-void run_at(Location location, const Buffers& buffers, Cpu cpu, [[maybe_unused]] Gpu gpu) {
+// Runs `cpu` on the host stream, or `gpu` on the location's stream once `order` has ordered
+// that stream for the buffers touched.
+template <typename Order, typename Cpu, typename Gpu>
+void run_at(Location location, Order order, Cpu cpu, [[maybe_unused]] Gpu gpu) {
 #ifdef SPINDLE_HAVE_CUDA
   if (location.on_gpu()) {
     Stream stream = detail::stream_for(location);
-    for (const auto* buffer : buffers) buffer->use_on(stream);
+    order(stream);
     gpu(stream);
     return;
   }
 #endif
   cpu(Stream());
   (void)location;
-  (void)buffers;
+  (void)order;
 }
 
 // A scalar result: computed into a one-element buffer where the operands are, then read
 // back (through a small pinned slot).
-template <typename T, typename Buffers, typename Cpu, typename Gpu>
-T scalar_at(Location location, const Buffers& buffers, Cpu cpu, Gpu gpu) {
+template <typename T, typename Order, typename Cpu, typename Gpu>
+T scalar_at(Location location, Order order, Cpu cpu, Gpu gpu) {
   if (!location.on_gpu()) {
     T result{};
     cpu(&result, Stream());
@@ -78,7 +87,7 @@ T scalar_at(Location location, const Buffers& buffers, Cpu cpu, Gpu gpu) {
   }
   Buffer<T> result = Buffer<T>::uninitialized(1, location);
   run_at(
-      location, buffers, [](Stream) {}, [&](Stream stream) { gpu(result.data(), stream); });
+      location, order, [](Stream) {}, [&](Stream stream) { gpu(result.data(), stream); });
   T value{};
   result.copy_to(std::span<T>(&value, 1));
   return value;
@@ -134,7 +143,6 @@ void adam(Buffer<T>& params, const Buffer<T>& grad, Buffer<T>& m, Buffer<T>& v,
 template <typename T>
 void aggregate(Buffer<T>& out, std::span<const Buffer<T>* const> inputs, Reduction reduction) {
   std::vector<const T*> pointers;
-  std::vector<const Buffer<T>*> buffers = {&out};
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     if (!inputs[k]) {
       throw InvalidArgumentError("ops::aggregate: inputs[" + std::to_string(k) + "] is null");
@@ -142,10 +150,13 @@ void aggregate(Buffer<T>& out, std::span<const Buffer<T>* const> inputs, Reducti
     std::string name = "inputs[" + std::to_string(k) + "]";
     place_of("ops::aggregate", {operand("out", out), operand(name.c_str(), *inputs[k])});
     pointers.push_back(inputs[k]->data());
-    buffers.push_back(inputs[k]);
   }
   std::span<const T* const> in(pointers);
-  run_at(out.location(), buffers,
+  auto order = [&](Stream stream) {
+    for (const Buffer<T>* input : inputs) input->read_on(stream);
+    out.write_on(stream);  // after the reads: out may be one of the inputs
+  };
+  run_at(out.location(), order,
          SPINDLE_ON_BOTH(aggregate(out.data(), in, out.size(), reduction, stream)));
 }
 

@@ -12,7 +12,10 @@
 namespace spindle::detail {
 namespace {
 
+// The probe's failures go into its note; they are cleared from the thread's last CUDA
+// error, so that no later CUDA call reports them as its own.
 std::string describe(cudaError_t error, const char* call) {
+  (void)cudaGetLastError();
   std::string what = std::string(call) + " returned " + cudaGetErrorName(error) + ", \"" +
                      cudaGetErrorString(error) + "\"";
   switch (error) {
@@ -45,6 +48,7 @@ Gpu describe_device(hwloc_topology_t topology, int index, const cudaDeviceProp& 
     gpu.local_pus = pu_indices(cpuset.get());
     gpu.numa_node = nearest_numa_node(topology, cpuset.get());
   }
+  (void)cudaGetLastError();  // a missing bus id or cpuset only leaves those fields empty
   return gpu;
 }
 
