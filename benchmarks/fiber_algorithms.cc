@@ -71,8 +71,9 @@ void measure(const char* name, const std::function<void()>& install) {
 int main(int argc, char** argv) {
   samples::Flags flags(argc, argv, {});  // none but --help: a fixed, short run
   std::printf("%-34s %14s %22s\n", "algorithm (2 threads)", "fibers/s", "CPU ms in 200 ms idle");
-  measure("spindle WorkerAlgorithm",
-          [] { boost::fibers::use_scheduling_algorithm<spindle::detail::WorkerAlgorithm>(0u, nullptr); });
+  measure("spindle WorkerAlgorithm", [] {
+    boost::fibers::use_scheduling_algorithm<spindle::detail::WorkerAlgorithm>(0u, nullptr);
+  });
   measure("round_robin (per thread)",
           [] { boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>(); });
   measure("shared_work (suspend)",

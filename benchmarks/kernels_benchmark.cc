@@ -286,10 +286,10 @@ void run_gpu(const Settings& settings) {
               interleaved(time_gpu, copy, 2 * bytes, copy, 2 * bytes, settings.reps), peak_gbps);
     for (const Kernel& kernel : kernels_of<T, true>(arrays, n, scalars)) {
       auto run = [&] { kernel.run(stream); };
-      print_row("gpu", mb, kernel.name,
-                interleaved(time_gpu, copy, 2 * bytes, run, kernel.arrays_moved * bytes,
-                            settings.reps),
-                peak_gbps);
+      print_row(
+          "gpu", mb, kernel.name,
+          interleaved(time_gpu, copy, 2 * bytes, run, kernel.arrays_moved * bytes, settings.reps),
+          peak_gbps);
     }
     stream.synchronize();
   }

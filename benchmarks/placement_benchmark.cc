@@ -74,7 +74,8 @@ RealRun run_real(const placement::Workload& workload, placement::Policy policy, 
       outputs.push_back(kinds[task.kind].remote(input));
     }
     for (const auto& output : outputs) (void)output.get();
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.on_gpu = ran_on_gpu;
   }
   return result;
@@ -109,7 +110,9 @@ int main(int argc, char** argv) {
                 r.on_gpu, r.bytes_moved / 1e9);
   };
   bench::Chart chart{"Placement in simulation: makespan over the lower bound (1 is perfect)",
-                     "makespan / lower bound", {}, {"makespan / lower bound"}};
+                     "makespan / lower bound",
+                     {},
+                     {"makespan / lower bound"}};
   auto add = [&](const std::string& name, const placement::SimResult& r) {
     row(name, r);
     chart.rows.push_back({name, {r.makespan / r.lower_bound}});
@@ -137,7 +140,8 @@ int main(int argc, char** argv) {
                        : "one logical GPU (no GPU here: its implementation runs on the host, so "
                          "these figures only show that the path works)",
               quick ? ", sizes / 16" : "");
-  std::printf("| policy | makespan ms | / earliest_finish | on GPU |\n| --- | ---: | ---: | ---: |\n");
+  std::printf(
+      "| policy | makespan ms | / earliest_finish | on GPU |\n| --- | ---: | ---: | ---: |\n");
   std::vector<std::pair<placement::Policy, RealRun>> runs;
   for (placement::Policy policy : placement::kPolicies) {
     runs.emplace_back(policy, run_real(workload, policy, gpus > 0 ? gpus : 1, divide));

@@ -18,10 +18,10 @@
 #include <cstdint>
 #include <cub/block/block_reduce.cuh>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <map>
 #include <utility>
 
 #include "checks.hpp"
@@ -108,8 +108,9 @@ void launch_kernel(void (*kernel)(Params...), unsigned grid, Stream stream, cons
   config.blockDim = dim3(kBlockThreads);
   config.stream = stream.native_handle();
   if (cudaError_t error = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...)) {
-    throw_cuda(error, std::string(name) + "<<<" + std::to_string(grid) + ", " +
-                          std::to_string(kBlockThreads) + ">>>",
+    throw_cuda(error,
+               std::string(name) + "<<<" + std::to_string(grid) + ", " +
+                   std::to_string(kBlockThreads) + ">>>",
                stream.device());
   }
 }
@@ -146,8 +147,8 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <typename T, typename Op>
-void launch(const Op& op, std::initializer_list<const void*> pointers, std::size_t n,
-            Stream stream, const char* name) {
+void launch(const Op& op, std::initializer_list<const void*> pointers, std::size_t n, Stream stream,
+            const char* name) {
   detail::check_stream(stream, true, name);
   if (n == 0) return;
   int device = stream.device();
@@ -427,8 +428,8 @@ void reduce(const T* a, const T* b, std::size_t n, T* result, bool root, Stream 
   std::lock_guard lock(scratch.enqueue);
   auto* partials = static_cast<T*>(scratch.memory);
   Split<T> at = split<T>({a, b}, n);
-  unsigned grid = std::min<unsigned>(grid_for(at.vectors ? at.chunks : n, device),
-                                     1024 * kBlocksPerSm);
+  unsigned grid =
+      std::min<unsigned>(grid_for(at.vectors ? at.chunks : n, device), 1024 * kBlocksPerSm);
   if (n == 0) {
     grid = 1;
     at = {false, 0, 0};
@@ -487,7 +488,8 @@ void aggregate(T* out, std::span<const T* const> inputs, std::size_t n, Reductio
   // Every input shares the output's offset from a 16-byte boundary, or the scalar path runs.
   const T* shared_offset = out;
   for (const T* input : inputs) {
-    if (reinterpret_cast<std::uintptr_t>(input) % 16 != reinterpret_cast<std::uintptr_t>(out) % 16) {
+    if (reinterpret_cast<std::uintptr_t>(input) % 16 !=
+        reinterpret_cast<std::uintptr_t>(out) % 16) {
       shared_offset = input;
     }
   }

@@ -124,10 +124,11 @@ class Flags {
     if (!bad.empty()) std::fprintf(out, "'%s' is not understood; ", bad.c_str());
     std::fprintf(out, "the flags are:\n  --quick  small sizes\n");
     for (const auto& [name, flag] : flags_) {
-      std::fprintf(out, "  --%s N  %s (default %g, quick %g; %g to %g)\n", name.c_str(),
-                   flag.help, flag.value, flag.quick, flag.min, flag.max);
+      std::fprintf(out, "  --%s N  %s (default %g, quick %g; %g to %g)\n", name.c_str(), flag.help,
+                   flag.value, flag.quick, flag.min, flag.max);
     }
-    for (const auto& [name, help] : switches_) std::fprintf(out, "  --%s  %s\n", name.c_str(), help);
+    for (const auto& [name, help] : switches_)
+      std::fprintf(out, "  --%s  %s\n", name.c_str(), help);
     for (const auto& [name, option] : texts_) {
       std::fprintf(out, "  --%s %s  %s (default %s)\n", name.c_str(),
                    option.choices.empty() ? "WORD" : listed(option).c_str(), option.help,

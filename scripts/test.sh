@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the library with Clang's thread safety analysis, then builds
 # spindle and runs the whole test suite twice: with the CUDA path (SPINDLE_CUDA=AUTO, in
-# build/) and without it (SPINDLE_CUDA=OFF, in build-nocuda/); with nvcc present, it also
-# builds the portable build for GPU machines (build-gpu/).
+# build/) and without it (SPINDLE_CUDA=OFF, in build-nocuda/). Then the suite runs once more
+# under ASan, UBSan and LeakSanitizer (build-asan/), libFuzzer targets run for a fixed time
+# each (build-fuzz/, Clang), and, with nvcc present, the portable build for GPU machines is
+# built (build-gpu/).
 # Without a GPU the CUDA tests skip and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,47 @@ cmake --build build-clang --parallel "$(nproc)" --target spindle
 
 run_suite build AUTO
 run_suite build-nocuda OFF
+
+# A mixed load for 60 s: every result checked, nothing left pending, memory flat.
+echo "== soak, 60 s (build-nocuda/bin/soak --quick)"
+build-nocuda/bin/soak --quick | tail -n 1
+
+# The whole suite again under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer
+# (without CUDA). handle_segv=0 leaves SIGSEGV to spindle's own stack overflow report;
+echo "== sanitizer suite: ASan + UBSan + LeakSanitizer (build-asan)"
+if [[ -f build-asan/build.ninja ]]; then
+  scripts/build.sh build-asan
+else
+  scripts/build.sh build-asan -DSPINDLE_CUDA=OFF -DSPINDLE_SANITIZE=address
+fi
+# allocator_may_return_null=1: a huge allocation fails as it would without ASan, so the tests
+# see spindle's own error for it.
+ASAN_OPTIONS=handle_segv=0:detect_leaks=1:check_initialization_order=1:allocator_may_return_null=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure --parallel "$(nproc)"
+
+# libFuzzer on what spindle reads from outside: parameter checkpoints, performance model
+# files, the command line. Each target starts from its committed seeds, runs a fixed time,
+# and stops the suite on the first crash (the input is saved in build-fuzz/).
+echo "== fuzzing, ${SPINDLE_FUZZ_SECONDS:=20} s per target (Clang, libFuzzer; build-fuzz)"
+if [[ ! -f build-fuzz/build.ninja ]]; then
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_COMPILER=clang++ -DSPINDLE_CUDA=OFF -DSPINDLE_FUZZ=ON -DSPINDLE_BUILD_TESTS=OFF \
+    -DSPINDLE_BUILD_BENCHMARKS=OFF -DSPINDLE_BUILD_SAMPLES=OFF
+fi
+cmake --build build-fuzz --parallel "$(nproc)" --target checkpoint_fuzz perf_model_fuzz cli_fuzz
+for target in checkpoint perf_model cli; do
+  mkdir -p "build-fuzz/corpus/$target"
+  log=build-fuzz/$target.log
+  if ! "build-fuzz/bin/${target}_fuzz" -max_total_time="$SPINDLE_FUZZ_SECONDS" \
+      -print_final_stats=1 -artifact_prefix="build-fuzz/$target-" \
+      "build-fuzz/corpus/$target" "tests/fuzz/corpus/$target" >"$log" 2>&1; then
+    tail -n 60 "$log" >&2
+    echo "fuzzing $target found a failure: the input is in build-fuzz/$target-*" >&2
+    exit 1
+  fi
+  echo "$target: $(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$') inputs run, no failure"
+done
 
 # The portable build for GPU machines (README, Build options) is built, not run: this machine
 # has no GPU. Its binaries may need only the system's C and C++ runtimes and the CUDA driver,

@@ -89,8 +89,9 @@ TEST(Cli, BadInputIsNamed) {
 
   auto command = run_command(spindle_command("frobnicate 2>&1"));
   EXPECT_EQ(command.exit_code, 2);
-  EXPECT_NE(command.output.find("unknown command 'frobnicate': allowed are info, model, version, help"),
-            std::string::npos);
+  EXPECT_NE(
+      command.output.find("unknown command 'frobnicate': allowed are info, model, version, help"),
+      std::string::npos);
 }
 
 TEST(Cli, VersionAndHelpOfEachCommandGoToStdout) {

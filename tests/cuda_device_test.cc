@@ -190,7 +190,8 @@ TEST_F(Gpu, AHostConsumerOfAGpuBufferGetsACopyShownInTheTimeline) {
 // A codelet on a real GPU: its GPU implementation runs with the GPU current and its buffers
 // there; placement learns both kinds, and a consumer of GPU-resident data follows it there.
 TEST_F(Gpu, ACodeletRunsItsCudaImplementationOnTheGpuAndFollowsItsData) {
-  spindle::Runtime rt({.num_gpus = 1, .placement = spindle::placement::Policy::earliest_finish,
+  spindle::Runtime rt({.num_gpus = 1,
+                       .placement = spindle::placement::Policy::earliest_finish,
                        .perf_model_file = ""});
   auto scale = rt.task(spindle::codelet(
       "scale",
@@ -220,8 +221,8 @@ TEST_F(Gpu, ACodeletRunsItsCudaImplementationOnTheGpuAndFollowsItsData) {
   }
   const std::size_t bytes = values.size() * sizeof(float);
   EXPECT_TRUE(rt.perf_model().estimate("scale", bytes, spindle::DeviceKind::gpu));
-  EXPECT_TRUE(rt.perf_model().transfer_seconds(spindle::DeviceKind::cpu,
-                                               spindle::DeviceKind::gpu, bytes));
+  EXPECT_TRUE(
+      rt.perf_model().transfer_seconds(spindle::DeviceKind::cpu, spindle::DeviceKind::gpu, bytes));
   // A Buffer on the GPU draws its consumer there when moving it costs more than the CPU's
   // lead; the same on the host stays on the CPU.
   for (std::size_t i = 0; i <= spindle::PerfModel::kCalibrationSamples; ++i) {

@@ -1,7 +1,10 @@
 // The parameter server: sharding, pull and push, optimisers against the kernels run on the
 // whole vector, synchronous rounds, copy on write of pulled values, checkpoints, keyed values.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -168,6 +171,33 @@ TEST(ParameterServer, CheckpointsRestoreValuesAndStepsAndRefuseBadFiles) {
   EXPECT_EQ(ps.pull(), live);  // nothing refused touched the live values
   std::filesystem::remove(path);
   std::filesystem::remove(damaged);
+}
+
+// A checkpoint that cannot be written whole (the file size limit stands in for a full disk)
+// leaves the old file as it was, and no temporary file beside it.
+TEST(CheckpointFileDeathTest, AWriteThatFailsLeavesTheOldFileWhole) {
+  auto path = temp_file("kept.bin");
+  std::vector<double> old_values(6, 1.5);
+  spindle::detail::write_checkpoint(path.string(), {8, 6, 3}, old_values.data());
+  // In a child process: the limit must not outlive the test.
+  auto fill_the_disk = [&] {
+    rlimit limit{200, 200};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    std::signal(SIGXFSZ, SIG_IGN);
+    std::vector<double> big(1000, 2.0);
+    std::string error = error_of<spindle::CheckpointError>([&] {
+      spindle::detail::write_checkpoint(path.string(), {8, 1000, 4}, big.data());
+    });
+    auto [header, bytes] = spindle::detail::read_checkpoint(path.string(), {8, 6, 0});
+    bool kept = error.find("not written (the old file, if any, is kept)") != std::string::npos &&
+                header.steps == 3 && bytes.size() == 48;
+    std::exit(kept ? 0 : 1);
+  };
+  EXPECT_EXIT(fill_the_disk(), ::testing::ExitedWithCode(0), "");
+  for (const auto& entry : std::filesystem::directory_iterator(path.parent_path())) {
+    EXPECT_NE(entry.path().string().rfind(path.string() + ".tmp-", 0), 0u) << entry.path();
+  }
+  std::filesystem::remove(path);
 }
 
 TEST(ParameterServer, BadOptionsAndGradientsAreRejectedNamingTheValue) {

@@ -2,8 +2,10 @@
 // buckets, transfer fits, and the cache file (kept across runs, damaged or foreign files
 // ignored with a warning).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -103,6 +105,60 @@ TEST(PerfModel, ADamagedFileIsIgnoredWithAWarningAndTheModelRebuilt) {
   EXPECT_EQ(again.load(path.string()), "");
   EXPECT_TRUE(again.estimate("sgd", kMiB, DeviceKind::gpu));
   EXPECT_EQ(PerfModel("test").load((path.string() + ".missing")), "");  // missing: no warning
+  std::filesystem::remove(path);
+}
+
+// A model file whose numbers are not times or sizes is ignored as damaged, whatever else it
+// holds; so is one whose size bucket is out of range.
+TEST(PerfModel, AFileWithImpossibleNumbersIsIgnored) {
+  const std::string head = R"({"version": 1, "machine": "test", )";
+  const std::string run = R"("runs": [{"task": "x", "bucket": 3, "device": "cpu",
+                             "first_dropped": true, "seconds": [0.001]}], )";
+  for (std::string transfers :
+       {R"("transfers": [{"from": "cpu", "to": "gpu", "bytes_seconds": [[-1, 0.5]]}]})",
+        R"("transfers": [{"from": "cpu", "to": "gpu", "bytes_seconds": [[1e400, 0.5]]}]})"}) {
+    PerfModel model("test");
+    EXPECT_NE(model.load_json(head + run + transfers, "f").find("ignored: damaged"),
+              std::string::npos)
+        << transfers;
+    EXPECT_FALSE(model.transfer_seconds(DeviceKind::cpu, DeviceKind::gpu, 1));
+  }
+  PerfModel model("test");
+  std::string far = R"("runs": [{"task": "x", "bucket": -1, "device": "cpu",
+                       "first_dropped": true, "seconds": [0.001]}], "transfers": []})";
+  EXPECT_NE(model.load_json(head + far, "f").find("a size bucket outside 0 to 64"),
+            std::string::npos);
+}
+
+// Saving writes beside the file and renames: a save that cannot finish (the file size limit
+// stands in for a full disk) leaves the old model whole.
+TEST(PerfModelDeathTest, ASaveThatFailsLeavesTheOldFileWhole) {
+  auto path = std::filesystem::temp_directory_path() / "spindle_perf_model_kept.json";
+  PerfModel small("test");
+  small.record("sgd", kMiB, DeviceKind::gpu, 1e-3);
+  small.save(path.string());
+  // In a child process: the limit must not outlive the test.
+  auto fill_the_disk = [&] {
+    rlimit limit{300, 300};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    std::signal(SIGXFSZ, SIG_IGN);
+    PerfModel big("test");
+    for (int i = 0; i < 200; ++i)
+      big.record("task " + std::to_string(i), kMiB, DeviceKind::cpu, 1e-3);
+    bool refused = false;
+    try {
+      big.save(path.string());
+    } catch (const spindle::Error& error) {
+      refused =
+          std::string(error.what()).find("the old file, if any, is kept") != std::string::npos;
+    }
+    PerfModel loaded("test");
+    bool kept = loaded.load(path.string()).empty() &&
+                loaded.samples("sgd", kMiB, DeviceKind::gpu) == 0 &&
+                loaded.to_string().find("sgd") != std::string::npos;
+    std::exit(refused && kept ? 0 : 1);
+  };
+  EXPECT_EXIT(fill_the_disk(), ::testing::ExitedWithCode(0), "");
   std::filesystem::remove(path);
 }
 

@@ -405,6 +405,66 @@ TEST(Runtime, ShutdownCancelsQueuedTasksAndFinishesRunningOnes) {
   }
 }
 
+// A runtime destroyed on another thread than the one that made it, while tasks are queued
+// and others are blocked in get: the blocked ones see cancelled() and finish, the queued
+// ones fail with CancelledError, and nothing hangs.
+TEST(Runtime, DestroyedFromAnotherThreadWithWorkQueuedAndBlocked) {
+  auto rt = std::make_unique<Runtime>(RuntimeOptions{.num_cpus = 2, .num_workers = 2});
+  Gate gate;
+  auto never = rt->task([&gate] {
+                   gate.wait();
+                   return 0;
+                 }).remote();
+  std::vector<ObjectRef<int>> blocked, queued;
+  for (int i = 0; i < 4; ++i) {
+    blocked.push_back(rt->task([never] {
+                          try {
+                            return never.get() + 1;
+                          } catch (const spindle::Error&) {
+                            return -1;  // the runtime stopped under it
+                          }
+                        })
+                          .options({.num_cpus = 0})
+                          .remote());
+  }
+  for (int i = 0; i < 50; ++i)
+    queued.push_back(rt->task([] { return 2; }).options({.num_cpus = 2}).remote());
+  std::thread destroyer([&rt, &gate] {
+    std::thread([&gate] { gate.open(); }).detach();  // the gate opens as the runtime stops
+    rt.reset();
+  });
+  destroyer.join();
+  for (const auto& ref : blocked) {
+    ASSERT_TRUE(ref.done());
+    try {
+      int value = ref.get();
+      EXPECT_TRUE(value == 1 || value == -1) << value;
+    } catch (const CancelledError&) {
+    }
+  }
+  for (const auto& ref : queued) {
+    ASSERT_TRUE(ref.done());
+    try {
+      EXPECT_EQ(ref.get(), 2);  // it may have run before the stop
+    } catch (const CancelledError&) {
+    }
+  }
+}
+
+// Running out of memory in a task fails that task, with the bad_alloc nested; the runtime
+// and later tasks go on.
+TEST(Task, BadAllocFailsThatTaskOnly) {
+  Runtime rt({.num_cpus = 2});
+  auto failing = rt.task([]() -> int { throw std::bad_alloc(); }).remote();
+  try {
+    (void)failing.get();
+    FAIL() << "the task's bad_alloc was lost";
+  } catch (const spindle::TaskError& error) {
+    EXPECT_THROW(std::rethrow_if_nested(error), std::bad_alloc);
+  }
+  EXPECT_EQ(rt.task([] { return 1; }).remote().get(), 1);
+}
+
 TEST(Runtime, StatusCountsTasksAndPendingDemands) {
   Runtime rt({.num_cpus = 1, .num_workers = 1});
   Gate gate;

@@ -72,6 +72,11 @@ void write_checkpoint(const std::string& path, const CheckpointHeader& header, c
 /// holds `expected.count` elements of `expected.element_bytes`; returns its header and values.
 std::pair<CheckpointHeader, std::vector<char>> read_checkpoint(const std::string& path,
                                                                const CheckpointHeader& expected);
+/// As read_checkpoint, for bytes at hand (`path` names them in errors). Bytes of any content
+/// are safe: what is not a whole checkpoint of the expected shape is refused.
+std::pair<CheckpointHeader, std::vector<char>> parse_checkpoint(std::span<const char> bytes,
+                                                                const std::string& path,
+                                                                const CheckpointHeader& expected);
 
 /// One shard: an actor's state.
 template <typename T>

@@ -19,13 +19,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
-
-#include "spindle/detail/thread_annotations.hpp"
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
+#include "spindle/detail/thread_annotations.hpp"
 #include "spindle/device.hpp"
 #include "spindle/topology.hpp"
 
@@ -76,6 +76,9 @@ class PerfModel {
   /// damaged file, or one saved for another machine or version, is ignored: the model stays
   /// empty (to be rebuilt by new runs) and the returned warning says why.
   std::string load(const std::string& path);
+  /// As load, for JSON text at hand; `source` names it in the warning. Text of any content
+  /// is safe: what is not a model of this machine leaves the model empty, with a warning.
+  std::string load_json(std::string_view text, const std::string& source);
 
   /// The model as save writes it: JSON with its format version, machine, runs (task, size
   /// bucket, device, seconds) and transfers (bytes and seconds).
@@ -89,6 +92,8 @@ class PerfModel {
     std::vector<double> values;  // the most recent kMaxSamples
   };
   using Key = std::tuple<std::string, unsigned, DeviceKind>;
+
+  void clear();
 
   std::string machine_;
   mutable detail::Mutex mutex_;

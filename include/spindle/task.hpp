@@ -174,8 +174,10 @@ class TaskBase : public ExecutionContext,
   [[nodiscard]] virtual std::optional<ArgumentFailure> failed_argument() const = 0;
   /// A dependency completed.
   void on_complete() noexcept override;
-  /// A call of an actor's method (not its creation).
-  [[nodiscard]] bool is_actor_call() const noexcept { return actor && !creates_actor; }
+  /// A call of an actor's method (not its creation). creates_actor is read first: it never
+  /// changes once the task is made, while a creation's `actor` is reset on a worker when the
+  /// actor dies (Runtime::cancel may ask from another thread at that moment).
+  [[nodiscard]] bool is_actor_call() const noexcept { return !creates_actor && actor; }
 
   Scheduler& scheduler;
   /// Fixed once the task is queued; placement swaps a codelet's for its GPU variant, under

@@ -36,7 +36,8 @@ class StreamUse {
   void read_on(Stream stream) {
     if (!stream.on_gpu()) return;
     MutexLock lock(mutex_);
-    if (stream == writer_ || std::find(readers_.begin(), readers_.end(), stream) != readers_.end()) {
+    if (stream == writer_ ||
+        std::find(readers_.begin(), readers_.end(), stream) != readers_.end()) {
       return;  // already after the last write
     }
     order_after(stream, writer_);

@@ -379,9 +379,8 @@ void copy_from_pageable(char* dst, const char* src, std::size_t bytes, Stream st
     std::size_t slot = i % staging.slots(), n = std::min(chunk, bytes - offset);
     staging.wait(slot);
     std::memcpy(staging[slot], src + offset, n);
-    staging.start(slot, [&] {
-      copy_async(dst + offset, staging[slot], n, cudaMemcpyHostToDevice, stream);
-    });
+    staging.start(
+        slot, [&] { copy_async(dst + offset, staging[slot], n, cudaMemcpyHostToDevice, stream); });
   }
   staging.wait_all();
 }
@@ -525,8 +524,9 @@ void order_after(Stream consumer, Stream producer) {
     if (error == cudaSuccess) error = cudaStreamWaitEvent(native(consumer), event, 0);
   }
   give_back_event(device, event);
-  check_cuda(error, "ordering a stream of GPU " + std::to_string(consumer.device()) +
-                        " after another (cudaEventRecord, cudaStreamWaitEvent)",
+  check_cuda(error,
+             "ordering a stream of GPU " + std::to_string(consumer.device()) +
+                 " after another (cudaEventRecord, cudaStreamWaitEvent)",
              device);
 }
 
@@ -584,8 +584,8 @@ void copy(void* dst, Location dst_location, const void* src, Location src_locati
   if (dst_gpu && src_gpu && dst_location.device != src_location.device) {
     enable_peer_access(src_location.device, dst_location.device);
     DeviceGuard guard(stream.device());
-    if (cudaError_t error = cudaMemcpyPeerAsync(dst, dst_location.device, src,
-                                                src_location.device, bytes, native(stream))) {
+    if (cudaError_t error = cudaMemcpyPeerAsync(dst, dst_location.device, src, src_location.device,
+                                                bytes, native(stream))) {
       throw_cuda(error,
                  "cudaMemcpyPeerAsync(" + std::to_string(bytes) + " bytes from " +
                      src_location.to_string() + ")",

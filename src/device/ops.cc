@@ -136,8 +136,8 @@ void adam(Buffer<T>& params, const Buffer<T>& grad, Buffer<T>& m, Buffer<T>& v,
   Location at = place_of("ops::adam", {operand("params", params), operand("grad", grad),
                                        operand("m", m), operand("v", v)});
   run_at(at, touched(params, grad, m, v),
-         SPINDLE_ON_BOTH(adam(params.data(), grad.data(), m.data(), v.data(), params.size(),
-                              options, stream)));
+         SPINDLE_ON_BOTH(
+             adam(params.data(), grad.data(), m.data(), v.data(), params.size(), options, stream)));
 }
 
 template <typename T>

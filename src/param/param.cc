@@ -6,8 +6,10 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <span>
 #include <string>
 
+#include "io/file.hpp"
 #include "kernels/checks.hpp"
 
 namespace spindle::detail {
@@ -33,7 +35,7 @@ void put(std::string& out, N value) {
   out.append(reinterpret_cast<const char*>(&value), sizeof value);
 }
 template <typename N>
-N take(const std::vector<char>& in, std::size_t& at) {
+N take(std::span<const char> in, std::size_t& at) {
   N value;
   std::memcpy(&value, in.data() + at, sizeof value);
   at += sizeof value;
@@ -87,11 +89,10 @@ void write_checkpoint(const std::string& path, const CheckpointHeader& header, c
   put(bytes, header.steps);
   bytes.append(static_cast<const char*>(values), header.count * header.element_bytes);
   put(bytes, checksum(bytes.data(), bytes.size()));
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out)
-    throw CheckpointError("checkpoint '" + path + "': cannot write: " + std::strerror(errno));
+  if (std::string why = replace_file(path, bytes); !why.empty()) {
+    throw CheckpointError("checkpoint '" + path +
+                          "' not written (the old file, if any, is kept): " + why);
+  }
 }
 
 std::pair<CheckpointHeader, std::vector<char>> read_checkpoint(const std::string& path,
@@ -99,6 +100,12 @@ std::pair<CheckpointHeader, std::vector<char>> read_checkpoint(const std::string
   std::ifstream in(path, std::ios::binary);
   if (!in) refuse(path, std::string("cannot open: ") + std::strerror(errno));
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_checkpoint(bytes, path, expected);
+}
+
+std::pair<CheckpointHeader, std::vector<char>> parse_checkpoint(std::span<const char> bytes,
+                                                                const std::string& path,
+                                                                const CheckpointHeader& expected) {
   if (bytes.size() < kHeaderBytes + 8 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
     refuse(path, "not a spindle parameter checkpoint (" + std::to_string(bytes.size()) + " bytes)");
   }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/file.hpp"
 #include "spindle/errors.hpp"
 
 namespace spindle {
@@ -152,13 +153,12 @@ std::optional<double> PerfModel::transfer_seconds(DeviceKind from, DeviceKind to
 }
 
 void PerfModel::save(const std::string& path) const {
-  std::string text = to_json();
   std::error_code error;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
-  std::ofstream out(path, std::ios::trunc);
-  out << text << '\n';
-  out.close();
-  if (!out) throw Error("performance model: cannot write '" + path + "'");
+  if (std::string why = detail::replace_file(path, to_json() + '\n'); !why.empty()) {
+    throw Error("performance model '" + path +
+                "' not saved (the old file, if any, is kept): " + why);
+  }
 }
 
 std::string PerfModel::to_json() const {
@@ -189,17 +189,39 @@ std::string PerfModel::to_json() const {
 }
 
 std::string PerfModel::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    clear();
+    return "";
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return load_json(text, path);
+}
+
+void PerfModel::clear() {
+  detail::MutexLock lock(mutex_);
+  runs_.clear();
+  transfers_.clear();
+}
+
+namespace {
+
+// A duration or a size read from a file: finite and not negative, or the file is damaged.
+double checked(double value, const char* what) {
+  if (!std::isfinite(value) || value < 0) {
+    throw std::runtime_error(std::string("a ") + what + " that is negative or not finite");
+  }
+  return value;
+}
+
+}  // namespace
+
+std::string PerfModel::load_json(std::string_view text, const std::string& path) {
+  clear();
   std::map<Key, Samples> runs;
   std::map<std::pair<DeviceKind, DeviceKind>, std::vector<std::pair<double, double>>> transfers;
-  {
-    detail::MutexLock lock(mutex_);
-    runs_.clear();
-    transfers_.clear();
-  }
-  std::ifstream in(path);
-  if (!in) return "";
   try {
-    nlohmann::json json = nlohmann::json::parse(in);
+    nlohmann::json json = nlohmann::json::parse(text);
     if (json.at("version").get<int>() != kFormatVersion) {
       return "performance model '" + path + "' ignored: version " + json.at("version").dump() +
              ", this spindle writes version " + std::to_string(kFormatVersion) +
@@ -214,17 +236,21 @@ std::string PerfModel::load(const std::string& path) {
       Samples samples;
       samples.first_dropped = run.at("first_dropped").get<bool>();
       samples.values = run.at("seconds").get<std::vector<double>>();
-      for (double v : samples.values) {
-        if (!std::isfinite(v) || v < 0) throw std::runtime_error("a negative duration");
+      for (double v : samples.values) checked(v, "duration");
+      if (samples.values.size() > kMaxSamples) {
+        samples.values.erase(samples.values.begin(), samples.values.end() - kMaxSamples);
       }
-      runs[{run.at("task").get<std::string>(), run.at("bucket").get<unsigned>(),
+      auto bucket = run.at("bucket").get<std::int64_t>();
+      if (bucket < 0 || bucket > 64) throw std::runtime_error("a size bucket outside 0 to 64");
+      runs[{run.at("task").get<std::string>(), static_cast<unsigned>(bucket),
             kind_from(run.at("device").get<std::string>())}] = std::move(samples);
     }
     for (const auto& transfer : json.at("transfers")) {
       auto& points = transfers[{kind_from(transfer.at("from").get<std::string>()),
                                 kind_from(transfer.at("to").get<std::string>())}];
       for (const auto& point : transfer.at("bytes_seconds")) {
-        points.emplace_back(point.at(0).get<double>(), point.at(1).get<double>());
+        points.emplace_back(checked(point.at(0).get<double>(), "transfer size"),
+                            checked(point.at(1).get<double>(), "transfer duration"));
       }
     }
   } catch (const std::exception& error) {

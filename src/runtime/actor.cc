@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <boost/fiber/operations.hpp>
 
-#include "runtime/scheduler.hpp"
 #include "fibers/spin.hpp"
 #include "fibers/worker_algorithm.hpp"
+#include "runtime/scheduler.hpp"
 #include "spindle/runtime.hpp"
 
 namespace spindle::detail {

@@ -1,0 +1,15 @@
+// Files written whole or not at all.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace spindle::detail {
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it to the disk, then renames it
+/// over `path`: a reader sees the old file or the new one, never a part, and a failure (a
+/// full disk, a size limit, a folder that cannot be written) leaves the old file as it was.
+/// Returns "" on success, else why it failed (the temporary file is removed).
+[[nodiscard]] std::string replace_file(const std::string& path, std::string_view bytes);
+
+}  // namespace spindle::detail
