@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
 
   std::printf("seconds,rounds,resident_mib\n");
   const auto start = Clock::now();
-  double baseline = 0, last_print = -1;
+  double baseline = 0, last_print = -seconds;  // the first line at 0 s
   long rounds = 0;
   for (;;) {
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
