@@ -3,8 +3,9 @@
 // and is killed into a restart, a cancel, a task that succeeds on a retry, codelets,
 // parameter-server pushes with a checkpoint saved and loaded, and a put/get of a Buffer.
 // Every result is compared with its expected value; at the end nothing may be left queued,
-// running or blocked, and the resident memory after the warm-up may have grown by less than
-// 2%. One line per interval (seconds, rounds, resident MiB) gives the memory curve.
+// running or blocked, and the resident memory at the end may exceed the highest seen during
+// the warm-up by less than 2%. One line per interval (seconds, rounds, resident MiB) gives
+// the memory curve.
 //
 //   soak [--seconds 600] [--warmup 60] [--quick]   (--quick: 60 s, 15 s warm-up)
 // Exit status 0 when every check held, 1 otherwise.
@@ -85,9 +86,12 @@ void round_of(spindle::Runtime& rt, spindle::ParameterServer<float>& server,
   rt.kill(counter, {.no_restart = false});
   expect(counter.call(&Counter::add, 1L).get() == 1, "an actor killed into a restart");
 
-  // A cancel: a task queued behind a gate is cancelled before it runs.
-  auto gate = rt.put(0L);
-  auto cancelled = rt.task([](long) { return 1L; }).options({.num_cpus = 2}).remote(gate);
+  // A cancel: a task that waits for another's result is cancelled before it can start.
+  auto slow = rt.task([] {
+                  spindle::this_task::sleep_for(std::chrono::microseconds(100));
+                  return 0L;
+                }).remote();
+  auto cancelled = rt.task([](long) { return 1L; }).remote(slow);
   rt.cancel(cancelled);
   try {
     expect(cancelled.get() == 1, "a task the cancel came too late for");  // it may have run
@@ -157,12 +161,14 @@ int main(int argc, char** argv) {
 
   std::printf("seconds,rounds,resident_mib\n");
   const auto start = Clock::now();
+  // The baseline is the highest resident size seen during the warm-up: how many fibers are
+  // blocked at once, so how many stack pages are touched, varies with the machine's load.
   double baseline = 0, last_print = -seconds;  // the first line at 0 s
   long rounds = 0;
   for (;;) {
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     if (elapsed >= seconds) break;
-    if (baseline == 0 && elapsed >= warmup) baseline = resident_mib();
+    if (elapsed < warmup && rounds % 64 == 0) baseline = std::max(baseline, resident_mib());
     if (elapsed - last_print >= seconds / 60) {
       std::printf("%.0f,%ld,%.1f\n", elapsed, rounds, resident_mib());
       std::fflush(stdout);
@@ -178,9 +184,10 @@ int main(int argc, char** argv) {
          "nothing is left queued, running or blocked");
   const double end = resident_mib();
   const double growth = baseline > 0 ? (end - baseline) / baseline : 0;
-  expect(growth < 0.02, "resident memory after the warm-up grew by less than 2%");
+  expect(growth < 0.02, "resident memory grew by less than 2% after the warm-up");
   std::printf(
-      "# %ld rounds in %.0f s; resident %.1f MiB after the %.0f s warm-up, %.1f MiB at the end "
+      "# %ld rounds in %.0f s; resident %.1f MiB at most in the %.0f s warm-up, %.1f MiB at the "
+      "end "
       "(%+.2f%%); %ld failed checks\n",
       rounds, seconds, baseline, warmup, end, 100 * growth, failures.load());
   return failures == 0 ? 0 : 1;

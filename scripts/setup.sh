@@ -4,11 +4,17 @@
 set -euo pipefail
 
 packages=(
-  cmake ninja-build g++ clang libclang-rt-14-dev pkg-config util-linux
+  cmake ninja-build g++ clang pkg-config util-linux
   libhwloc-dev hwloc nlohmann-json3-dev libboost-fiber-dev libboost-context-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtbb-dev libcaf-dev libxgboost-dev
   libstarpu-dev gnuplot-nox python3 python3-venv
 )
+
+# libFuzzer comes with Clang's runtime libraries, packaged per Clang version.
+if command -v clang >/dev/null; then
+  clang_version=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
+  [[ -n $clang_version ]] && packages+=("libclang-rt-$clang_version-dev")
+fi
 
 missing=()
 for package in "${packages[@]}"; do
@@ -24,3 +30,13 @@ sudo=()
 if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
 "${sudo[@]}" apt-get update
 DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+
+# A first install brings Clang itself: its runtime libraries follow, now that its version is known.
+if [[ -z ${clang_version:-} ]] && command -v clang >/dev/null; then
+  clang_version=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
+  if [[ -n $clang_version ]] &&
+     ! dpkg-query -W -f='${Status}' "libclang-rt-$clang_version-dev" 2>/dev/null | grep -q "install ok installed"; then
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends \
+      "libclang-rt-$clang_version-dev"
+  fi
+fi

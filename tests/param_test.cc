@@ -2,6 +2,7 @@
 // whole vector, synchronous rounds, copy on write of pulled values, checkpoints, keyed values.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -26,8 +27,10 @@ std::vector<double> iota(std::size_t n) {
   return values;
 }
 
+// Named for this process, so that runs at once (stress, two builds) do not share files.
 std::filesystem::path temp_file(const std::string& name) {
-  return std::filesystem::temp_directory_path() / ("spindle_param_test_" + name);
+  return std::filesystem::temp_directory_path() /
+         ("spindle_param_test_" + std::to_string(::getpid()) + "_" + name);
 }
 
 TEST(ParameterServer, SplitsIntoShardsAndPullsTheWhole) {

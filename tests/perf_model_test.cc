@@ -3,6 +3,7 @@
 // ignored with a warning).
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <csignal>
@@ -133,7 +134,8 @@ TEST(PerfModel, AFileWithImpossibleNumbersIsIgnored) {
 // Saving writes beside the file and renames: a save that cannot finish (the file size limit
 // stands in for a full disk) leaves the old model whole.
 TEST(PerfModelDeathTest, ASaveThatFailsLeavesTheOldFileWhole) {
-  auto path = std::filesystem::temp_directory_path() / "spindle_perf_model_kept.json";
+  auto path = std::filesystem::temp_directory_path() /
+              ("spindle_perf_model_kept_" + std::to_string(::getpid()) + ".json");
   PerfModel small("test");
   small.record("sgd", kMiB, DeviceKind::gpu, 1e-3);
   small.save(path.string());

@@ -198,6 +198,9 @@ int run(const std::vector<std::string_view>& args, std::ostream& out, std::ostre
   } catch (const std::exception& error) {
     err << "spindle: " << error.what() << '\n';
     return 1;
+  } catch (...) {
+    err << "spindle: failed with an exception that is not a std::exception\n";
+    return 1;
   }
 }
 
