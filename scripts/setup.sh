@@ -13,7 +13,7 @@ packages=(
 # libFuzzer comes with Clang's runtime libraries, packaged per Clang version.
 if command -v clang >/dev/null; then
   clang_version=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
-  [[ -n $clang_version ]] && packages+=("libclang-rt-$clang_version-dev")
+  if [[ -n $clang_version ]]; then packages+=("libclang-rt-$clang_version-dev"); fi
 fi
 
 missing=()
