@@ -20,9 +20,12 @@
 namespace spindle::detail {
 namespace {
 
+// Read-only after load, so workers share it. Never destroyed: it is first loaded on a worker,
+// after the runtime that started it, so a static would be destroyed first at exit, under a
+// worker of a static Runtime still starting up (a crash seen in actors_benchmark).
 const TopologyHandle& shared_topology() {
-  static const TopologyHandle topology = load_topology();  // read-only after load: shareable
-  return topology;
+  static const TopologyHandle* topology = new TopologyHandle(load_topology());
+  return *topology;
 }
 
 void pin_thread(const std::vector<unsigned>& pus) {
