@@ -11,8 +11,9 @@ packages=(
 )
 
 # libFuzzer comes with Clang's runtime libraries, packaged per Clang version.
+clang_major() { clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1; }
 if command -v clang >/dev/null; then
-  clang_version=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
+  clang_version=$(clang_major)
   if [[ -n $clang_version ]]; then packages+=("libclang-rt-$clang_version-dev"); fi
 fi
 
@@ -33,7 +34,7 @@ DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-reco
 
 # A first install brings Clang itself: its runtime libraries follow, now that its version is known.
 if [[ -z ${clang_version:-} ]] && command -v clang >/dev/null; then
-  clang_version=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
+  clang_version=$(clang_major)
   if [[ -n $clang_version ]] &&
      ! dpkg-query -W -f='${Status}' "libclang-rt-$clang_version-dev" 2>/dev/null | grep -q "install ok installed"; then
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends \
