@@ -60,6 +60,51 @@ TEST(Task, DependencyChainsAndDiamonds) {
   EXPECT_EQ(bottom.get(), 31);
 }
 
+// A result shares its task's block; the arguments must not live on with it.
+TEST(Task, AKeptResultDoesNotKeepItsArguments) {
+  Runtime rt;
+  auto input = std::make_shared<int>(7);
+  auto read = rt.task([](const std::shared_ptr<int>& p) { return *p; });
+  ObjectRef<int> ok = read.remote(input);
+  EXPECT_EQ(ok.get(), 7);
+  EXPECT_EQ(input.use_count(), 1);  // the task's copy went as it finished
+
+  auto fail = rt.task([](const std::shared_ptr<int>&) -> int { throw std::runtime_error("no"); });
+  ObjectRef<int> failed = fail.remote(input);
+  EXPECT_THROW((void)failed.get(), TaskError);
+  EXPECT_EQ(input.use_count(), 1);
+
+  // An argument ref's object is freed once its consumer is done, though the result is kept.
+  auto upstream = rt.put(std::make_shared<int>(8));
+  std::weak_ptr<int> weak = upstream.get();
+  ObjectRef<int> downstream = read.remote(upstream);
+  upstream = ObjectRef<std::shared_ptr<int>>();
+  EXPECT_EQ(downstream.get(), 8);
+  EXPECT_TRUE(weak.expired());
+
+  // A call's arguments too.
+  struct Reader {
+    int read(const std::shared_ptr<int>& p) { return *p; }
+  };
+  auto actor = rt.actor<Reader>().remote();
+  ObjectRef<int> called = actor.call(&Reader::read, input);
+  EXPECT_EQ(called.get(), 7);
+  EXPECT_EQ(input.use_count(), 1);
+}
+
+TEST(Task, ARefOutlivesItsRuntime) {
+  ObjectRef<std::string> kept;
+  {
+    Runtime rt({.num_cpus = 1, .num_workers = 1});
+    kept = rt.task([] { return std::string("still here"); }).remote();
+    kept.get();
+  }
+  EXPECT_EQ(kept.get(), "still here");
+  Runtime other({.num_cpus = 1, .num_workers = 1});
+  other.cancel(kept);  // its task finished with a runtime now gone: nothing happens
+  EXPECT_EQ(kept.get(), "still here");
+}
+
 TEST(Task, ExceptionReachesGetNestedInTaskError) {
   Runtime rt;
   auto ref = rt.task([]() -> int { throw std::out_of_range("index 7"); })

@@ -111,11 +111,11 @@ class ActorCore : public Waiter, public std::enable_shared_from_this<ActorCore> 
 
   /// Queues a call made by ActorHandle::call; a dead actor fails it at once.
   /// @throws PendingCallsLimitError when max_pending_calls calls already wait.
-  void submit(std::shared_ptr<TaskBase> call);
+  void submit(std::shared_ptr<TaskRecord> call);
   /// The last dependency of a queued call completed.
   void call_resolved() noexcept;
   /// Fails a call that has not started; flags a running one (this_task::cancelled).
-  void cancel(TaskBase& call) noexcept;
+  void cancel(TaskRecord& call) noexcept;
   void kill(bool no_restart) noexcept;
   /// Every handle is gone: the actor is destroyed once no call is pending.
   void handles_gone() noexcept;
@@ -133,7 +133,7 @@ class ActorCore : public Waiter, public std::enable_shared_from_this<ActorCore> 
   Scheduler& scheduler;
   const std::shared_ptr<const ActorSpec> spec;
   /// Builds the instance; run again to rebuild it after a crash.
-  std::shared_ptr<TaskBase> creation;
+  std::shared_ptr<TaskRecord> creation;
   /// The creation's object: ready once the instance was first built.
   std::shared_ptr<ObjectState<void>> created;
   std::uint64_t id = 0;
@@ -148,32 +148,32 @@ class ActorCore : public Waiter, public std::enable_shared_from_this<ActorCore> 
   enum class State : std::uint8_t { creating, alive, dead };
 
   /// The next call, taken from the queue, if one may start now.
-  std::shared_ptr<TaskBase> take_locked() SPINDLE_REQUIRES(mutex_);
+  std::shared_ptr<TaskRecord> take_locked() SPINDLE_REQUIRES(mutex_);
   [[nodiscard]] bool may_start_locked() const SPINDLE_REQUIRES(mutex_);
   [[nodiscard]] bool upkeep_due_locked() const SPINDLE_REQUIRES(mutex_);
   [[nodiscard]] bool may_rebuild_locked() const SPINDLE_REQUIRES(mutex_);
   /// Starts a runner if there is work and no idle runner to do it.
   void wake_locked() SPINDLE_REQUIRES(mutex_);
   /// Runs the method; returns what it threw.
-  std::exception_ptr execute(TaskBase& call, unsigned worker);
+  std::exception_ptr execute(TaskRecord& call, unsigned worker);
   /// Runs a taken call and completes its object (or queues it again after a crash).
-  void finish(std::shared_ptr<TaskBase> call, unsigned worker);
+  void finish(std::shared_ptr<TaskRecord> call, unsigned worker);
   /// Called and left with mutex_ held; releases it while the instance is built or destroyed.
   void upkeep() SPINDLE_REQUIRES(mutex_);
   /// Waits briefly for more work before a runner leaves; true if there is some.
   bool linger() SPINDLE_REQUIRES(mutex_);
-  std::vector<std::shared_ptr<TaskBase>> die_locked(std::exception_ptr cause) SPINDLE_REQUIRES(mutex_);
-  void bury(std::vector<std::shared_ptr<TaskBase>> unstarted, std::exception_ptr cause) noexcept;
-  void fail_unstarted(std::vector<std::shared_ptr<TaskBase>> calls,
+  std::vector<std::shared_ptr<TaskRecord>> die_locked(std::exception_ptr cause) SPINDLE_REQUIRES(mutex_);
+  void bury(std::vector<std::shared_ptr<TaskRecord>> unstarted, std::exception_ptr cause) noexcept;
+  void fail_unstarted(std::vector<std::shared_ptr<TaskRecord>> calls,
                       std::exception_ptr error) noexcept;
-  std::vector<std::shared_ptr<TaskBase>> take_mailbox_locked() SPINDLE_REQUIRES(mutex_);
+  std::vector<std::shared_ptr<TaskRecord>> take_mailbox_locked() SPINDLE_REQUIRES(mutex_);
   [[nodiscard]] std::exception_ptr died_error(const std::string& why,
                                               std::exception_ptr cause) const;
 
   Mutex mutex_;
   State state_ SPINDLE_GUARDED_BY(mutex_) = State::creating;
-  std::deque<std::shared_ptr<TaskBase>> mailbox_ SPINDLE_GUARDED_BY(mutex_);  // not started, in order
-  std::vector<TaskBase*> running_ SPINDLE_GUARDED_BY(mutex_);                 // calls running now
+  std::deque<std::shared_ptr<TaskRecord>> mailbox_ SPINDLE_GUARDED_BY(mutex_);  // not started, in order
+  std::vector<TaskRecord*> running_ SPINDLE_GUARDED_BY(mutex_);                 // calls running now
   int runners_ SPINDLE_GUARDED_BY(mutex_) = 0;  // runner fibers started or queued
   bool upkeep_running_ SPINDLE_GUARDED_BY(mutex_) = false;
   bool crashed_ SPINDLE_GUARDED_BY(mutex_) = false;     // rebuild (or die) once no call runs
@@ -256,10 +256,10 @@ class ActorHandle {
     detail::check_callable<Invoker, std::decay_t<Args>...>();
     using Call = detail::TypedTask<Invoker, std::decay_t<Args>...>;
     detail::ActorState<T>& actor = checked();
-    auto call =
-        std::make_shared<Call>(actor.scheduler, actor.spec->call,
-                               Invoker{&actor, std::move(method)}, std::forward<Args>(args)...);
-    ObjectRef<typename Call::Value> ref(call->result_state());
+    auto [call, body] =
+        detail::make_task<Call>(actor.scheduler, actor.spec->call,
+                                Invoker{&actor, std::move(method)}, std::forward<Args>(args)...);
+    auto ref = detail::result_ref(call, *body);
     actor.submit(std::move(call));
     return ref;
   }
@@ -318,10 +318,10 @@ class ActorFactory {
     using Creation = detail::TypedTask<detail::ConstructActor<T>, std::decay_t<Args>...>;
     detail::Scheduler& scheduler = detail::scheduler_of(*runtime_);
     auto actor = std::make_shared<State>(scheduler, spec_);
-    auto creation = std::make_shared<Creation>(scheduler, spec_->creation,
-                                               detail::ConstructActor<T>{actor.get()},
-                                               std::forward<Args>(args)...);
-    actor->created = creation->result_state();
+    auto [creation, body] = detail::make_task<Creation>(
+        scheduler, spec_->creation, detail::ConstructActor<T>{actor.get()},
+        std::forward<Args>(args)...);
+    actor->created = detail::result_ref(creation, *body).state();
     actor->creation = std::move(creation);
     // Handles share a count of their own: when it drops to zero the actor is told.
     std::shared_ptr<State> handle(actor.get(), [actor](State*) mutable {

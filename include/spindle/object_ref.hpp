@@ -31,7 +31,7 @@ namespace spindle {
 
 namespace detail {
 
-class TaskBase;
+class TaskRecord;
 
 /// Told once when an object it waits on completes (ready or failed).
 class Waiter {
@@ -68,8 +68,9 @@ class ObjectStateBase {
   /// Completes the object with an error; does nothing if it is already done.
   void fail(std::exception_ptr error) noexcept;
 
-  /// The task that computes this object, if any; used by cancel and in error messages.
-  std::weak_ptr<TaskBase> producer;
+  /// The task that computes this object, if any; used by cancel and in error messages. A
+  /// task's object lives inside its record, so the record outlives it.
+  TaskRecord* producer = nullptr;
 
  protected:
   /// Completes the object once its value is stored.

@@ -151,15 +151,17 @@ struct ArgumentFailure {
   std::exception_ptr cause;
 };
 
-/// A submitted task as the scheduler sees it: a small record until it is admitted.
-class TaskBase : public ExecutionContext,
-                 public Waiter,
-                 public std::enable_shared_from_this<TaskBase> {
- public:
-  enum class Phase : std::uint8_t { waiting, queued, running, finished };
+/// The scheduler's record of a task (src/runtime); a task's body lives in the same block.
+class TaskRecord;
 
-  TaskBase(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec)
-      : scheduler(scheduler), spec(std::move(spec)) {}
+/// What a task computes, typed where it is submitted: the function, its stored arguments and
+/// its result's object. The scheduler reaches it only through its record.
+class TaskBody {
+ public:
+  TaskBody() = default;
+  TaskBody(const TaskBody&) = delete;
+  TaskBody& operator=(const TaskBody&) = delete;
+  virtual ~TaskBody() = default;
 
   /// Runs the function on resolved arguments and keeps its result aside; may throw.
   virtual void run() = 0;
@@ -172,40 +174,17 @@ class TaskBase : public ExecutionContext,
   virtual void inputs(std::vector<DataInput>& out) const = 0;
   /// The first argument whose object failed, if any.
   [[nodiscard]] virtual std::optional<ArgumentFailure> failed_argument() const = 0;
-  /// A dependency completed.
-  void on_complete() noexcept override;
-  /// A call of an actor's method (not its creation). creates_actor is read first: it never
-  /// changes once the task is made, while a creation's `actor` is reset on a worker when the
-  /// actor dies (Runtime::cancel may ask from another thread at that moment).
-  [[nodiscard]] bool is_actor_call() const noexcept { return !creates_actor && actor; }
-
-  Scheduler& scheduler;
-  /// Fixed once the task is queued; placement swaps a codelet's for its GPU variant, under
-  /// the scheduler's mutex, as it queues.
-  std::shared_ptr<const TaskSpec> spec;
-  std::uint64_t id = 0;
-  std::atomic<std::int32_t> pending_dependencies{0};
-  std::atomic<bool> cancel_requested{false};
-  /// The actor this task creates, or whose method it calls; null for plain tasks. A creation
-  /// drops it once it completes, so that actor and creation do not own each other.
-  std::shared_ptr<ActorCore> actor;
-  /// Set on an actor's creation: on success its allocation passes to the actor.
-  bool creates_actor = false;
-  /// A codelet's: the bytes of its arguments, and the run time placement expected (0 when
-  /// the model had no estimate).
-  std::size_t input_bytes = 0;
-  double expected_seconds = 0;
-  /// The kind placement chose, counted by it until the task finishes; guarded by the
-  /// scheduler's mutex once the task is resolved.
-  std::optional<DeviceKind> placed_on;
-  /// Moves forward only (a retry queues it again); changed by compare-and-swap where a
-  /// cancel may race (the scheduler's lanes), else under the owner's mutex (scheduler, actor).
-  std::atomic<Phase> phase{Phase::waiting};
-  /// Runs started; written only by whoever starts the task.
-  int attempts = 0;
-  /// Its demand is one CPU: it queues in a worker's lane and runs on that worker's credit.
-  bool lane = false;
+  /// Drops the stored arguments once the task will not run again.
+  virtual void release_arguments() noexcept = 0;
 };
+
+/// A new record with room for a body of `bytes` (aligned to `align`) right after it, in one
+/// allocation; `body` is where to build it. Defined with the runtime.
+std::shared_ptr<TaskRecord> allocate_task(Scheduler& scheduler,
+                                          std::shared_ptr<const TaskSpec> spec,
+                                          std::size_t bytes, std::size_t align, void*& body);
+/// Joins the built body to its record.
+void attach_body(TaskRecord& record, TaskBody& body) noexcept;
 
 template <typename T>
 struct IsObjectRef : std::false_type {};
@@ -272,57 +251,55 @@ struct SharedFunction {
 /// A task, an actor's creation or an actor's method call: `Invoker` applied to the stored
 /// arguments, resolved.
 template <typename Invoker, typename... Stored>
-class TypedTask final : public TaskBase {
+class TypedTask final : public TaskBody {
  public:
   using Value = TaskResult<Invoker, Stored...>;
 
   template <typename... Args>
-  TypedTask(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec, Invoker invoker,
-            Args&&... args)
-      : TaskBase(scheduler, std::move(spec)),
-        invoker_(std::move(invoker)),
-        args_(std::forward<Args>(args)...),
-        result_(std::make_shared<ObjectState<Value>>()) {}
+  explicit TypedTask(Invoker invoker, Args&&... args)
+      : invoker_(std::move(invoker)), args_(std::in_place, std::forward<Args>(args)...) {}
 
   void run() override {
     auto call = [this](const Stored&... args) -> decltype(auto) {
       return std::invoke(invoker_, resolve(args)...);
     };
     if constexpr (std::is_void_v<Value>) {
-      std::apply(call, args_);
+      std::apply(call, *args_);
     } else {
-      staged_.emplace(std::apply(call, args_));
+      staged_.emplace(std::apply(call, *args_));
     }
   }
 
   void publish() override {
     if constexpr (std::is_void_v<Value>) {
-      result_->set_value();
+      result_.set_value();
     } else {
-      result_->set_value(std::move(*staged_));
+      result_.set_value(std::move(*staged_));
       staged_.reset();
     }
   }
 
-  ObjectStateBase& result() noexcept override { return *result_; }
-  [[nodiscard]] const std::shared_ptr<ObjectState<Value>>& result_state() const { return result_; }
+  ObjectStateBase& result() noexcept override { return result_; }
+  [[nodiscard]] ObjectState<Value>& result_state() noexcept { return result_; }
 
   void dependencies(std::vector<ObjectStateBase*>& out) const override {
     std::size_t index = 0;
-    std::apply([&](const Stored&... args) { (add_dependency(args, index++, out), ...); }, args_);
+    std::apply([&](const Stored&... args) { (add_dependency(args, index++, out), ...); }, *args_);
   }
 
   void inputs(std::vector<DataInput>& out) const override {
-    std::apply([&](const Stored&... args) { (add_input(args, out), ...); }, args_);
+    std::apply([&](const Stored&... args) { (add_input(args, out), ...); }, *args_);
   }
 
   [[nodiscard]] std::optional<ArgumentFailure> failed_argument() const override {
     std::optional<ArgumentFailure> failure;
     std::size_t index = 0;
     std::apply([&](const Stored&... args) { (check_argument(args, index++, failure), ...); },
-               args_);
+               *args_);
     return failure;
   }
+
+  void release_arguments() noexcept override { args_.reset(); }
 
  private:
   template <typename A>
@@ -351,15 +328,36 @@ class TypedTask final : public TaskBase {
   }
 
   Invoker invoker_;
-  std::tuple<Stored...> args_;
-  std::shared_ptr<ObjectState<Value>> result_;
+  std::optional<std::tuple<Stored...>> args_;
+  ObjectState<Value> result_;
   struct Nothing {};
   [[no_unique_address]] std::conditional_t<std::is_void_v<Value>, Nothing, std::optional<Value>>
       staged_;
 };
 
+/// A new task: its record, and the body `Body(args...)` built in the same block.
+template <typename Body, typename... Args>
+std::pair<std::shared_ptr<TaskRecord>, Body*> make_task(Scheduler& scheduler,
+                                                        std::shared_ptr<const TaskSpec> spec,
+                                                        Args&&... args) {
+  void* where = nullptr;
+  std::shared_ptr<TaskRecord> record =
+      allocate_task(scheduler, std::move(spec), sizeof(Body), alignof(Body), where);
+  Body* body = ::new (where) Body(std::forward<Args>(args)...);
+  attach_body(*record, *body);
+  return {std::move(record), body};
+}
+
+/// A ref to a task's result: it shares ownership of the task's block.
+template <typename Body>
+ObjectRef<typename Body::Value> result_ref(const std::shared_ptr<TaskRecord>& record,
+                                           Body& body) {
+  return ObjectRef<typename Body::Value>(
+      std::shared_ptr<ObjectState<typename Body::Value>>(record, &body.result_state()));
+}
+
 /// Submits a task to the runtime's scheduler (defined with the runtime).
-void submit(Runtime& runtime, std::shared_ptr<TaskBase> task);
+void submit(Runtime& runtime, std::shared_ptr<TaskRecord> task);
 Scheduler& scheduler_of(Runtime& runtime);
 /// Checks the options; `kind` ("task", "actor") names what they are for in messages. A
 /// codelet's spec may carry a GPU variant (see TaskSpec).
@@ -396,9 +394,10 @@ class TaskFactory {
   [[nodiscard]] auto remote(Args&&... args) const {
     detail::check_callable<F, std::decay_t<Args>...>();
     using Task = detail::TypedTask<detail::SharedFunction<F>, std::decay_t<Args>...>;
-    auto task = std::make_shared<Task>(detail::scheduler_of(*runtime_), spec_,
-                                       detail::SharedFunction<F>{f_}, std::forward<Args>(args)...);
-    ObjectRef<typename Task::Value> ref(task->result_state());
+    auto [task, body] = detail::make_task<Task>(detail::scheduler_of(*runtime_), spec_,
+                                                detail::SharedFunction<F>{f_},
+                                                std::forward<Args>(args)...);
+    auto ref = detail::result_ref(task, *body);
     detail::submit(*runtime_, std::move(task));
     return ref;
   }

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "io/file.hpp"
-#include "kernels/checks.hpp"
+#include "checks.hpp"
 
 namespace spindle::detail {
 namespace {

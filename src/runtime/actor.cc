@@ -54,13 +54,12 @@ std::exception_ptr ActorCore::died_error(const std::string& why, std::exception_
   return with_nested(ActorDiedError(message + ": " + what_of(cause)), cause);
 }
 
-void ActorCore::submit(std::shared_ptr<TaskBase> call) {
+void ActorCore::submit(std::shared_ptr<TaskRecord> call) {
   std::vector<ObjectStateBase*> dependencies;
   call->dependencies(dependencies);  // throws for an empty ref, before anything is queued
   call->actor = shared_from_this();
   call->id = scheduler.next_id();
   call->recorder = &scheduler;
-  call->result().producer = call;
   const bool resolved = dependencies.empty();
   call->pending_dependencies.store(
       resolved ? 0 : static_cast<std::int32_t>(dependencies.size()) + 1, std::memory_order_relaxed);
@@ -81,13 +80,13 @@ void ActorCore::submit(std::shared_ptr<TaskBase> call) {
             "': max_pending_calls = " + std::to_string(spec->max_pending_calls) +
             " calls already wait; the call was not queued (wait for some results first)");
       }
-      call->phase = TaskBase::Phase::waiting;
+      call->phase = TaskRecord::Phase::waiting;
       mailbox_.push_back(call);
       if (resolved) wake_locked();
     }
   }
   if (refused) {
-    call->phase = TaskBase::Phase::finished;
+    call->phase = TaskRecord::Phase::finished;
     scheduler.count_call(true);
     call->result().fail(refused);
     return;
@@ -125,11 +124,11 @@ void ActorCore::wake_locked() {
   scheduler.post_actor(shared_from_this());
 }
 
-std::shared_ptr<TaskBase> ActorCore::take_locked() {
+std::shared_ptr<TaskRecord> ActorCore::take_locked() {
   if (!may_start_locked()) return nullptr;
-  std::shared_ptr<TaskBase> call = std::move(mailbox_.front());
+  std::shared_ptr<TaskRecord> call = std::move(mailbox_.front());
   mailbox_.pop_front();
-  call->phase = TaskBase::Phase::running;
+  call->phase = TaskRecord::Phase::running;
   ++call->attempts;
   running_.push_back(call.get());
   wake_locked();  // with max_concurrency > 1, the next call may start on another worker
@@ -140,7 +139,7 @@ void ActorCore::run(unsigned worker) {
   MutexLock lock(mutex_);
   int calls = 0;
   for (;;) {
-    if (std::shared_ptr<TaskBase> call = take_locked()) {
+    if (std::shared_ptr<TaskRecord> call = take_locked()) {
       lock.unlock();
       finish(std::move(call), worker);  // the call is released here, outside the lock
       if (++calls % kCallsBetweenYields == 0) yield_fiber();
@@ -175,11 +174,11 @@ bool ActorCore::linger() {
 }
 
 // run_task makes the call the fiber's current task, restored whenever the fiber resumes.
-std::exception_ptr ActorCore::execute(TaskBase& call, unsigned worker) {
+std::exception_ptr ActorCore::execute(TaskRecord& call, unsigned worker) {
   return scheduler.run_task(call, worker, allocation_ ? &*allocation_ : nullptr);
 }
 
-void ActorCore::finish(std::shared_ptr<TaskBase> call, unsigned worker) {
+void ActorCore::finish(std::shared_ptr<TaskRecord> call, unsigned worker) {
   std::exception_ptr error;   // what the method threw
   std::exception_ptr result;  // what the caller sees instead of a value
   if (std::optional<ArgumentFailure> failure = call->failed_argument()) {
@@ -202,7 +201,7 @@ void ActorCore::finish(std::shared_ptr<TaskBase> call, unsigned worker) {
     } else if (crash) {
       bool retry = spec->max_task_retries < 0 || call->attempts <= spec->max_task_retries;
       if (may_rebuild_locked() && retry) {
-        call->phase = TaskBase::Phase::waiting;  // first in line for the rebuilt instance
+        call->phase = TaskRecord::Phase::waiting;  // first in line for the rebuilt instance
         mailbox_.push_front(call);
         retried = true;
       } else if (may_rebuild_locked()) {
@@ -221,10 +220,11 @@ void ActorCore::finish(std::shared_ptr<TaskBase> call, unsigned worker) {
           call->attempts > 1 ? " on attempt " + std::to_string(call->attempts) : "";
       result = task_error(*call, error, context);
     }
-    if (!retried) call->phase = TaskBase::Phase::finished;
+    if (!retried) call->phase = TaskRecord::Phase::finished;
   }
   if (retried) return;
   scheduler.count_call(result != nullptr);
+  call->release_arguments();
   if (result) {
     call->result().fail(result);
   } else {
@@ -280,27 +280,27 @@ void ActorCore::upkeep() {
   } else {
     cause = died_error("was destroyed: no handle to it was left", nullptr);
   }
-  std::vector<std::shared_ptr<TaskBase>> unstarted = die_locked(cause);
+  std::vector<std::shared_ptr<TaskRecord>> unstarted = die_locked(cause);
   mutex_.unlock();
   bury(std::move(unstarted), cause);
   mutex_.lock();
 }
 
-std::vector<std::shared_ptr<TaskBase>> ActorCore::take_mailbox_locked() {
-  std::vector<std::shared_ptr<TaskBase>> calls(std::make_move_iterator(mailbox_.begin()),
+std::vector<std::shared_ptr<TaskRecord>> ActorCore::take_mailbox_locked() {
+  std::vector<std::shared_ptr<TaskRecord>> calls(std::make_move_iterator(mailbox_.begin()),
                                                std::make_move_iterator(mailbox_.end()));
   mailbox_.clear();
-  for (const auto& call : calls) call->phase = TaskBase::Phase::finished;
+  for (const auto& call : calls) call->phase = TaskRecord::Phase::finished;
   return calls;
 }
 
-std::vector<std::shared_ptr<TaskBase>> ActorCore::die_locked(std::exception_ptr cause) {
+std::vector<std::shared_ptr<TaskRecord>> ActorCore::die_locked(std::exception_ptr cause) {
   state_ = State::dead;
   cause_ = std::move(cause);
   return take_mailbox_locked();
 }
 
-void ActorCore::fail_unstarted(std::vector<std::shared_ptr<TaskBase>> calls,
+void ActorCore::fail_unstarted(std::vector<std::shared_ptr<TaskRecord>> calls,
                                std::exception_ptr error) noexcept {
   for (const auto& call : calls) {
     scheduler.count_call(true);
@@ -310,7 +310,7 @@ void ActorCore::fail_unstarted(std::vector<std::shared_ptr<TaskBase>> calls,
 
 // After death: fails what never started, returns the resources, and breaks the link from
 // the creation back to the actor.
-void ActorCore::bury(std::vector<std::shared_ptr<TaskBase>> unstarted,
+void ActorCore::bury(std::vector<std::shared_ptr<TaskRecord>> unstarted,
                      std::exception_ptr cause) noexcept {
   fail_unstarted(std::move(unstarted), cause);
   std::optional<Allocation> allocation = std::move(allocation_);
@@ -323,7 +323,7 @@ void ActorCore::adopt(Allocation allocation) noexcept { allocation_ = std::move(
 
 void ActorCore::on_complete() noexcept {
   std::exception_ptr error = created->error();
-  std::vector<std::shared_ptr<TaskBase>> unstarted;
+  std::vector<std::shared_ptr<TaskRecord>> unstarted;
   std::exception_ptr cause;
   {
     MutexLock lock(mutex_);
@@ -339,17 +339,17 @@ void ActorCore::on_complete() noexcept {
   bury(std::move(unstarted), cause);
 }
 
-void ActorCore::cancel(TaskBase& call) noexcept {
-  std::shared_ptr<TaskBase> removed;
+void ActorCore::cancel(TaskRecord& call) noexcept {
+  std::shared_ptr<TaskRecord> removed;
   {
     MutexLock lock(mutex_);
     call.cancel_requested = true;
-    if (call.phase != TaskBase::Phase::waiting) return;
+    if (call.phase != TaskRecord::Phase::waiting) return;
     auto queued = std::ranges::find_if(mailbox_, [&](const auto& c) { return c.get() == &call; });
     if (queued == mailbox_.end()) return;
     removed = std::move(*queued);
     mailbox_.erase(queued);
-    call.phase = TaskBase::Phase::finished;
+    call.phase = TaskRecord::Phase::finished;
     wake_locked();  // the next call may now be first in line
   }
   scheduler.count_call(true);
@@ -357,7 +357,7 @@ void ActorCore::cancel(TaskBase& call) noexcept {
 }
 
 void ActorCore::kill(bool no_restart) noexcept {
-  std::vector<std::shared_ptr<TaskBase>> unstarted;
+  std::vector<std::shared_ptr<TaskRecord>> unstarted;
   std::exception_ptr error;
   bool cancel_creation = false;
   {
@@ -368,7 +368,7 @@ void ActorCore::kill(bool no_restart) noexcept {
     if (!cause_) cause_ = std::make_exception_ptr(ActorCrash("killed"));
     error = died_error("was killed before this call ran", nullptr);
     unstarted = take_mailbox_locked();
-    for (TaskBase* call : running_) call->cancel_requested = true;
+    for (TaskRecord* call : running_) call->cancel_requested = true;
     cancel_creation = state_ == State::creating && no_restart_;
     wake_locked();
   }
@@ -384,13 +384,13 @@ void ActorCore::handles_gone() noexcept {
 }
 
 void ActorCore::shutdown() noexcept {
-  std::vector<std::shared_ptr<TaskBase>> unstarted;
+  std::vector<std::shared_ptr<TaskRecord>> unstarted;
   {
     MutexLock lock(mutex_);
     if (state_ == State::dead) return;
     stopping_ = true;
     unstarted = take_mailbox_locked();
-    for (TaskBase* call : running_) call->cancel_requested = true;
+    for (TaskRecord* call : running_) call->cancel_requested = true;
     wake_locked();
   }
   for (const auto& call : unstarted) {
@@ -466,7 +466,7 @@ namespace spindle::this_actor {
 namespace {
 
 detail::ActorCore* current_actor() {
-  detail::TaskBase* task = detail::current_task();
+  detail::TaskRecord* task = detail::current_task();
   return task ? task->actor.get() : nullptr;
 }
 

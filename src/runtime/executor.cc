@@ -141,7 +141,7 @@ bool is_overflow(const FiberStack& stack, const char* address) {
 
 void report_stack_overflow(const FiberStack& stack) noexcept {
   write_text("spindle: ");
-  if (const TaskBase* task = current_task()) {
+  if (const TaskRecord* task = current_task()) {
     write_text(task->is_actor_call() ? "a call of actor '" : "task '");
     write_text(task->spec->name.c_str());
     write_text("' (#");

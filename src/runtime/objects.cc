@@ -53,7 +53,7 @@ namespace {
 // free: spinning while every worker is busy would slow them down.
 bool should_spin(const std::vector<ObjectStateBase*>& pending) {
   for (ObjectStateBase* object : pending) {
-    if (std::shared_ptr<TaskBase> producer = object->producer.lock()) {
+    if (const TaskRecord* producer = object->producer) {
       return producer->scheduler.has_idle_worker();
     }
   }
@@ -70,7 +70,7 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   std::size_t done_count = 0;
   for (std::size_t i = 0; i < objects.size(); ++i) done_count += done[i] = objects[i]->done();
   if (done_count >= needed) return true;
-  TaskBase* const caller = current_task();
+  TaskRecord* const caller = current_task();
   // A task waiting without a deadline first runs what it waits for, where it may, inline.
   if (caller && !deadline) {
     for (std::size_t i = 0; i < objects.size() && done_count < needed; ++i) {
@@ -94,7 +94,7 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   bool ends_elsewhere = deadline.has_value();
   for (ObjectStateBase* object : registered) {
     if (ends_elsewhere || !caller) break;
-    std::shared_ptr<TaskBase> producer = object->producer.lock();
+    const TaskRecord* producer = object->producer;
     ends_elsewhere = producer && &producer->scheduler != &caller->scheduler;
   }
   BlockedWait wait{caller, event, ends_elsewhere, false, objects, 0};

@@ -20,7 +20,7 @@ struct Piece {
 void parallel_for(std::size_t n, std::size_t grain,
                   const std::function<void(std::size_t, std::size_t)>& body) {
   grain = std::max<std::size_t>(grain, 1);
-  TaskBase* parent = current_task();
+  TaskRecord* parent = current_task();
   std::size_t grains = (n + grain - 1) / grain;
   std::size_t pieces = parent ? std::min<std::size_t>(parent->scheduler.workers(), grains) : 1;
   if (pieces <= 1) {
@@ -32,12 +32,12 @@ void parallel_for(std::size_t n, std::size_t grain,
   spec->name = "parallel_for piece";
   spec->request = scheduler.request_for(ResourceSet());
   auto bound = [&](std::size_t piece) { return std::min(n, (grains * piece / pieces) * grain); };
-  std::vector<std::shared_ptr<TypedTask<Piece>>> tasks;
+  std::vector<std::shared_ptr<TaskRecord>> tasks;
   std::vector<ObjectStateBase*> results;
   for (std::size_t piece = 1; piece < pieces; ++piece) {
-    auto task = std::make_shared<TypedTask<Piece>>(scheduler, spec,
-                                                   Piece{&body, bound(piece), bound(piece + 1)});
-    results.push_back(&task->result());
+    auto [task, piece_body] =
+        make_task<TypedTask<Piece>>(scheduler, spec, Piece{&body, bound(piece), bound(piece + 1)});
+    results.push_back(&piece_body->result());
     scheduler.submit(task);
     tasks.push_back(std::move(task));
   }

@@ -97,8 +97,11 @@ Runtime::~Runtime() {
 PerfModel& Runtime::perf_model() { return *impl_->model; }
 
 void Runtime::cancel_object(detail::ObjectStateBase& object) {
-  std::shared_ptr<detail::TaskBase> task = object.producer.lock();
-  if (!task) return;
+  // A finished task's record may outlive its runtime (a ref keeps it): it is not touched.
+  detail::TaskRecord* task = object.producer;
+  if (!task || task->phase.load(std::memory_order_acquire) == detail::TaskRecord::Phase::finished) {
+    return;
+  }
   if (task->is_actor_call()) {
     task->actor->cancel(*task);
   } else {
@@ -160,7 +163,7 @@ namespace detail {
 
 Scheduler& scheduler_of(Runtime& runtime) { return *runtime.impl_->scheduler; }
 
-void submit(Runtime& runtime, std::shared_ptr<TaskBase> task) {
+void submit(Runtime& runtime, std::shared_ptr<TaskRecord> task) {
   scheduler_of(runtime).submit(std::move(task));
 }
 
@@ -249,32 +252,32 @@ namespace this_task {
 bool in_task() { return detail::current_task() != nullptr; }
 
 std::uint64_t id() {
-  detail::TaskBase* task = detail::current_task();
+  detail::TaskRecord* task = detail::current_task();
   return task ? task->id : 0;
 }
 
 std::string name() {
-  detail::TaskBase* task = detail::current_task();
+  detail::TaskRecord* task = detail::current_task();
   return task ? task->spec->name : std::string();
 }
 
 bool cancelled() {
-  detail::TaskBase* task = detail::current_task();
+  detail::TaskRecord* task = detail::current_task();
   return task && (task->cancel_requested.load() || task->scheduler.stopping());
 }
 
 DeviceKind device_kind() {
-  detail::TaskBase* task = detail::current_task();
+  detail::TaskRecord* task = detail::current_task();
   return task ? task->spec->device_kind : DeviceKind::cpu;
 }
 
 ResourceSet resources() {
-  detail::TaskBase* task = detail::current_task();
+  detail::TaskRecord* task = detail::current_task();
   return task ? task->spec->request->demand() : ResourceSet();
 }
 
 std::vector<int> gpu_ids() {
-  detail::TaskBase* task = detail::current_task();
+  detail::TaskRecord* task = detail::current_task();
   return task && task->allocation ? task->allocation->gpu_ids() : std::vector<int>();
 }
 

@@ -25,10 +25,10 @@ ResourceSet without_cpu(ResourceSet demand) {
 }  // namespace
 
 // Every context the runtime sets is a task's.
-TaskBase* current_task() noexcept { return static_cast<TaskBase*>(current_context()); }
-void set_current_task(TaskBase* task) noexcept { set_current_context(task); }
+TaskRecord* current_task() noexcept { return static_cast<TaskRecord*>(current_context()); }
+void set_current_task(TaskRecord* task) noexcept { set_current_context(task); }
 
-void TaskBase::on_complete() noexcept {
+void TaskRecord::on_complete() noexcept {
   if (pending_dependencies.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (is_actor_call()) {
     actor->call_resolved();
@@ -37,7 +37,7 @@ void TaskBase::on_complete() noexcept {
   }
 }
 
-std::string describe_task(const TaskBase& task) {
+std::string describe_task(const TaskRecord& task) {
   std::string id = std::to_string(task.id);
   if (task.is_actor_call()) return "call #" + id + " of actor '" + task.spec->name + "'";
   if (task.creates_actor) return "creation of actor '" + task.spec->name + "' (#" + id + ")";
@@ -54,11 +54,11 @@ std::string what_of(std::exception_ptr error) {
   }
 }
 
-std::exception_ptr cancelled_error(const TaskBase& task, const std::string& why) {
+std::exception_ptr cancelled_error(const TaskRecord& task, const std::string& why) {
   return std::make_exception_ptr(CancelledError(describe_task(task) + " was cancelled: " + why));
 }
 
-std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
+std::exception_ptr task_error(const TaskRecord& task, std::exception_ptr cause,
                               const std::string& context) {
   std::string message = describe_task(task) + " failed" + context + ": " + what_of(cause);
   return with_nested(TaskError(task.spec->name, message), cause);
@@ -87,22 +87,21 @@ std::shared_ptr<const ResourceRequest> Scheduler::request_for(const ResourceSet&
   return requests_.back();
 }
 
-void Scheduler::submit(std::shared_ptr<TaskBase> task) {
+void Scheduler::submit(std::shared_ptr<TaskRecord> task) {
   if (!task->spec->infeasible.empty()) throw InfeasibleError(task->spec->infeasible);
   std::vector<ObjectStateBase*> dependencies;
   task->dependencies(dependencies);
-  task->result().producer = task;
   task->id = next_id();
   task->recorder = this;
   task->lane = lane_eligible(*task);
   if (stopping()) {
-    task->phase = TaskBase::Phase::finished;
+    task->phase = TaskRecord::Phase::finished;
     cancelled_.fetch_add(1, std::memory_order_relaxed);
     task->result().fail(cancelled_error(*task, "the runtime is shutting down"));
     return;
   }
   if (dependencies.empty() && task->lane) {  // the common case: straight to a lane
-    task->phase.store(TaskBase::Phase::queued, std::memory_order_relaxed);
+    task->phase.store(TaskRecord::Phase::queued, std::memory_order_relaxed);
     push_lane(std::move(task));
     return;
   }
@@ -128,7 +127,7 @@ void Scheduler::set_placement(placement::Policy policy, PerfModel& model) {
 // queues. Only the thread resolving the task writes what this sets; the spec itself is
 // swapped under the lock (see dependencies_resolved), since cancel() and the deadlock report
 // read a waiting task's spec.
-void Scheduler::place(TaskBase& task) {
+void Scheduler::place(TaskRecord& task) {
   std::vector<DataInput> inputs;
   task.inputs(inputs);
   task.input_bytes = 0;
@@ -137,17 +136,17 @@ void Scheduler::place(TaskBase& task) {
   task.placed_on = placer_->choose(task.spec->name, inputs, task.expected_seconds);
 }
 
-void Scheduler::unplace_locked(TaskBase& task) {
+void Scheduler::unplace_locked(TaskRecord& task) {
   if (!task.placed_on) return;
   placer_->finished(task.spec->name, task.input_bytes, *task.placed_on, task.expected_seconds);
   task.placed_on.reset();
 }
 
-void Scheduler::dependencies_resolved(TaskBase& task) {
+void Scheduler::dependencies_resolved(TaskRecord& task) {
   std::optional<ArgumentFailure> failure = task.failed_argument();
   if (!failure && task.lane && !stopping()) {
-    auto waiting = TaskBase::Phase::waiting;
-    if (!task.phase.compare_exchange_strong(waiting, TaskBase::Phase::queued)) return;  // cancelled
+    auto waiting = TaskRecord::Phase::waiting;
+    if (!task.phase.compare_exchange_strong(waiting, TaskRecord::Phase::queued)) return;  // cancelled
     waiting_.fetch_sub(1, std::memory_order_relaxed);
     push_lane(task.shared_from_this());
     return;
@@ -156,7 +155,7 @@ void Scheduler::dependencies_resolved(TaskBase& task) {
   std::exception_ptr error;
   {
     MutexLock lock(mutex_);
-    if (task.phase != TaskBase::Phase::waiting) {  // cancelled meanwhile
+    if (task.phase != TaskRecord::Phase::waiting) {  // cancelled meanwhile
       unplace_locked(task);
       return;
     }
@@ -168,7 +167,7 @@ void Scheduler::dependencies_resolved(TaskBase& task) {
       return;
     }
     unplace_locked(task);
-    task.phase = TaskBase::Phase::finished;
+    task.phase = TaskRecord::Phase::finished;
     if (stopping()) {
       cancelled_.fetch_add(1, std::memory_order_relaxed);
       error = cancelled_error(task, "the runtime shut down before it ran");
@@ -178,11 +177,12 @@ void Scheduler::dependencies_resolved(TaskBase& task) {
                          " because its argument " + std::to_string(failure->index) + " failed");
     }
   }
+  task.release_arguments();  // finished under the lock: cancel() no longer touches it
   task.result().fail(error);
 }
 
-void Scheduler::enqueue_locked(std::shared_ptr<TaskBase> task) {
-  task->phase = TaskBase::Phase::queued;
+void Scheduler::enqueue_locked(std::shared_ptr<TaskRecord> task) {
+  task->phase = TaskRecord::Phase::queued;
   ++queued_;
   note_queued_locked();
   const auto& request = task->spec->request;
@@ -198,15 +198,15 @@ void Scheduler::enqueue_locked(std::shared_ptr<TaskBase> task) {
 
 // Under the lock, which orders it with every change of a task outside the lanes; a lane
 // task may be taken meanwhile, so its phase changes by compare-and-swap.
-void Scheduler::cancel(TaskBase& task) {
+void Scheduler::cancel(TaskRecord& task) {
   {
     MutexLock lock(mutex_);
     task.cancel_requested = true;
     auto phase = task.phase.load(std::memory_order_acquire);
     do {
-      if (phase == TaskBase::Phase::running || phase == TaskBase::Phase::finished) return;
-    } while (!task.phase.compare_exchange_weak(phase, TaskBase::Phase::finished));
-    if (phase == TaskBase::Phase::waiting) {
+      if (phase == TaskRecord::Phase::running || phase == TaskRecord::Phase::finished) return;
+    } while (!task.phase.compare_exchange_weak(phase, TaskRecord::Phase::finished));
+    if (phase == TaskRecord::Phase::waiting) {
       waiting_.fetch_sub(1, std::memory_order_relaxed);
     } else if (task.lane) {
       // its lane entry is dropped when taken
@@ -224,7 +224,7 @@ Scheduler::ShapeQueue* Scheduler::best_admissible_locked() {
   if (!reacquire_.empty()) return nullptr;  // tasks taking their CPU back go first
   ShapeQueue* best = nullptr;
   for (ShapeQueue& shape : shapes_) {
-    while (!shape.tasks.empty() && shape.tasks.front()->phase != TaskBase::Phase::queued) {
+    while (!shape.tasks.empty() && shape.tasks.front()->phase != TaskRecord::Phase::queued) {
       shape.tasks.pop_front();
     }
     if (shape.tasks.empty()) continue;
@@ -281,7 +281,7 @@ std::optional<Admitted> Scheduler::next_task() {
     }
     if (ShapeQueue* shape = best_admissible_locked()) {
       std::optional<Allocation> allocation = pool_.try_acquire(shape->request);
-      std::shared_ptr<TaskBase> task = std::move(shape->tasks.front());
+      std::shared_ptr<TaskRecord> task = std::move(shape->tasks.front());
       shape->tasks.pop_front();
       start_locked(*task);
       wake_worker_locked();
@@ -318,11 +318,11 @@ std::optional<Admitted> Scheduler::next_task() {
   }
 }
 
-bool Scheduler::lane_eligible(const TaskBase& task) const noexcept {
+bool Scheduler::lane_eligible(const TaskRecord& task) const noexcept {
   return unit_request_ && task.spec->request == unit_request_ && !task.actor && !task.spec->codelet;
 }
 
-void Scheduler::push_lane(std::shared_ptr<TaskBase> task) {
+void Scheduler::push_lane(std::shared_ptr<TaskRecord> task) {
   WorkerAlgorithm* algorithm = worker_algorithm();  // a worker keeps what it makes
   unsigned index =
       algorithm ? algorithm->index() : next_lane_.fetch_add(1, std::memory_order_relaxed);
@@ -339,7 +339,7 @@ void Scheduler::push_lane(std::shared_ptr<TaskBase> task) {
 }
 
 std::optional<Admitted> Scheduler::take_lane_task(Lane& own, unsigned worker) {
-  std::shared_ptr<TaskBase> task = take_from_lanes(worker);
+  std::shared_ptr<TaskRecord> task = take_from_lanes(worker);
   if (!task) return std::nullopt;
   Allocation allocation = std::move(*own.credit);
   own.credit.reset();
@@ -348,14 +348,14 @@ std::optional<Admitted> Scheduler::take_lane_task(Lane& own, unsigned worker) {
   return Admitted{std::move(task), std::move(allocation), nullptr};
 }
 
-std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
+std::shared_ptr<TaskRecord> Scheduler::take_from_lanes(unsigned worker) {
   if (stopping()) return nullptr;  // what is queued now is cancelled, not run
   for (unsigned k = 0; k < workers_; ++k) {
     Lane& lane = lanes_[(worker + k) % workers_];
     if (lane.size.load(std::memory_order_relaxed) == 0) continue;
     MutexLock lock(lane.mutex);
     while (!lane.tasks.empty()) {
-      std::shared_ptr<TaskBase> task;
+      std::shared_ptr<TaskRecord> task;
       if (k == 0) {
         task = std::move(lane.tasks.front());
         lane.tasks.pop_front();
@@ -364,8 +364,8 @@ std::shared_ptr<TaskBase> Scheduler::take_from_lanes(unsigned worker) {
         lane.tasks.pop_back();
       }
       lane.size.store(lane.tasks.size(), std::memory_order_relaxed);
-      auto queued = TaskBase::Phase::queued;  // else cancelled, or run inline: dropped
-      if (task->phase.compare_exchange_strong(queued, TaskBase::Phase::running)) return task;
+      auto queued = TaskRecord::Phase::queued;  // else cancelled, or run inline: dropped
+      if (task->phase.compare_exchange_strong(queued, TaskRecord::Phase::running)) return task;
     }
   }
   return nullptr;
@@ -414,7 +414,7 @@ std::size_t Scheduler::lane_tasks_queued() const {
   for (unsigned i = 0; i < workers_; ++i) {
     MutexLock lock(lanes_[i].mutex);
     queued += std::ranges::count_if(
-        lanes_[i].tasks, [](const auto& task) { return task->phase == TaskBase::Phase::queued; });
+        lanes_[i].tasks, [](const auto& task) { return task->phase == TaskRecord::Phase::queued; });
   }
   return queued;
 }
@@ -425,24 +425,24 @@ Lane& Scheduler::own_lane() const noexcept {
 
 void Scheduler::cancel_lanes() {
   for (unsigned i = 0; i < workers_; ++i) {
-    std::deque<std::shared_ptr<TaskBase>> tasks;
+    std::deque<std::shared_ptr<TaskRecord>> tasks;
     {
       MutexLock lock(lanes_[i].mutex);
       tasks.swap(lanes_[i].tasks);
       lanes_[i].size.store(0, std::memory_order_relaxed);
     }
     for (const auto& task : tasks) {
-      auto queued = TaskBase::Phase::queued;
-      if (!task->phase.compare_exchange_strong(queued, TaskBase::Phase::finished)) continue;
+      auto queued = TaskRecord::Phase::queued;
+      if (!task->phase.compare_exchange_strong(queued, TaskRecord::Phase::finished)) continue;
       cancelled_.fetch_add(1, std::memory_order_relaxed);
       task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));
     }
   }
 }
 
-void Scheduler::start_locked(TaskBase& task) {
-  SPINDLE_ASSERT(task.phase == TaskBase::Phase::queued && queued_ > 0);
-  task.phase = TaskBase::Phase::running;
+void Scheduler::start_locked(TaskRecord& task) {
+  SPINDLE_ASSERT(task.phase == TaskRecord::Phase::queued && queued_ > 0);
+  task.phase = TaskRecord::Phase::running;
   ++task.attempts;
   --queued_;
   note_queued_locked();
@@ -463,7 +463,7 @@ bool enough_stack_to_inline() noexcept {
 
 // What the caller holds covers the task's demand, and the task needs no GPU (it would need
 // the caller's device and stream to be its own).
-bool lends(const TaskBase& caller, const TaskSpec& task) {
+bool lends(const TaskRecord& caller, const TaskSpec& task) {
   if (task.request == caller.spec->request) return task.request->demand().gpu().is_zero();
   const ResourceSet& demand = task.request->demand();
   return demand.gpu().is_zero() && caller.spec->request->demand().contains(demand);
@@ -471,25 +471,25 @@ bool lends(const TaskBase& caller, const TaskSpec& task) {
 
 }  // namespace
 
-bool Scheduler::run_inline(TaskBase& caller, ObjectStateBase& object) {
-  std::shared_ptr<TaskBase> task = object.producer.lock();
+bool Scheduler::run_inline(TaskRecord& caller, ObjectStateBase& object) {
+  TaskRecord* const task = object.producer;
   // Another runtime's task is that runtime's to run.
   if (!task || &task->scheduler != this || task->actor || task->spec->codelet ||
-      !lends(caller, *task->spec) || task->phase != TaskBase::Phase::queued ||
+      !lends(caller, *task->spec) || task->phase != TaskRecord::Phase::queued ||
       !enough_stack_to_inline()) {
     return false;  // phase is read without the lock here: a hint, checked again below
   }
   // The caller's count in running_ passes to the task: the caller waits under it. A lane task
   // has none of its own (its CPU is the caller's); another gives up the one it starts with.
   if (task->lane) {
-    auto queued = TaskBase::Phase::queued;
-    if (stopping() || !task->phase.compare_exchange_strong(queued, TaskBase::Phase::running)) {
+    auto queued = TaskRecord::Phase::queued;
+    if (stopping() || !task->phase.compare_exchange_strong(queued, TaskRecord::Phase::running)) {
       return false;
     }
     ++task->attempts;  // its lane entry is dropped when taken
   } else {
     MutexLock lock(mutex_);
-    if (task->phase != TaskBase::Phase::queued || stopping()) return false;
+    if (task->phase != TaskRecord::Phase::queued || stopping()) return false;
     start_locked(*task);  // its queue entry is dropped when it reaches the front
     --running_;
   }
@@ -511,7 +511,7 @@ bool Scheduler::run_inline(TaskBase& caller, ObjectStateBase& object) {
   return true;
 }
 
-bool Scheduler::should_retry(const TaskBase& task, std::exception_ptr error) const {
+bool Scheduler::should_retry(const TaskRecord& task, std::exception_ptr error) const {
   const TaskSpec& spec = *task.spec;
   return error && spec.retry_exceptions &&
          (spec.max_retries < 0 || task.attempts <= spec.max_retries);
@@ -522,7 +522,7 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
     admitted.actor->run(worker);
     return;
   }
-  TaskBase& task = *admitted.task;
+  TaskRecord& task = *admitted.task;
   std::exception_ptr error = run_task(task, worker, &admitted.allocation);
   if (task.lane) {
     settle_lane(task, admitted.allocation, error, should_retry(task, error));
@@ -540,14 +540,14 @@ void Scheduler::execute_failed(Admitted admitted, const std::string& why) {
   settle(*admitted.task, &admitted.allocation, std::make_exception_ptr(Error(why)), false);
 }
 
-void begin_run(TaskBase& task, const Allocation* allocation) noexcept {
+void begin_run(TaskRecord& task, const Allocation* allocation) noexcept {
   task.allocation = allocation;
   task.device = task_device(task);
   if (task.device >= 0) make_current(task.device);
   enter_task(&task);
 }
 
-std::exception_ptr end_run(TaskBase& task, std::exception_ptr error) noexcept {
+std::exception_ptr end_run(TaskRecord& task, std::exception_ptr error) noexcept {
   try {
     finish_task_stream(task);
   } catch (...) {
@@ -559,7 +559,7 @@ std::exception_ptr end_run(TaskBase& task, std::exception_ptr error) noexcept {
   return error;
 }
 
-std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
+std::exception_ptr Scheduler::run_task(TaskRecord& task, unsigned worker,
                                        const Allocation* allocation) {
   begin_run(task, allocation);
   // The clock is read only for an observer: the timeline, or the model for a codelet.
@@ -599,9 +599,9 @@ std::exception_ptr Scheduler::run_task(TaskBase& task, unsigned worker,
 // An actor's creation that succeeded passes its allocation to the actor instead. A task run
 // inline (no allocation) ran on what its caller lent, and its count in running_ passes back
 // to the caller, who runs on.
-void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_ptr error,
+void Scheduler::settle(TaskRecord& task, Allocation* allocation, std::exception_ptr error,
                        bool retry) {
-  SPINDLE_ASSERT(task.phase == TaskBase::Phase::running);
+  SPINDLE_ASSERT(task.phase == TaskRecord::Phase::running);
   bool requeued = false;
   {
     MutexLock lock(mutex_);
@@ -615,7 +615,7 @@ void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_pt
     if (requeued) {
       enqueue_locked(task.shared_from_this());
     } else {
-      task.phase = TaskBase::Phase::finished;
+      task.phase = TaskRecord::Phase::finished;
       (error ? failed_ : finished_).fetch_add(1, std::memory_order_relaxed);
       unplace_locked(task);
     }
@@ -635,9 +635,9 @@ void Scheduler::settle(TaskBase& task, Allocation* allocation, std::exception_pt
 // Without the lock when the task ran on the worker's runner, which takes the CPU back as its
 // credit and goes on to the next task; through it when the task blocked and lost the runner's
 // role (the runner may be idle, and a credit left with it would be stranded).
-void Scheduler::settle_lane(TaskBase& task, Allocation& allocation, std::exception_ptr error,
+void Scheduler::settle_lane(TaskRecord& task, Allocation& allocation, std::exception_ptr error,
                             bool retry) {
-  SPINDLE_ASSERT(task.lane && task.phase == TaskBase::Phase::running);
+  SPINDLE_ASSERT(task.lane && task.phase == TaskRecord::Phase::running);
   WorkerAlgorithm& algorithm = *worker_algorithm();
   Lane& own = lanes_[algorithm.index() % workers_];
   const bool to_pool =
@@ -649,10 +649,10 @@ void Scheduler::settle_lane(TaskBase& task, Allocation& allocation, std::excepti
     set_idle_credit(own, true);
   }
   if (error && retry && !stopping() && !task.cancel_requested) {
-    task.phase = TaskBase::Phase::queued;
+    task.phase = TaskRecord::Phase::queued;
     push_lane(task.shared_from_this());
   } else {
-    task.phase.store(TaskBase::Phase::finished, std::memory_order_release);
+    task.phase.store(TaskRecord::Phase::finished, std::memory_order_release);
     count_settled(own, error != nullptr);
     publish_outcome(task, error);
   }
@@ -666,14 +666,16 @@ void Scheduler::settle_lane(TaskBase& task, Allocation& allocation, std::excepti
   check_deadlock_locked();
 }
 
-void Scheduler::settle_inline_lane(TaskBase& task, std::exception_ptr error) {
-  SPINDLE_ASSERT(task.lane && task.phase == TaskBase::Phase::running);
-  task.phase.store(TaskBase::Phase::finished, std::memory_order_release);
+void Scheduler::settle_inline_lane(TaskRecord& task, std::exception_ptr error) {
+  SPINDLE_ASSERT(task.lane && task.phase == TaskRecord::Phase::running);
+  task.phase.store(TaskRecord::Phase::finished, std::memory_order_release);
   count_settled(own_lane(), error != nullptr);
   publish_outcome(task, error);
 }
 
-void Scheduler::publish_outcome(TaskBase& task, std::exception_ptr error) {
+// The arguments go first: a consumer that sees the result sees them released too.
+void Scheduler::publish_outcome(TaskRecord& task, std::exception_ptr error) {
+  task.release_arguments();
   if (!error) {
     task.publish();
     return;
@@ -785,7 +787,7 @@ std::string Scheduler::describe_deadlock_locked() const {
     std::size_t listed = 0;
     for (ObjectStateBase* object : wait.objects) {
       if (object->done() || listed == kMostListed) continue;
-      std::shared_ptr<TaskBase> producer = object->producer.lock();
+      const TaskRecord* producer = object->producer;
       out << (listed++ ? ", " : " ") << (producer ? describe_task(*producer) : "an object");
     }
   }
@@ -793,7 +795,7 @@ std::string Scheduler::describe_deadlock_locked() const {
   std::size_t listed = 0;
   for (const ShapeQueue& shape : shapes_) {
     for (const auto& task : shape.tasks) {
-      if (task->phase != TaskBase::Phase::queued || listed == kMostListed) continue;
+      if (task->phase != TaskRecord::Phase::queued || listed == kMostListed) continue;
       out << (listed++ ? ";" : "") << ' ' << describe_task(*task) << " needs "
           << shape.request->demand().to_string();
     }
@@ -801,7 +803,7 @@ std::string Scheduler::describe_deadlock_locked() const {
   for (unsigned i = 0; i < workers_ && listed < kMostListed; ++i) {
     MutexLock lock(lanes_[i].mutex);
     for (const auto& task : lanes_[i].tasks) {
-      if (task->phase != TaskBase::Phase::queued || listed == kMostListed) continue;
+      if (task->phase != TaskRecord::Phase::queued || listed == kMostListed) continue;
       out << (listed++ ? ";" : "") << ' ' << describe_task(*task) << " needs "
           << unit_request_->demand().to_string();
     }
@@ -812,7 +814,7 @@ std::string Scheduler::describe_deadlock_locked() const {
 }
 
 void Scheduler::stop() {
-  std::vector<std::shared_ptr<TaskBase>> cancelled;
+  std::vector<std::shared_ptr<TaskRecord>> cancelled;
   std::vector<std::shared_ptr<ActorCore>> actors;
   {
     MutexLock lock(mutex_);
@@ -822,8 +824,8 @@ void Scheduler::stop() {
     }
     for (ShapeQueue& shape : shapes_) {
       for (auto& task : shape.tasks) {
-        if (task->phase != TaskBase::Phase::queued) continue;
-        task->phase = TaskBase::Phase::finished;
+        if (task->phase != TaskRecord::Phase::queued) continue;
+        task->phase = TaskRecord::Phase::finished;
         --queued_;
         note_queued_locked();
         cancelled_.fetch_add(1, std::memory_order_relaxed);
@@ -960,7 +962,7 @@ RuntimeStatus Scheduler::status() const {
   status.actor_calls_failed = calls_failed_.load(std::memory_order_relaxed);
   for (const ShapeQueue& shape : shapes_) {
     std::size_t count = std::ranges::count_if(
-        shape.tasks, [](const auto& task) { return task->phase == TaskBase::Phase::queued; });
+        shape.tasks, [](const auto& task) { return task->phase == TaskRecord::Phase::queued; });
     if (shape.request == unit_request_) count += std::exchange(lane_queued_local, 0);
     if (count > 0) status.pending_demands.emplace_back(shape.request->demand(), count);
   }

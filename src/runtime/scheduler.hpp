@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "placement/placer.hpp"
+#include "runtime/task_record.hpp"
 #include "spindle/detail/thread_annotations.hpp"
 #include "spindle/runtime.hpp"
 
@@ -30,7 +31,7 @@ class WorkerAlgorithm;
 
 /// A task, or the main thread, blocked in get or wait.
 struct BlockedWait {
-  TaskBase* task = nullptr;
+  TaskRecord* task = nullptr;
   std::shared_ptr<Event> event;
   bool timed = false;     // a deadline or another runtime may end it: never a deadlock
   bool reported = false;  // already failed by the deadlock check
@@ -40,7 +41,7 @@ struct BlockedWait {
 
 /// Work for a worker: a task admitted with what it was granted, or a runner of an actor.
 struct Admitted {
-  std::shared_ptr<TaskBase> task;
+  std::shared_ptr<TaskRecord> task;
   Allocation allocation;
   std::shared_ptr<ActorCore> actor;
 };
@@ -50,7 +51,7 @@ struct Admitted {
 /// such work and gives back when it has none. Other workers steal the newest tasks.
 struct alignas(64) Lane {
   Mutex mutex;
-  std::deque<std::shared_ptr<TaskBase>> tasks SPINDLE_GUARDED_BY(mutex);
+  std::deque<std::shared_ptr<TaskRecord>> tasks SPINDLE_GUARDED_BY(mutex);
   /// tasks.size(), read without the mutex as a hint; it counts entries left by tasks that
   /// were cancelled or run inline, which whoever takes from the lane drops.
   std::atomic<std::size_t> size{0};
@@ -81,7 +82,7 @@ struct TimelineEvent {
 };
 
 /// "task 'name' (#7)", "call #7 of actor 'name'" or "creation of actor 'name' (#7)".
-std::string describe_task(const TaskBase& task);
+std::string describe_task(const TaskRecord& task);
 /// `error` with `cause` nested in it (std::rethrow_if_nested gives the cause back).
 template <typename Error>
 std::exception_ptr with_nested(Error error, std::exception_ptr cause) {
@@ -96,9 +97,9 @@ std::exception_ptr with_nested(Error error, std::exception_ptr cause) {
   }
 }
 /// A TaskError for the task, with `cause` nested and its message after `context`.
-std::exception_ptr task_error(const TaskBase& task, std::exception_ptr cause,
+std::exception_ptr task_error(const TaskRecord& task, std::exception_ptr cause,
                               const std::string& context);
-std::exception_ptr cancelled_error(const TaskBase& task, const std::string& why);
+std::exception_ptr cancelled_error(const TaskRecord& task, const std::string& why);
 /// The message of an exception, or a note that it is not a std::exception.
 std::string what_of(std::exception_ptr error);
 /// Checks a count option where -1 means no limit (max_retries, max_restarts, ...).
@@ -107,11 +108,11 @@ void check_limit(std::string_view option, int value);
 /// Makes `task` the context of the calling fiber, with `allocation` granted and its GPU (if
 /// it has a real one) current: before its body runs, and before an actor's instance is
 /// destroyed or rebuilt under its creation.
-void begin_run(TaskBase& task, const Allocation* allocation) noexcept;
+void begin_run(TaskRecord& task, const Allocation* allocation) noexcept;
 /// Ends what begin_run began: waits for the GPU work its streams hold (a result is ready
 /// only once that work has finished), then leaves the task. Returns `error`, or else what
 /// that GPU work failed with.
-std::exception_ptr end_run(TaskBase& task, std::exception_ptr error) noexcept;
+std::exception_ptr end_run(TaskRecord& task, std::exception_ptr error) noexcept;
 
 class Scheduler final : public TransferRecorder {
  public:
@@ -125,10 +126,10 @@ class Scheduler final : public TransferRecorder {
   /// A spec's request, shared with every spec of the same demand so tasks queue together.
   std::shared_ptr<const ResourceRequest> request_for(const ResourceSet& demand);
 
-  void submit(std::shared_ptr<TaskBase> task);
+  void submit(std::shared_ptr<TaskRecord> task);
   /// Every dependency of a submitted task completed.
-  void dependencies_resolved(TaskBase& task);
-  void cancel(TaskBase& task);
+  void dependencies_resolved(TaskRecord& task);
+  void cancel(TaskRecord& task);
 
   /// Registers a new actor, and its name; with get_if_exists, returns the handle pointer of
   /// the live actor of that name instead (and registers nothing).
@@ -162,13 +163,13 @@ class Scheduler final : public TransferRecorder {
   void execute_failed(Admitted admitted, const std::string& why);
   /// Runs the task's function as the current task, holding `allocation`, and records its
   /// span in the timeline; returns what it threw.
-  std::exception_ptr run_task(TaskBase& task, unsigned worker, const Allocation* allocation);
+  std::exception_ptr run_task(TaskRecord& task, unsigned worker, const Allocation* allocation);
 
   /// Runs the task computing `object` on the calling fiber, within what `caller` holds, if
   /// it has not started, is a plain task (not an actor's, not a codelet) needing no GPU, its
   /// demand is within the caller's, and the fiber has stack to spare; returns whether it
   /// ran. The caller stays running meanwhile (TBB's wait does the same).
-  bool run_inline(TaskBase& caller, ObjectStateBase& object);
+  bool run_inline(TaskRecord& caller, ObjectStateBase& object);
   /// Called around a blocking wait inside a task: gives back and takes again its CPU.
   void block(BlockedWait& wait);
   void unblock(BlockedWait& wait);
@@ -209,7 +210,7 @@ class Scheduler final : public TransferRecorder {
  private:
   struct ShapeQueue {
     std::shared_ptr<const ResourceRequest> request;
-    std::deque<std::shared_ptr<TaskBase>> tasks;
+    std::deque<std::shared_ptr<TaskRecord>> tasks;
   };
   /// A worker's runner, suspended in next_task until there is work.
   struct IdleWorker {
@@ -218,34 +219,34 @@ class Scheduler final : public TransferRecorder {
     int cpu;  // where its thread last ran (workers are pinned)
   };
   struct Reacquire {
-    TaskBase* task;
+    TaskRecord* task;
     std::shared_ptr<Event> granted;
   };
 
-  void place(TaskBase& task);
+  void place(TaskRecord& task);
   /// Tells placement that a placed task is done (or will never run).
-  void unplace_locked(TaskBase& task) SPINDLE_REQUIRES(mutex_);
-  void enqueue_locked(std::shared_ptr<TaskBase> task) SPINDLE_REQUIRES(mutex_);
+  void unplace_locked(TaskRecord& task) SPINDLE_REQUIRES(mutex_);
+  void enqueue_locked(std::shared_ptr<TaskRecord> task) SPINDLE_REQUIRES(mutex_);
   ShapeQueue* best_admissible_locked() SPINDLE_REQUIRES(mutex_);
   void serve_reacquire_locked() SPINDLE_REQUIRES(mutex_);
   void wake_worker_locked() SPINDLE_REQUIRES(mutex_);
   void check_deadlock_locked() SPINDLE_REQUIRES(mutex_);
   std::string describe_deadlock_locked() const SPINDLE_REQUIRES(mutex_);
-  void settle(TaskBase& task, Allocation* allocation, std::exception_ptr error, bool retry);
+  void settle(TaskRecord& task, Allocation* allocation, std::exception_ptr error, bool retry);
   /// Settles a task taken from a lane: its CPU goes back to the worker's credit (or the pool).
-  void settle_lane(TaskBase& task, Allocation& allocation, std::exception_ptr error, bool retry);
+  void settle_lane(TaskRecord& task, Allocation& allocation, std::exception_ptr error, bool retry);
   /// Settles a lane task run inline: what it ran on stays the caller's.
-  void settle_inline_lane(TaskBase& task, std::exception_ptr error);
-  void publish_outcome(TaskBase& task, std::exception_ptr error);
-  [[nodiscard]] bool should_retry(const TaskBase& task, std::exception_ptr error) const;
+  void settle_inline_lane(TaskRecord& task, std::exception_ptr error);
+  void publish_outcome(TaskRecord& task, std::exception_ptr error);
+  [[nodiscard]] bool should_retry(const TaskRecord& task, std::exception_ptr error) const;
   /// Moves a queued task to running.
-  void start_locked(TaskBase& task) SPINDLE_REQUIRES(mutex_);
-  [[nodiscard]] bool lane_eligible(const TaskBase& task) const noexcept;
-  void push_lane(std::shared_ptr<TaskBase> task);
+  void start_locked(TaskRecord& task) SPINDLE_REQUIRES(mutex_);
+  [[nodiscard]] bool lane_eligible(const TaskRecord& task) const noexcept;
+  void push_lane(std::shared_ptr<TaskRecord> task);
   /// A lane task admitted on the worker's credit (which it must hold), if one is queued.
   std::optional<Admitted> take_lane_task(Lane& own, unsigned worker);
   /// A queued lane task: the calling worker's oldest, else another lane's newest.
-  std::shared_ptr<TaskBase> take_from_lanes(unsigned worker);
+  std::shared_ptr<TaskRecord> take_from_lanes(unsigned worker);
   /// Takes a CPU from the pool as the worker's credit; false if none is free.
   bool acquire_credit(Lane& lane);
   bool acquire_credit_locked(Lane& lane) SPINDLE_REQUIRES(mutex_);
@@ -324,7 +325,7 @@ class Scheduler final : public TransferRecorder {
 };
 
 /// Whether the calling code runs inside a task, and which.
-TaskBase* current_task() noexcept;
-void set_current_task(TaskBase* task) noexcept;
+TaskRecord* current_task() noexcept;
+void set_current_task(TaskRecord* task) noexcept;
 
 }  // namespace spindle::detail

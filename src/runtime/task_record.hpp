@@ -1,0 +1,91 @@
+// The task record: what the scheduler keeps of a submitted task and mutates as it runs.
+//
+// A record and the task's body (the typed function, arguments and result object that
+// task.hpp builds) share one allocation: the body sits right after the record, and a ref to
+// the result shares ownership of the whole block. So a task costs one allocation, and the
+// record lives as long as its task runs or a ref to its result exists. Arguments are dropped
+// once the task has run for good, so that a kept result does not keep its inputs.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "spindle/detail/execution_context.hpp"
+#include "spindle/object_ref.hpp"
+#include "spindle/task.hpp"
+
+namespace spindle::detail {
+
+class TaskRecord final : public ExecutionContext,
+                         public Waiter,
+                         public std::enable_shared_from_this<TaskRecord> {
+ public:
+  enum class Phase : std::uint8_t { waiting, queued, running, finished };
+
+  TaskRecord(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec)
+      : scheduler(scheduler), spec(std::move(spec)) {}
+  ~TaskRecord() override;
+  TaskRecord(const TaskRecord&) = delete;
+  TaskRecord& operator=(const TaskRecord&) = delete;
+
+  /// Made by allocate_task, once placed in the block after the record.
+  void attach(TaskBody& body) noexcept;
+
+  /// Runs the function on resolved arguments and keeps its result aside; may throw.
+  void run() { body_->run(); }
+  /// Makes the kept result the value of the task's object (see TaskBody::publish).
+  void publish() { body_->publish(); }
+  [[nodiscard]] ObjectStateBase& result() noexcept { return body_->result(); }
+  void dependencies(std::vector<ObjectStateBase*>& out) const { body_->dependencies(out); }
+  void inputs(std::vector<DataInput>& out) const { body_->inputs(out); }
+  [[nodiscard]] std::optional<ArgumentFailure> failed_argument() const {
+    return body_->failed_argument();
+  }
+  /// Drops the arguments of a task that will not run again. Only its settling thread may call
+  /// it, once nothing else reads them: an actor's creation keeps them to build it again.
+  void release_arguments() noexcept {
+    if (!creates_actor) body_->release_arguments();
+  }
+
+  /// A dependency completed.
+  void on_complete() noexcept override;
+  /// A call of an actor's method (not its creation). creates_actor is read first: it never
+  /// changes once the task is made, while a creation's `actor` is reset on a worker when the
+  /// actor dies (Runtime::cancel may ask from another thread at that moment).
+  [[nodiscard]] bool is_actor_call() const noexcept { return !creates_actor && actor; }
+
+  Scheduler& scheduler;
+  /// Fixed once the task is queued; placement swaps a codelet's for its GPU variant, under
+  /// the scheduler's mutex, as it queues.
+  std::shared_ptr<const TaskSpec> spec;
+  std::uint64_t id = 0;
+  std::atomic<std::int32_t> pending_dependencies{0};
+  std::atomic<bool> cancel_requested{false};
+  /// The actor this task creates, or whose method it calls; null for plain tasks. A creation
+  /// drops it once it completes, so that actor and creation do not own each other.
+  std::shared_ptr<ActorCore> actor;
+  /// Set on an actor's creation: on success its allocation passes to the actor.
+  bool creates_actor = false;
+  /// Its demand is one CPU: it queues in a worker's lane and runs on that worker's credit.
+  bool lane = false;
+  /// Moves forward only (a retry queues it again); changed by compare-and-swap where a
+  /// cancel may race (the scheduler's lanes), else under the owner's mutex (scheduler, actor).
+  std::atomic<Phase> phase{Phase::waiting};
+  /// Runs started; written only by whoever starts the task.
+  int attempts = 0;
+  /// A codelet's: the bytes of its arguments, and the run time placement expected (0 when
+  /// the model had no estimate).
+  std::size_t input_bytes = 0;
+  double expected_seconds = 0;
+  /// The kind placement chose, counted by it until the task finishes; guarded by the
+  /// scheduler's mutex once the task is resolved.
+  std::optional<DeviceKind> placed_on;
+
+ private:
+  TaskBody* body_ = nullptr;  // in the same block, after the record; null until attached
+};
+
+}  // namespace spindle::detail
