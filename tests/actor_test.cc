@@ -561,6 +561,23 @@ TEST(Actor, CancelFailsAQueuedCallAndLaterCallsStillRun) {
   EXPECT_EQ(later.get(), 1);
 }
 
+TEST(Actor, ACancelledCallDropsItsArgumentsThoughItsRefIsKept) {
+  Runtime rt;
+  auto probe = std::make_shared<Probe>();
+  auto actor = rt.actor<Probed>().remote(probe);
+  auto started = std::make_shared<Gate>(), release = std::make_shared<Gate>();
+  auto running = actor.call(&Probed::wait_for, started, release);
+  started->wait();
+  auto argument = std::make_shared<int>(1);
+  auto cancelled = actor.call([](Probed&, const std::shared_ptr<int>& p) { return *p; }, argument);
+  EXPECT_EQ(argument.use_count(), 2);  // the queued call's copy
+  rt.cancel(cancelled);
+  EXPECT_EQ(argument.use_count(), 1);
+  EXPECT_THAT(error_of<CancelledError>(cancelled), HasSubstr("cancel() was called before it ran"));
+  release->open();
+  (void)running.get();
+}
+
 TEST(Actor, ACallWaitingOnALaterCallOfItsOwnActorIsADeadlock) {
   Runtime rt;
   struct Selfish {

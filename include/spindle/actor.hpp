@@ -23,13 +23,10 @@
 //   the actor alive until kill() or the runtime's end.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -37,7 +34,6 @@
 #include <utility>
 #include <vector>
 
-#include "spindle/detail/thread_annotations.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/resources.hpp"
 #include "spindle/task.hpp"
@@ -95,109 +91,25 @@ struct ActorSpec {
   std::shared_ptr<const TaskSpec> call;      // the same demand, for this_task and messages
 };
 
-/// The untyped part of an actor: its queue of calls, its state, and its upkeep.
-///
-/// Calls, creation and upkeep (destroying the instance, building it again) run on "runner"
-/// fibers: the scheduler starts one when a call is ready or upkeep is due; a runner takes
-/// calls in order until none may start, and the last runner out does the upkeep once no call
-/// runs. One mutex guards the state; it is never held while user code runs or an object
-/// completes (completions run waiters' code, which may call this actor).
-class ActorCore : public Waiter, public std::enable_shared_from_this<ActorCore> {
+/// The scheduler's part of an actor (src/runtime): its queue of calls, state and upkeep.
+class ActorCore;
+
+/// The typed part of an actor: its instance, built by the creation, destroyed by the runtime.
+class ActorInstance {
  public:
-  ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec);
-  ~ActorCore() override;
-  ActorCore(const ActorCore&) = delete;
-  ActorCore& operator=(const ActorCore&) = delete;
-
-  /// Queues a call made by ActorHandle::call; a dead actor fails it at once.
-  /// @throws PendingCallsLimitError when max_pending_calls calls already wait.
-  void submit(std::shared_ptr<TaskRecord> call);
-  /// The last dependency of a queued call completed.
-  void call_resolved() noexcept;
-  /// Fails a call that has not started; flags a running one (this_task::cancelled).
-  void cancel(TaskRecord& call) noexcept;
-  void kill(bool no_restart) noexcept;
-  /// Every handle is gone: the actor is destroyed once no call is pending.
-  void handles_gone() noexcept;
-  /// The runtime stops: calls not started are cancelled, the instance is destroyed.
-  void shutdown() noexcept;
-  /// The creation completed (as a Waiter of its object).
-  void on_complete() noexcept override;
-  /// A runner: runs calls and upkeep on the calling fiber while there is any it may do.
-  void run(unsigned worker);
-  /// Takes over what the creation was granted; given back when the actor dies.
-  void adopt(Allocation allocation) noexcept;
-
-  [[nodiscard]] int restarts() const noexcept { return restarts_.load(std::memory_order_relaxed); }
-
-  Scheduler& scheduler;
-  const std::shared_ptr<const ActorSpec> spec;
-  /// Builds the instance; run again to rebuild it after a crash.
-  std::shared_ptr<TaskRecord> creation;
-  /// The creation's object: ready once the instance was first built.
-  std::shared_ptr<ObjectState<void>> created;
-  std::uint64_t id = 0;
-  // The scheduler's list of live actors, guarded by its mutex.
-  ActorCore* live_prev = nullptr;
-  ActorCore* live_next = nullptr;
-
- protected:
-  virtual void destroy_instance() noexcept = 0;
-
- private:
-  enum class State : std::uint8_t { creating, alive, dead };
-
-  /// The next call, taken from the queue, if one may start now.
-  std::shared_ptr<TaskRecord> take_locked() SPINDLE_REQUIRES(mutex_);
-  [[nodiscard]] bool may_start_locked() const SPINDLE_REQUIRES(mutex_);
-  [[nodiscard]] bool upkeep_due_locked() const SPINDLE_REQUIRES(mutex_);
-  [[nodiscard]] bool may_rebuild_locked() const SPINDLE_REQUIRES(mutex_);
-  /// Starts a runner if there is work and no idle runner to do it.
-  void wake_locked() SPINDLE_REQUIRES(mutex_);
-  /// Runs the method; returns what it threw.
-  std::exception_ptr execute(TaskRecord& call, unsigned worker);
-  /// Runs a taken call and completes its object (or queues it again after a crash).
-  void finish(std::shared_ptr<TaskRecord> call, unsigned worker);
-  /// Called and left with mutex_ held; releases it while the instance is built or destroyed.
-  void upkeep() SPINDLE_REQUIRES(mutex_);
-  /// Waits briefly for more work before a runner leaves; true if there is some.
-  bool linger() SPINDLE_REQUIRES(mutex_);
-  std::vector<std::shared_ptr<TaskRecord>> die_locked(std::exception_ptr cause) SPINDLE_REQUIRES(mutex_);
-  void bury(std::vector<std::shared_ptr<TaskRecord>> unstarted, std::exception_ptr cause) noexcept;
-  void fail_unstarted(std::vector<std::shared_ptr<TaskRecord>> calls,
-                      std::exception_ptr error) noexcept;
-  std::vector<std::shared_ptr<TaskRecord>> take_mailbox_locked() SPINDLE_REQUIRES(mutex_);
-  [[nodiscard]] std::exception_ptr died_error(const std::string& why,
-                                              std::exception_ptr cause) const;
-
-  Mutex mutex_;
-  State state_ SPINDLE_GUARDED_BY(mutex_) = State::creating;
-  std::deque<std::shared_ptr<TaskRecord>> mailbox_ SPINDLE_GUARDED_BY(mutex_);  // not started, in order
-  std::vector<TaskRecord*> running_ SPINDLE_GUARDED_BY(mutex_);                 // calls running now
-  int runners_ SPINDLE_GUARDED_BY(mutex_) = 0;  // runner fibers started or queued
-  bool upkeep_running_ SPINDLE_GUARDED_BY(mutex_) = false;
-  bool crashed_ SPINDLE_GUARDED_BY(mutex_) = false;     // rebuild (or die) once no call runs
-  bool killed_ SPINDLE_GUARDED_BY(mutex_) = false;      // running calls fail; set with crashed_
-  bool no_restart_ SPINDLE_GUARDED_BY(mutex_) = false;  // killed for good
-  bool orphaned_ SPINDLE_GUARDED_BY(mutex_) = false;    // no handle is left
-  bool stopping_ SPINDLE_GUARDED_BY(mutex_) = false;    // the runtime stops
-  std::exception_ptr cause_ SPINDLE_GUARDED_BY(mutex_);  // of a crash or death
-  // Written by adopt (the creation's settle) before the actor is alive and by bury after it
-  // died; read by its runners in between.
-  std::optional<Allocation> allocation_;
-  std::atomic<int> restarts_{0};
-  std::atomic<std::uint64_t> events_{0};  // counts wake_locked calls, for a lingering runner
+  ActorInstance() = default;
+  ActorInstance(const ActorInstance&) = delete;
+  ActorInstance& operator=(const ActorInstance&) = delete;
+  virtual ~ActorInstance() = default;
+  virtual void destroy() noexcept = 0;
 };
 
 template <typename T>
-class ActorState final : public ActorCore {
+class ActorState final : public ActorInstance {
  public:
-  using ActorCore::ActorCore;
   [[nodiscard]] T& instance() noexcept { return *instance_; }
+  void destroy() noexcept override { instance_.reset(); }
   std::unique_ptr<T> instance_;
-
- private:
-  void destroy_instance() noexcept override { instance_.reset(); }
 };
 
 /// The invoker of an actor's creation: builds the instance from the resolved arguments.
@@ -224,16 +136,33 @@ struct BoundMethod {
 
 std::shared_ptr<const ActorSpec> make_actor_spec(Runtime& runtime, const ActorOptions& options,
                                                  std::string default_name);
-/// Registers the actor (and its name) and submits its creation. With get_if_exists and a
+/// A new actor's core, holding `instance` (not yet built).
+std::shared_ptr<ActorCore> make_actor(Runtime& runtime, std::shared_ptr<const ActorSpec> spec,
+                                      std::unique_ptr<ActorInstance> instance);
+/// Registers the actor (and its name) and submits its creation; returns the handle pointer:
+/// a count of handles that tells the actor when the last is gone. With get_if_exists and a
 /// live actor of that name, returns that actor's handle pointer instead and drops this one.
 /// @throws InvalidArgumentError for a name taken by a live actor (or one of another class).
-std::shared_ptr<ActorCore> launch_actor(Runtime& runtime, const std::shared_ptr<ActorCore>& core,
-                                        const std::shared_ptr<ActorCore>& handle,
+std::shared_ptr<ActorCore> launch_actor(Runtime& runtime, std::shared_ptr<ActorCore> core,
+                                        std::shared_ptr<TaskRecord> creation,
+                                        std::shared_ptr<ObjectState<void>> created,
                                         const std::type_info& type);
 /// The handle pointer of the live actor called `name`.
 /// @throws InvalidArgumentError if there is none, or it is not of class `type`.
 std::shared_ptr<ActorCore> find_actor(Runtime& runtime, const std::string& name,
                                       const std::type_info& type);
+
+// What a handle asks of its actor (defined with the runtime).
+ActorInstance& instance_of(ActorCore& actor) noexcept;
+Scheduler& scheduler_of(ActorCore& actor) noexcept;
+const std::shared_ptr<const TaskSpec>& call_spec_of(const ActorCore& actor) noexcept;
+const std::string& name_of(const ActorCore& actor) noexcept;
+std::uint64_t id_of(const ActorCore& actor) noexcept;
+std::shared_ptr<ObjectState<void>> created_of(const ActorCore& actor);
+/// Queues a call made by ActorHandle::call; a dead actor fails it at once.
+/// @throws PendingCallsLimitError when max_pending_calls calls already wait.
+void submit_call(ActorCore& actor, std::shared_ptr<TaskRecord> call);
+void kill(ActorCore& actor, bool no_restart) noexcept;
 
 }  // namespace detail
 
@@ -255,44 +184,47 @@ class ActorHandle {
     using Invoker = detail::BoundMethod<T, Method>;
     detail::check_callable<Invoker, std::decay_t<Args>...>();
     using Call = detail::TypedTask<Invoker, std::decay_t<Args>...>;
-    detail::ActorState<T>& actor = checked();
-    auto [call, body] =
-        detail::make_task<Call>(actor.scheduler, actor.spec->call,
-                                Invoker{&actor, std::move(method)}, std::forward<Args>(args)...);
+    detail::ActorCore& actor = checked();
+    auto [call, body] = detail::make_task<Call>(detail::scheduler_of(actor),
+                                                detail::call_spec_of(actor),
+                                                Invoker{state_, std::move(method)},
+                                                std::forward<Args>(args)...);
     auto ref = detail::result_ref(call, *body);
-    actor.submit(std::move(call));
+    detail::submit_call(actor, std::move(call));
     return ref;
   }
 
   /// @brief Ready once the constructor has run; failed if it threw or the actor was killed
   /// before it was built.
-  [[nodiscard]] ObjectRef<void> ready() const { return ObjectRef<void>(checked().created); }
+  [[nodiscard]] ObjectRef<void> ready() const { return ObjectRef<void>(detail::created_of(checked())); }
 
-  [[nodiscard]] bool valid() const noexcept { return state_ != nullptr; }
+  [[nodiscard]] bool valid() const noexcept { return core_ != nullptr; }
   /// The actor's name: its options' name, or its class's.
-  [[nodiscard]] const std::string& name() const { return checked().spec->name; }
-  [[nodiscard]] std::uint64_t id() const { return checked().id; }
+  [[nodiscard]] const std::string& name() const { return detail::name_of(checked()); }
+  [[nodiscard]] std::uint64_t id() const { return detail::id_of(checked()); }
 
-  friend bool operator==(const ActorHandle& a, const ActorHandle& b) {
-    return a.state_ == b.state_;
-  }
-
-  /// For spindle's use: the handle-counting pointer to the actor's state.
-  [[nodiscard]] const std::shared_ptr<detail::ActorState<T>>& state() const noexcept {
-    return state_;
-  }
-  explicit ActorHandle(std::shared_ptr<detail::ActorState<T>> state) : state_(std::move(state)) {}
+  friend bool operator==(const ActorHandle& a, const ActorHandle& b) { return a.core_ == b.core_; }
 
  private:
-  detail::ActorState<T>& checked() const {
-    if (!state_) {
+  friend class Runtime;
+  template <typename>
+  friend class ActorFactory;
+
+  /// `core` counts handles (see detail::launch_actor).
+  explicit ActorHandle(std::shared_ptr<detail::ActorCore> core)
+      : core_(std::move(core)),
+        state_(&static_cast<detail::ActorState<T>&>(detail::instance_of(*core_))) {}
+
+  detail::ActorCore& checked() const {
+    if (!core_) {
       throw InvalidArgumentError(
           "this ActorHandle is empty: default-constructed or moved from, it refers to no actor");
     }
-    return *state_;
+    return *core_;
   }
 
-  std::shared_ptr<detail::ActorState<T>> state_;
+  std::shared_ptr<detail::ActorCore> core_;
+  detail::ActorState<T>* state_ = nullptr;
 };
 
 /// @brief Creates actors of class T. Cheap to copy; made by Runtime::actor.
@@ -314,24 +246,16 @@ class ActorFactory {
   ///         InvalidArgumentError if the name is taken by a live actor.
   template <typename... Args>
   [[nodiscard]] ActorHandle<T> remote(Args&&... args) const {
-    using State = detail::ActorState<T>;
     using Creation = detail::TypedTask<detail::ConstructActor<T>, std::decay_t<Args>...>;
-    detail::Scheduler& scheduler = detail::scheduler_of(*runtime_);
-    auto actor = std::make_shared<State>(scheduler, spec_);
+    auto state = std::make_unique<detail::ActorState<T>>();
+    detail::ActorState<T>* instance = state.get();
+    std::shared_ptr<detail::ActorCore> core = detail::make_actor(*runtime_, spec_, std::move(state));
     auto [creation, body] = detail::make_task<Creation>(
-        scheduler, spec_->creation, detail::ConstructActor<T>{actor.get()},
+        detail::scheduler_of(*core), spec_->creation, detail::ConstructActor<T>{instance},
         std::forward<Args>(args)...);
-    actor->created = detail::result_ref(creation, *body).state();
-    actor->creation = std::move(creation);
-    // Handles share a count of their own: when it drops to zero the actor is told.
-    std::shared_ptr<State> handle(actor.get(), [actor](State*) mutable {
-      actor->handles_gone();
-      actor.reset();
-    });
-    std::shared_ptr<detail::ActorCore> existing =
-        detail::launch_actor(*runtime_, actor, handle, typeid(T));
-    if (existing) return ActorHandle<T>(std::static_pointer_cast<State>(std::move(existing)));
-    return ActorHandle<T>(std::move(handle));
+    std::shared_ptr<detail::ObjectState<void>> created = detail::result_ref(creation, *body).state();
+    return ActorHandle<T>(detail::launch_actor(*runtime_, std::move(core), std::move(creation),
+                                               std::move(created), typeid(T)));
   }
 
  private:

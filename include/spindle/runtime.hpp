@@ -124,8 +124,7 @@ class Runtime {
   /// @throws InvalidArgumentError if no live actor has that name, or it is not a T.
   template <typename T>
   [[nodiscard]] ActorHandle<T> get_actor(const std::string& name) {
-    return ActorHandle<T>(std::static_pointer_cast<detail::ActorState<T>>(
-        detail::find_actor(*this, name, typeid(T))));
+    return ActorHandle<T>(detail::find_actor(*this, name, typeid(T)));
   }
 
   /// @brief Kills an actor. Calls not started fail with ActorDiedError at once; running calls
@@ -136,7 +135,7 @@ class Runtime {
   template <typename T>
   void kill(const ActorHandle<T>& actor, KillOptions options = {}) {
     if (!actor.valid()) throw InvalidArgumentError("kill: the ActorHandle is empty");
-    actor.state()->kill(options.no_restart);
+    detail::kill(*actor.core_, options.no_restart);
   }
 
   /// @brief Cancels the task that computes `ref`: if it has not started it fails with

@@ -6,6 +6,7 @@
 
 #include "fibers/spin.hpp"
 #include "fibers/worker_algorithm.hpp"
+#include "runtime/actor_core.hpp"
 #include "runtime/scheduler.hpp"
 #include "spindle/runtime.hpp"
 
@@ -43,8 +44,12 @@ std::string limit_text(int limit) { return limit < 0 ? "no limit" : std::to_stri
 
 }  // namespace
 
-ActorCore::ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec)
-    : scheduler(scheduler), spec(std::move(spec)), id(scheduler.next_id()) {}
+ActorCore::ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec,
+                     std::unique_ptr<ActorInstance> instance)
+    : scheduler(scheduler),
+      spec(std::move(spec)),
+      instance(std::move(instance)),
+      id(scheduler.next_id()) {}
 
 ActorCore::~ActorCore() = default;
 
@@ -88,6 +93,7 @@ void ActorCore::submit(std::shared_ptr<TaskRecord> call) {
   if (refused) {
     call->phase = TaskRecord::Phase::finished;
     scheduler.count_call(true);
+    call->release_arguments();
     call->result().fail(refused);
     return;
   }
@@ -245,7 +251,7 @@ void ActorCore::upkeep() {
   if (rebuild) restarts_.fetch_add(1, std::memory_order_relaxed);
   mutex_.unlock();
   begin_run(*creation, allocation_ ? &*allocation_ : nullptr);
-  destroy_instance();
+  instance->destroy();
   std::exception_ptr failure;
   if (rebuild) {
     try {
@@ -353,6 +359,8 @@ void ActorCore::cancel(TaskRecord& call) noexcept {
     wake_locked();  // the next call may now be first in line
   }
   scheduler.count_call(true);
+  // Its ref was returned, so its submit is over: nothing else reads its arguments.
+  removed->release_arguments();
   removed->result().fail(cancelled_error(call, "cancel() was called before it ran"));
 }
 
@@ -438,27 +446,53 @@ std::shared_ptr<const ActorSpec> make_actor_spec(Runtime& runtime, const ActorOp
   return spec;
 }
 
-std::shared_ptr<ActorCore> launch_actor(Runtime& runtime, const std::shared_ptr<ActorCore>& core,
-                                        const std::shared_ptr<ActorCore>& handle,
+std::shared_ptr<ActorCore> make_actor(Runtime& runtime, std::shared_ptr<const ActorSpec> spec,
+                                      std::unique_ptr<ActorInstance> instance) {
+  return std::make_shared<ActorCore>(scheduler_of(runtime), std::move(spec), std::move(instance));
+}
+
+std::shared_ptr<ActorCore> launch_actor(Runtime& runtime, std::shared_ptr<ActorCore> core,
+                                        std::shared_ptr<TaskRecord> creation,
+                                        std::shared_ptr<ObjectState<void>> created,
                                         const std::type_info& type) {
   if (!core->spec->creation->infeasible.empty()) {
     throw InfeasibleError(core->spec->creation->infeasible);
   }
   std::vector<ObjectStateBase*> dependencies;
-  core->creation->dependencies(dependencies);  // throws for an empty ref: nothing registered yet
+  creation->dependencies(dependencies);  // throws for an empty ref: nothing registered yet
+  core->creation = std::move(creation);
+  core->created = std::move(created);
+  // Handles share a count of their own: when it drops to zero the actor is told.
+  std::shared_ptr<ActorCore> handle(core.get(), [core](ActorCore*) mutable {
+    core->handles_gone();
+    core.reset();
+  });
   Scheduler& scheduler = scheduler_of(runtime);
   if (auto existing = scheduler.add_actor(*core, handle, type)) return existing;
   core->creation->actor = core;  // until it completes or the actor dies
   core->creation->creates_actor = true;
   core->created->add_waiter(core);
   scheduler.submit(core->creation);
-  return nullptr;
+  return handle;
 }
 
 std::shared_ptr<ActorCore> find_actor(Runtime& runtime, const std::string& name,
                                       const std::type_info& type) {
   return scheduler_of(runtime).find_actor(name, type);
 }
+
+ActorInstance& instance_of(ActorCore& actor) noexcept { return *actor.instance; }
+Scheduler& scheduler_of(ActorCore& actor) noexcept { return actor.scheduler; }
+const std::shared_ptr<const TaskSpec>& call_spec_of(const ActorCore& actor) noexcept {
+  return actor.spec->call;
+}
+const std::string& name_of(const ActorCore& actor) noexcept { return actor.spec->name; }
+std::uint64_t id_of(const ActorCore& actor) noexcept { return actor.id; }
+std::shared_ptr<ObjectState<void>> created_of(const ActorCore& actor) { return actor.created; }
+void submit_call(ActorCore& actor, std::shared_ptr<TaskRecord> call) {
+  actor.submit(std::move(call));
+}
+void kill(ActorCore& actor, bool no_restart) noexcept { actor.kill(no_restart); }
 
 }  // namespace spindle::detail
 

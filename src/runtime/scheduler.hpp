@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "placement/placer.hpp"
+#include "runtime/actor_core.hpp"
 #include "runtime/task_record.hpp"
 #include "spindle/detail/thread_annotations.hpp"
 #include "spindle/runtime.hpp"

@@ -1,0 +1,113 @@
+// The actor's core: what the scheduler keeps of an actor and mutates (its queue of calls,
+// state, runners and upkeep). The typed instance lives in an ActorInstance it owns (actor.hpp).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/task_record.hpp"
+#include "spindle/actor.hpp"
+#include "spindle/detail/thread_annotations.hpp"
+
+namespace spindle::detail {
+
+/// The untyped part of an actor: its queue of calls, its state, and its upkeep.
+///
+/// Calls, creation and upkeep (destroying the instance, building it again) run on "runner"
+/// fibers: the scheduler starts one when a call is ready or upkeep is due; a runner takes
+/// calls in order until none may start, and the last runner out does the upkeep once no call
+/// runs. One mutex guards the state; it is never held while user code runs or an object
+/// completes (completions run waiters' code, which may call this actor).
+class ActorCore final : public Waiter, public std::enable_shared_from_this<ActorCore> {
+ public:
+  ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec,
+            std::unique_ptr<ActorInstance> instance);
+  ~ActorCore() override;
+  ActorCore(const ActorCore&) = delete;
+  ActorCore& operator=(const ActorCore&) = delete;
+
+  /// Queues a call made by ActorHandle::call; a dead actor fails it at once.
+  /// @throws PendingCallsLimitError when max_pending_calls calls already wait.
+  void submit(std::shared_ptr<TaskRecord> call);
+  /// The last dependency of a queued call completed.
+  void call_resolved() noexcept;
+  /// Fails a call that has not started; flags a running one (this_task::cancelled).
+  void cancel(TaskRecord& call) noexcept;
+  void kill(bool no_restart) noexcept;
+  /// Every handle is gone: the actor is destroyed once no call is pending.
+  void handles_gone() noexcept;
+  /// The runtime stops: calls not started are cancelled, the instance is destroyed.
+  void shutdown() noexcept;
+  /// The creation completed (as a Waiter of its object).
+  void on_complete() noexcept override;
+  /// A runner: runs calls and upkeep on the calling fiber while there is any it may do.
+  void run(unsigned worker);
+  /// Takes over what the creation was granted; given back when the actor dies.
+  void adopt(Allocation allocation) noexcept;
+
+  [[nodiscard]] int restarts() const noexcept { return restarts_.load(std::memory_order_relaxed); }
+
+  Scheduler& scheduler;
+  const std::shared_ptr<const ActorSpec> spec;
+  /// The instance's typed holder; built by the creation, destroyed by upkeep.
+  const std::unique_ptr<ActorInstance> instance;
+  /// Builds the instance; run again to rebuild it after a crash.
+  std::shared_ptr<TaskRecord> creation;
+  /// The creation's object: ready once the instance was first built.
+  std::shared_ptr<ObjectState<void>> created;
+  std::uint64_t id = 0;
+  // The scheduler's list of live actors, guarded by its mutex.
+  ActorCore* live_prev = nullptr;
+  ActorCore* live_next = nullptr;
+
+ private:
+  enum class State : std::uint8_t { creating, alive, dead };
+
+  /// The next call, taken from the queue, if one may start now.
+  std::shared_ptr<TaskRecord> take_locked() SPINDLE_REQUIRES(mutex_);
+  [[nodiscard]] bool may_start_locked() const SPINDLE_REQUIRES(mutex_);
+  [[nodiscard]] bool upkeep_due_locked() const SPINDLE_REQUIRES(mutex_);
+  [[nodiscard]] bool may_rebuild_locked() const SPINDLE_REQUIRES(mutex_);
+  /// Starts a runner if there is work and no idle runner to do it.
+  void wake_locked() SPINDLE_REQUIRES(mutex_);
+  /// Runs the method; returns what it threw.
+  std::exception_ptr execute(TaskRecord& call, unsigned worker);
+  /// Runs a taken call and completes its object (or queues it again after a crash).
+  void finish(std::shared_ptr<TaskRecord> call, unsigned worker);
+  /// Called and left with mutex_ held; releases it while the instance is built or destroyed.
+  void upkeep() SPINDLE_REQUIRES(mutex_);
+  /// Waits briefly for more work before a runner leaves; true if there is some.
+  bool linger() SPINDLE_REQUIRES(mutex_);
+  std::vector<std::shared_ptr<TaskRecord>> die_locked(std::exception_ptr cause) SPINDLE_REQUIRES(mutex_);
+  void bury(std::vector<std::shared_ptr<TaskRecord>> unstarted, std::exception_ptr cause) noexcept;
+  void fail_unstarted(std::vector<std::shared_ptr<TaskRecord>> calls,
+                      std::exception_ptr error) noexcept;
+  std::vector<std::shared_ptr<TaskRecord>> take_mailbox_locked() SPINDLE_REQUIRES(mutex_);
+  [[nodiscard]] std::exception_ptr died_error(const std::string& why,
+                                              std::exception_ptr cause) const;
+
+  Mutex mutex_;
+  State state_ SPINDLE_GUARDED_BY(mutex_) = State::creating;
+  std::deque<std::shared_ptr<TaskRecord>> mailbox_ SPINDLE_GUARDED_BY(mutex_);  // not started, in order
+  std::vector<TaskRecord*> running_ SPINDLE_GUARDED_BY(mutex_);                 // calls running now
+  int runners_ SPINDLE_GUARDED_BY(mutex_) = 0;  // runner fibers started or queued
+  bool upkeep_running_ SPINDLE_GUARDED_BY(mutex_) = false;
+  bool crashed_ SPINDLE_GUARDED_BY(mutex_) = false;     // rebuild (or die) once no call runs
+  bool killed_ SPINDLE_GUARDED_BY(mutex_) = false;      // running calls fail; set with crashed_
+  bool no_restart_ SPINDLE_GUARDED_BY(mutex_) = false;  // killed for good
+  bool orphaned_ SPINDLE_GUARDED_BY(mutex_) = false;    // no handle is left
+  bool stopping_ SPINDLE_GUARDED_BY(mutex_) = false;    // the runtime stops
+  std::exception_ptr cause_ SPINDLE_GUARDED_BY(mutex_);  // of a crash or death
+  // Written by adopt (the creation's settle) before the actor is alive and by bury after it
+  // died; read by its runners in between.
+  std::optional<Allocation> allocation_;
+  std::atomic<int> restarts_{0};
+  std::atomic<std::uint64_t> events_{0};  // counts wake_locked calls, for a lingering runner
+};
+
+}  // namespace spindle::detail
