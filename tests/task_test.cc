@@ -92,6 +92,20 @@ TEST(Task, AKeptResultDoesNotKeepItsArguments) {
   EXPECT_EQ(input.use_count(), 1);
 }
 
+// A task's arguments and result live in its record's block: an over-aligned type keeps its
+// alignment there.
+TEST(Task, OverAlignedArgumentsAndResultsKeepTheirAlignment) {
+  struct alignas(128) Wide {
+    double values[16] = {};
+  };
+  Runtime rt;
+  auto address_of = rt.task([](const Wide& wide) { return reinterpret_cast<std::uintptr_t>(&wide); });
+  EXPECT_EQ(address_of.remote(Wide{}).get() % 128, 0u);
+  ObjectRef<Wide> made = rt.task([] { return Wide{{1.0}}; }).remote();
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(&made.get()) % 128, 0u);
+  EXPECT_EQ(made.get().values[0], 1.0);
+}
+
 TEST(Task, ARefOutlivesItsRuntime) {
   ObjectRef<std::string> kept;
   {

@@ -33,17 +33,26 @@ struct TailAllocator {
   [[nodiscard]] std::size_t head_bytes(std::size_t n) const {
     return round_up(n * sizeof(T), tail_align);
   }
+  // Over-aligned blocks only when asked: the aligned operator new takes a slower path.
+  [[nodiscard]] bool over_aligned() const {
+    return std::max(alignof(T), tail_align) > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  }
   [[nodiscard]] std::align_val_t alignment() const {
     return std::align_val_t{std::max(alignof(T), tail_align)};
   }
 
   T* allocate(std::size_t n) {
-    void* block = ::operator new(head_bytes(n) + tail_bytes, alignment());
+    const std::size_t bytes = head_bytes(n) + tail_bytes;
+    void* block = over_aligned() ? ::operator new(bytes, alignment()) : ::operator new(bytes);
     *tail = static_cast<std::byte*>(block) + head_bytes(n);
     return static_cast<T*>(block);
   }
   void deallocate(T* block, std::size_t /*n*/) noexcept {
-    ::operator delete(block, alignment());
+    if (over_aligned()) {
+      ::operator delete(block, alignment());
+    } else {
+      ::operator delete(block);
+    }
   }
 
   template <typename U>
