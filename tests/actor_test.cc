@@ -58,6 +58,20 @@ struct Probed {
   std::shared_ptr<Probe> probe;
 };
 
+// An actor whose first call runs and waits at a gate, so that the calls made after it queue.
+struct BusyActor {
+  BusyActor(Runtime& rt, const ActorOptions& options)
+      : actor(rt.actor<Probed>().options(options).remote(probe)),
+        running(actor.call(&Probed::wait_for, started, release)) {
+    started->wait();
+  }
+  std::shared_ptr<Probe> probe = std::make_shared<Probe>();
+  std::shared_ptr<Gate> started = std::make_shared<Gate>();
+  std::shared_ptr<Gate> release = std::make_shared<Gate>();
+  ActorHandle<Probed> actor;
+  ObjectRef<int> running;
+};
+
 template <typename Error, typename T>
 std::string error_of(const ObjectRef<T>& ref) {
   try {
@@ -404,11 +418,8 @@ void expect_resources_returned(Runtime& rt, double num_cpus) {
 
 TEST(Actor, KillFailsUnstartedCallsFlagsRunningOnesAndReturnsResources) {
   Runtime rt({.num_cpus = 1});
-  auto probe = std::make_shared<Probe>();
-  auto actor = rt.actor<Probed>().options({.num_cpus = 1}).remote(probe);
-  auto started = std::make_shared<Gate>(), release = std::make_shared<Gate>();
-  auto running = actor.call(&Probed::wait_for, started, release);
-  started->wait();
+  BusyActor busy(rt, {.num_cpus = 1});
+  auto& [probe, started, release, actor, running] = busy;
   std::vector<ObjectRef<int>> queued;
   for (int i = 0; i < 3; ++i) queued.push_back(actor.call(&Probed::increment));
   EXPECT_EQ(rt.status().available.cpu(), Quantity());
@@ -528,14 +539,11 @@ TEST(Actor, ANameIsFreeOnceEveryHandleIsGone) {
 
 TEST(Actor, MaxPendingCallsRefusesCallsPastTheBound) {
   Runtime rt;
-  auto probe = std::make_shared<Probe>();
-  auto actor = rt.actor<Probed>().options({.max_pending_calls = 2}).remote(probe);
-  auto started = std::make_shared<Gate>(), release = std::make_shared<Gate>();
-  auto running = actor.call(&Probed::wait_for, started, release);
-  started->wait();
+  BusyActor busy(rt, {.max_pending_calls = 2});
+  auto& [probe, started, release, actor, running] = busy;
   auto a = actor.call(&Probed::increment);
   auto b = actor.call(&Probed::increment);
-  EXPECT_THAT([&] { (void)actor.call(&Probed::increment); },
+  EXPECT_THAT([&busy] { (void)busy.actor.call(&Probed::increment); },
               ::testing::ThrowsMessage<PendingCallsLimitError>(
                   HasSubstr("max_pending_calls = 2 calls already wait; the call was not queued")));
   release->open();
@@ -546,11 +554,8 @@ TEST(Actor, MaxPendingCallsRefusesCallsPastTheBound) {
 
 TEST(Actor, CancelFailsAQueuedCallAndLaterCallsStillRun) {
   Runtime rt;
-  auto probe = std::make_shared<Probe>();
-  auto actor = rt.actor<Probed>().remote(probe);
-  auto started = std::make_shared<Gate>(), release = std::make_shared<Gate>();
-  auto running = actor.call(&Probed::wait_for, started, release);
-  started->wait();
+  BusyActor busy(rt, {});
+  auto& [probe, started, release, actor, running] = busy;
   auto cancelled = actor.call(&Probed::increment);
   auto later = actor.call(&Probed::increment);
   rt.cancel(cancelled);
@@ -563,11 +568,8 @@ TEST(Actor, CancelFailsAQueuedCallAndLaterCallsStillRun) {
 
 TEST(Actor, ACancelledCallDropsItsArgumentsThoughItsRefIsKept) {
   Runtime rt;
-  auto probe = std::make_shared<Probe>();
-  auto actor = rt.actor<Probed>().remote(probe);
-  auto started = std::make_shared<Gate>(), release = std::make_shared<Gate>();
-  auto running = actor.call(&Probed::wait_for, started, release);
-  started->wait();
+  BusyActor busy(rt, {});
+  auto& [probe, started, release, actor, running] = busy;
   auto argument = std::make_shared<int>(1);
   auto cancelled = actor.call([](Probed&, const std::shared_ptr<int>& p) { return *p; }, argument);
   EXPECT_EQ(argument.use_count(), 2);  // the queued call's copy
