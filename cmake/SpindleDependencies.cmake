@@ -25,6 +25,15 @@ endif()
 
 find_package(Boost 1.74 REQUIRED COMPONENTS fiber context)
 
+# moodycamel's lock-free queue (header only), for the workers' lanes.
+find_path(SPINDLE_CONCURRENTQUEUE_INCLUDE_DIR concurrentqueue/concurrentqueue.h)
+if(NOT SPINDLE_CONCURRENTQUEUE_INCLUDE_DIR)
+  message(FATAL_ERROR "concurrentqueue/concurrentqueue.h was not found: install Debian's "
+                      "libconcurrentqueue-dev (scripts/setup.sh does)")
+endif()
+add_library(spindle_concurrentqueue INTERFACE IMPORTED)
+target_include_directories(spindle_concurrentqueue INTERFACE ${SPINDLE_CONCURRENTQUEUE_INCLUDE_DIR})
+
 # In the portable build, copies the shared libraries `target` still needs (libudev for static
 # hwloc, Google Benchmark, oneTBB) beside it after each link.
 function(spindle_bundle_runtime target)

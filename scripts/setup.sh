@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ clang pkg-config util-linux
   libhwloc-dev hwloc nlohmann-json3-dev libboost-fiber-dev libboost-context-dev
+  libconcurrentqueue-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtbb-dev libcaf-dev libxgboost-dev
   libstarpu-dev gnuplot-nox python3 python3-venv
 )

@@ -534,6 +534,56 @@ TEST(Runtime, StatusCountsTasksAndPendingDemands) {
   EXPECT_THAT(status.to_string(), HasSubstr("finished: 4, failed: 0, cancelled: 0"));
 }
 
+// Default tasks queue in lock-free lanes, counted rather than listed: the count stays exact
+// through cancels and through tasks run inline by a get.
+TEST(Runtime, StatusCountsQueuedDefaultTasksThroughCancelsAndInlineRuns) {
+  Runtime rt({.num_cpus = 1, .num_workers = 1});
+  Gate started, release;
+  auto blocker = rt.task([&] {
+                     started.open();
+                     release.wait();
+                   }).remote();
+  started.wait();
+  std::vector<ObjectRef<int>> queued;
+  for (int i = 0; i < 5; ++i) queued.push_back(rt.task([i] { return i; }).remote());
+  EXPECT_EQ(rt.status().waiting_for_resources, 5u);
+  rt.cancel(queued[1]);
+  rt.cancel(queued[3]);
+  EXPECT_EQ(rt.status().waiting_for_resources, 3u);
+  release.open();
+  blocker.get();
+  EXPECT_EQ(queued[4].get(), 4);
+  auto parent = rt.task([&rt] {
+    std::vector<ObjectRef<int>> children;
+    for (int i = 0; i < 10; ++i) children.push_back(rt.task([i] { return i; }).remote());
+    int sum = 0;
+    for (const auto& child : children) sum += child.get();  // inline, mostly
+    return sum;
+  });
+  EXPECT_EQ(parent.remote().get(), 45);
+  RuntimeStatus status = rt.status();
+  EXPECT_EQ(status.waiting_for_resources, 0u);
+  EXPECT_EQ(status.cancelled, 2u);
+  EXPECT_EQ(status.finished, 1u + 3u + 1u + 10u);
+}
+
+TEST(Task, ADeadlockReportCountsTheQueuedDefaultTasks) {
+  Runtime rt({.num_cpus = 1, .num_workers = 1});
+  struct Holder {
+    Runtime* rt;
+    int run_one() const { return rt->task([] { return 1; }).remote().get(); }
+  };
+  // The actor holds half the CPU while its call waits for a task that needs a whole one.
+  auto holder = rt.actor<Holder>().options({.num_cpus = 0.5}).remote(&rt);
+  try {
+    (void)holder.call(&Holder::run_one).get(30s);
+    FAIL() << "no error";
+  } catch (const TaskError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("deadlock"));
+    EXPECT_THAT(error.what(), HasSubstr("Waiting for resources: 1 task needs {cpu: 1}"));
+  }
+}
+
 TEST(Runtime, TimelineIsOffUnlessAskedFor) {
   Runtime rt;
   rt.task([] {}).remote().get();

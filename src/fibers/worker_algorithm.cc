@@ -16,8 +16,9 @@ WorkerAlgorithm* worker_algorithm() noexcept { return tls_algorithm; }
 const FiberStack& active_fiber_stack() noexcept { return tls_active_stack; }
 void note_new_fiber_stack(const FiberStack& stack) noexcept { tls_new_stack = stack; }
 
-WorkerAlgorithm::WorkerAlgorithm(unsigned index, std::atomic<bool>* spinning)
-    : index_(index), spinning_(spinning) {
+WorkerAlgorithm::WorkerAlgorithm(unsigned index, std::atomic<bool>* spinning,
+                                 const void* owner)
+    : index_(index), spinning_(spinning), owner_(owner) {
   tls_algorithm = this;
 }
 

@@ -63,8 +63,9 @@ class WorkerAlgorithm final
     : public boost::fibers::algo::algorithm_with_properties<TaskFiberProperties> {
  public:
   /// `spinning`, shared by a runtime's workers, lets one idle worker at a time spin before
-  /// it sleeps; null: every idle worker spins.
-  WorkerAlgorithm(unsigned index, std::atomic<bool>* spinning);
+  /// it sleeps; null: every idle worker spins. `owner` names what the worker serves (its
+  /// runtime's scheduler), so that code can tell its own workers from another runtime's.
+  WorkerAlgorithm(unsigned index, std::atomic<bool>* spinning, const void* owner = nullptr);
   ~WorkerAlgorithm() override;
 
   void awakened(boost::fibers::context* context, TaskFiberProperties& properties) noexcept override;
@@ -75,6 +76,7 @@ class WorkerAlgorithm final
 
   /// The worker's number, 0 to workers - 1.
   [[nodiscard]] unsigned index() const noexcept { return index_; }
+  [[nodiscard]] const void* owner() const noexcept { return owner_; }
   /// The fiber that takes new tasks; null once the worker stops.
   [[nodiscard]] boost::fibers::context* runner() const noexcept { return runner_; }
   void set_runner(boost::fibers::context* runner) noexcept { runner_ = runner; }
@@ -94,6 +96,7 @@ class WorkerAlgorithm final
  private:
   const unsigned index_;
   std::atomic<bool>* const spinning_;
+  const void* const owner_;
   boost::fibers::scheduler::ready_queue_type ready_;
   boost::fibers::context* runner_ = nullptr;
   boost::fibers::context* spare_ = nullptr;

@@ -329,7 +329,7 @@ void Executor::join() {
 void Executor::run_worker(unsigned index, std::vector<unsigned> pus) {
   if (!pus.empty()) pin_thread(pus);
   AlternateSignalStack signal_stack;
-  boost::fibers::use_scheduling_algorithm<WorkerAlgorithm>(index, &spinning_);
+  boost::fibers::use_scheduling_algorithm<WorkerAlgorithm>(index, &spinning_, &scheduler_);
   Worker worker;
   worker.index = index;
   if (!start_runner(worker, false)) std::abort();  // a worker that cannot run anything

@@ -209,7 +209,8 @@ void Scheduler::cancel(TaskRecord& task) {
     if (phase == TaskRecord::Phase::waiting) {
       waiting_.fetch_sub(1, std::memory_order_relaxed);
     } else if (task.lane) {
-      // its lane entry is dropped when taken
+      // Its lane entry is dropped when taken.
+      lane_tasks_left_.fetch_add(1, std::memory_order_relaxed);
     } else {
       --queued_;  // its queue entry is dropped when it reaches the front
       note_queued_locked();
@@ -258,8 +259,8 @@ void Scheduler::wake_worker_locked() {
 // Lane tasks first, with no lock while the worker holds its credit; the locked path when
 // other work waits (actors' runners, tasks of other demands, blocked tasks taking their CPU
 // back) or none is left. A worker going idle gives its credit back, announces itself, and
-// looks at the lanes once more (a submit pushes under a lane's mutex and then reads idle_count_:
-// one of the two sees the other), so a wake-up is never lost.
+// looks at the lanes once more (a submit raises a lane's size and then reads idle_count_, both
+// sequentially consistent: one of the two sees the other), so a wake-up is never lost.
 std::optional<Admitted> Scheduler::next_task() {
   WorkerAlgorithm* algorithm = worker_algorithm();
   const unsigned index = algorithm->index() % workers_;
@@ -323,19 +324,44 @@ bool Scheduler::lane_eligible(const TaskRecord& task) const noexcept {
 }
 
 void Scheduler::push_lane(std::shared_ptr<TaskRecord> task) {
-  WorkerAlgorithm* algorithm = worker_algorithm();  // a worker keeps what it makes
-  unsigned index =
-      algorithm ? algorithm->index() : next_lane_.fetch_add(1, std::memory_order_relaxed);
-  Lane& lane = lanes_[index % workers_];
-  {
-    MutexLock lock(lane.mutex);
-    lane.tasks.push_back(std::move(task));
-    lane.size.store(lane.tasks.size(), std::memory_order_relaxed);
-  }
+  // A worker of this runtime keeps what it makes; other threads spread what they submit.
+  WorkerAlgorithm* algorithm = worker_algorithm();
+  const bool own = algorithm && algorithm->owner() == this;
+  unsigned index = own ? algorithm->index() : next_lane_.fetch_add(1, std::memory_order_relaxed);
+  list_in_lane(lanes_[index % workers_], std::move(task), own);
   if (idle_count_.load() > 0) {
     MutexLock lock(mutex_);
     wake_worker_locked();
   }
+}
+
+void Scheduler::list_in_lane(Lane& lane, std::shared_ptr<TaskRecord> task, bool own) {
+  TaskRecord* entry = task.get();
+  entry->queued_self = std::move(task);
+  lane.queued.fetch_add(1, std::memory_order_relaxed);
+  lane.size.fetch_add(1);  // before the entry is listed, so that it never reads below zero
+  const bool listed =
+      own ? lane.tasks.enqueue(lane.own_producer, entry) : lane.tasks.enqueue(entry);
+  if (!listed) {  // no memory for the queue's block
+    lane.size.fetch_sub(1);
+    lane.queued.fetch_sub(1, std::memory_order_relaxed);
+    task = std::move(entry->queued_self);
+    throw std::bad_alloc();
+  }
+}
+
+std::shared_ptr<TaskRecord> Scheduler::unlist(Lane& lane, bool own) {
+  TaskRecord* entry = nullptr;
+  if (!(own ? lane.tasks.try_dequeue(lane.own_consumer, entry) : lane.tasks.try_dequeue(entry))) {
+    return nullptr;
+  }
+  lane.size.fetch_sub(1, std::memory_order_relaxed);
+  return std::move(entry->queued_self);
+}
+
+Lane::~Lane() {
+  TaskRecord* entry = nullptr;
+  while (tasks.try_dequeue(entry)) entry->queued_self.reset();
 }
 
 std::optional<Admitted> Scheduler::take_lane_task(Lane& own, unsigned worker) {
@@ -352,20 +378,14 @@ std::shared_ptr<TaskRecord> Scheduler::take_from_lanes(unsigned worker) {
   if (stopping()) return nullptr;  // what is queued now is cancelled, not run
   for (unsigned k = 0; k < workers_; ++k) {
     Lane& lane = lanes_[(worker + k) % workers_];
-    if (lane.size.load(std::memory_order_relaxed) == 0) continue;
-    MutexLock lock(lane.mutex);
-    while (!lane.tasks.empty()) {
-      std::shared_ptr<TaskRecord> task;
-      if (k == 0) {
-        task = std::move(lane.tasks.front());
-        lane.tasks.pop_front();
-      } else {
-        task = std::move(lane.tasks.back());
-        lane.tasks.pop_back();
-      }
-      lane.size.store(lane.tasks.size(), std::memory_order_relaxed);
+    while (lane.size.load(std::memory_order_relaxed) > 0) {
+      std::shared_ptr<TaskRecord> task = unlist(lane, k == 0);
+      if (!task) break;  // being listed still, or taken by another worker
       auto queued = TaskRecord::Phase::queued;  // else cancelled, or run inline: dropped
-      if (task->phase.compare_exchange_strong(queued, TaskRecord::Phase::running)) return task;
+      if (task->phase.compare_exchange_strong(queued, TaskRecord::Phase::running)) {
+        lane.queued.fetch_sub(1, std::memory_order_relaxed);
+        return task;
+      }
     }
   }
   return nullptr;
@@ -402,21 +422,22 @@ bool Scheduler::lane_work_admissible_locked() const {
          pool_.can_acquire(*unit_request_);
 }
 
+// Sequentially consistent loads: an idle worker that has announced itself must see a size
+// raised before the submitter looked for idle workers (see next_task).
 bool Scheduler::lanes_hold_tasks() const noexcept {
   for (unsigned i = 0; i < workers_; ++i) {
-    if (lanes_[i].size.load(std::memory_order_relaxed) > 0) return true;
+    if (lanes_[i].size.load() > 0) return true;
   }
   return false;
 }
 
-std::size_t Scheduler::lane_tasks_queued() const {
-  std::size_t queued = 0;
+std::size_t Scheduler::lane_tasks_queued() const noexcept {
+  std::int64_t queued = -lane_tasks_left_.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < workers_; ++i) {
-    MutexLock lock(lanes_[i].mutex);
-    queued += std::ranges::count_if(
-        lanes_[i].tasks, [](const auto& task) { return task->phase == TaskRecord::Phase::queued; });
+    queued += lanes_[i].queued.load(std::memory_order_relaxed) -
+              lanes_[i].ran_inline.load(std::memory_order_relaxed);
   }
-  return queued;
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, queued));
 }
 
 Lane& Scheduler::own_lane() const noexcept {
@@ -425,15 +446,10 @@ Lane& Scheduler::own_lane() const noexcept {
 
 void Scheduler::cancel_lanes() {
   for (unsigned i = 0; i < workers_; ++i) {
-    std::deque<std::shared_ptr<TaskRecord>> tasks;
-    {
-      MutexLock lock(lanes_[i].mutex);
-      tasks.swap(lanes_[i].tasks);
-      lanes_[i].size.store(0, std::memory_order_relaxed);
-    }
-    for (const auto& task : tasks) {
+    while (std::shared_ptr<TaskRecord> task = unlist(lanes_[i], false)) {
       auto queued = TaskRecord::Phase::queued;
       if (!task->phase.compare_exchange_strong(queued, TaskRecord::Phase::finished)) continue;
+      lanes_[i].queued.fetch_sub(1, std::memory_order_relaxed);
       cancelled_.fetch_add(1, std::memory_order_relaxed);
       task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));
     }
@@ -485,6 +501,11 @@ bool Scheduler::run_inline(TaskRecord& caller, ObjectStateBase& object) {
     auto queued = TaskRecord::Phase::queued;
     if (stopping() || !task->phase.compare_exchange_strong(queued, TaskRecord::Phase::running)) {
       return false;
+    }
+    if (WorkerAlgorithm* here = worker_algorithm()) {
+      count_ran_inline(lanes_[here->index() % workers_]);
+    } else {
+      lane_tasks_left_.fetch_add(1, std::memory_order_relaxed);
     }
     ++task->attempts;  // its lane entry is dropped when taken
   } else {
@@ -800,13 +821,10 @@ std::string Scheduler::describe_deadlock_locked() const {
           << shape.request->demand().to_string();
     }
   }
-  for (unsigned i = 0; i < workers_ && listed < kMostListed; ++i) {
-    MutexLock lock(lanes_[i].mutex);
-    for (const auto& task : lanes_[i].tasks) {
-      if (task->phase != TaskRecord::Phase::queued || listed == kMostListed) continue;
-      out << (listed++ ? ";" : "") << ' ' << describe_task(*task) << " needs "
-          << unit_request_->demand().to_string();
-    }
+  // Lane tasks sit in lock-free queues, which cannot be read through: they are counted.
+  if (const std::size_t lane_tasks = lane_tasks_queued(); lane_tasks > 0) {
+    out << (listed++ ? ";" : "") << ' ' << lane_tasks << (lane_tasks == 1 ? " task needs " : " tasks need ")
+        << unit_request_->demand().to_string();
   }
   if (listed == 0) out << " none";
   out << ". Free: " << pool_.available().to_string() << '.';

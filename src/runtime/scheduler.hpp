@@ -5,8 +5,10 @@
 // object completes (completions run waiters' code).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <boost/fiber/context.hpp>
+#include <concurrentqueue/concurrentqueue.h>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -47,21 +49,38 @@ struct Admitted {
   std::shared_ptr<ActorCore> actor;
 };
 
-/// A worker's lane: tasks whose demand is one CPU (the default), queued and taken without
-/// the scheduler's lock, run on the worker's credit: a CPU it takes from the pool while it has
-/// such work and gives back when it has none. Other workers steal the newest tasks.
+/// A worker's lane: tasks whose demand is one CPU (the default), queued and taken without any
+/// lock, run on the worker's credit: a CPU it takes from the pool while it has such work and
+/// gives back when it has none. Other workers take from it when theirs is empty.
 struct alignas(64) Lane {
-  Mutex mutex;
-  std::deque<std::shared_ptr<TaskRecord>> tasks SPINDLE_GUARDED_BY(mutex);
-  /// tasks.size(), read without the mutex as a hint; it counts entries left by tasks that
-  /// were cancelled or run inline, which whoever takes from the lane drops.
-  std::atomic<std::size_t> size{0};
+  Lane() = default;
+  Lane(const Lane&) = delete;
+  Lane& operator=(const Lane&) = delete;
+  /// Drops what is still listed (each entry owns its task; see TaskRecord::queued_self).
+  ~Lane();
+
+  /// A lock-free queue (moodycamel's): FIFO for each thread that submits. An entry holds its
+  /// task through TaskRecord::queued_self until it is taken; an entry whose task was
+  /// cancelled or run inline meanwhile is dropped by whoever takes it.
+  moodycamel::ConcurrentQueue<TaskRecord*> tasks;
+  /// For the lane's own worker only (tokens are not shared between threads): its pushes and
+  /// takes skip the queue's lookup of the calling thread's producer.
+  moodycamel::ProducerToken own_producer{tasks};
+  moodycamel::ConsumerToken own_consumer{tasks};
+  /// Entries listed; a hint, raised before an entry is listed and lowered once it is taken.
+  std::atomic<std::int64_t> size{0};
+  /// Tasks listed here, less those taken from here to run or cancelled at shutdown. One that
+  /// left the queued phase otherwise is counted in `ran_inline` of the worker that ran it, or
+  /// in Scheduler::lane_tasks_left_. Kept on the line `size` is on, which a submit
+  /// touches anyway.
+  std::atomic<std::int64_t> queued{0};
   /// The worker's credit; touched only by that worker's fibers.
   std::optional<Allocation> credit;
   // Written only by the lane's worker, summed by status(): no line is shared on the way.
   alignas(64) std::atomic<std::size_t> finished{0};
   std::atomic<std::size_t> failed{0};
   std::atomic<std::size_t> idle_credit{0};  // 1 while the credit waits for the next task
+  std::atomic<std::int64_t> ran_inline{0};   // lane tasks this worker ran inline
 };
 
 /// The timeline row of transfers (workers are rows 0 to n-1).
@@ -256,8 +275,18 @@ class Scheduler final : public TransferRecorder {
   [[nodiscard]] bool lane_work_admissible_locked() const SPINDLE_REQUIRES(mutex_);
   /// Whether some lane holds an entry (a hint: it may be one left by a cancelled task).
   [[nodiscard]] bool lanes_hold_tasks() const noexcept;
-  /// Lane tasks queued now, counted under each lane's mutex.
-  [[nodiscard]] std::size_t lane_tasks_queued() const;
+  /// Lists a lane task (its phase is queued) in `lane`; `own` when the calling worker is the
+  /// lane's.
+  void list_in_lane(Lane& lane, std::shared_ptr<TaskRecord> task, bool own);
+  /// Takes an entry of `lane` and the ownership it held; null when none. `own` as above.
+  static std::shared_ptr<TaskRecord> unlist(Lane& lane, bool own);
+  /// Lane tasks in the queued phase now.
+  [[nodiscard]] std::size_t lane_tasks_queued() const noexcept;
+  /// Counts in the lane of the worker that ran it a lane task run inline (one writer).
+  static void count_ran_inline(Lane& own) noexcept {
+    own.ran_inline.store(own.ran_inline.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+  }
   /// The calling worker's lane, where it counts what it settles.
   Lane& own_lane() const noexcept;
   /// Counts a lane task's outcome in the settling worker's lane: one writer per counter.
@@ -318,6 +347,9 @@ class Scheduler final : public TransferRecorder {
   std::atomic<std::size_t> settling_{0};  // counted in running_ until their objects complete
   std::shared_ptr<const ResourceRequest> unit_request_;  // {cpu: 1}; null below one CPU
   std::unique_ptr<Lane[]> lanes_;
+  // Lane tasks that left the queued phase neither through a lane nor inline on a worker:
+  // cancelled (see Lane::queued).
+  std::atomic<std::int64_t> lane_tasks_left_{0};
   std::atomic<unsigned> next_lane_{0};  // for submits from outside the workers
 
   mutable Mutex timeline_mutex_;

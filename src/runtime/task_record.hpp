@@ -71,6 +71,9 @@ class TaskRecord final : public ExecutionContext,
   bool creates_actor = false;
   /// Its demand is one CPU: it queues in a worker's lane and runs on that worker's credit.
   bool lane = false;
+  /// While it is listed in a lane (whose entries are plain pointers), the record owns itself
+  /// through this; whoever takes the entry takes the ownership.
+  std::shared_ptr<TaskRecord> queued_self;
   /// Moves forward only (a retry queues it again); changed by compare-and-swap where a
   /// cancel may race (the scheduler's lanes), else under the owner's mutex (scheduler, actor).
   std::atomic<Phase> phase{Phase::waiting};
