@@ -4,9 +4,10 @@
 #   spindle_layer(NAME DIR <folder> [SOURCES ...] [LAYERS ...] [LIBRARIES ...])
 #
 # A layer's files include other layers' headers by folder ("fibers/event.hpp"), through one
-# include path at src/. What keeps that honest is the check below, run when CMake configures:
-# a file that includes a header of a layer it did not declare fails the configure step, with
-# the file and the include named. Headers under include/spindle are the public interface and
+# include path at src/. What keeps that honest is the check below, run when CMake configures
+# (so on every fresh build, as CI's): a file that includes a header of a layer it did not
+# declare, with quotes or angle brackets, or climbs out of its folder with "..", fails the
+# configure step, with the file and the include named. Headers under include/spindle are the public interface and
 # free to all. A layer whose folder is outside src/ (kernels/) exports its folder itself, and
 # its headers are included by name ("checks.hpp").
 
@@ -14,15 +15,26 @@ set(SPINDLE_LAYERS "" CACHE INTERNAL "")
 
 function(_spindle_check_includes name dir layers)
   set(allowed ${name} ${layers})
-  file(GLOB files "${dir}/*.hpp" "${dir}/*.cc" "${dir}/*.cu")
+  # The folders a layer can live in: any of src/, and kernels/.
+  file(GLOB layer_dirs LIST_DIRECTORIES true RELATIVE "${PROJECT_SOURCE_DIR}/src"
+       "${PROJECT_SOURCE_DIR}/src/*")
+  list(APPEND layer_dirs kernels)
+  file(GLOB_RECURSE files "${dir}/*.hpp" "${dir}/*.h" "${dir}/*.cc" "${dir}/*.cu" "${dir}/*.cuh")
   foreach(file IN LISTS files)
-    file(STRINGS "${file}" includes REGEX "^#include \"[^\"]+\"")
+    file(STRINGS "${file}" includes REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]")
     foreach(line IN LISTS includes)
-      string(REGEX REPLACE "^#include \"([^\"]+)\".*" "\\1" header "${line}")
+      string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*([<\"])([^>\"]+)[>\"].*" "\\1\\2"
+             include "${line}")
+      string(SUBSTRING "${include}" 0 1 bracket)
+      string(SUBSTRING "${include}" 1 -1 header)
       if(header MATCHES "^spindle/")
         continue()
       endif()
-      if(header MATCHES "^([a-z_]+)/")
+      if(header MATCHES "(^|/)\\.\\.(/|$)")
+        message(FATAL_ERROR "${file}: #include \"${header}\" climbs out of its folder; "
+                            "include other layers' headers as <layer>/<file>")
+      endif()
+      if(header MATCHES "^([a-z_]+)/" AND CMAKE_MATCH_1 IN_LIST layer_dirs)
         set(layer ${CMAKE_MATCH_1})
         if(NOT layer IN_LIST allowed)
           message(FATAL_ERROR "${file}: #include \"${header}\" reaches layer '${layer}', "
@@ -30,8 +42,15 @@ function(_spindle_check_includes name dir layers)
         endif()
         continue()
       endif()
+      if(bracket STREQUAL "<")
+        continue()  # a library's header
+      endif()
       # A header by name: the file's own folder, or a declared layer that exports its folder.
+      get_filename_component(own_dir "${file}" DIRECTORY)
       set(found OFF)
+      if(EXISTS "${own_dir}/${header}")
+        set(found ON)
+      endif()
       foreach(layer IN LISTS allowed)
         if(EXISTS "${SPINDLE_LAYER_DIR_${layer}}/${header}")
           set(found ON)

@@ -566,6 +566,22 @@ TEST(Actor, CancelFailsAQueuedCallAndLaterCallsStillRun) {
   EXPECT_EQ(later.get(), 1);
 }
 
+TEST(Actor, CallsFailedByAKillDropTheirArguments) {
+  Runtime rt;
+  BusyActor busy(rt, {});
+  auto argument = std::make_shared<int>(1);
+  std::vector<ObjectRef<int>> queued;
+  for (int i = 0; i < 3; ++i) {
+    queued.push_back(
+        busy.actor.call([](Probed&, const std::shared_ptr<int>& p) { return *p; }, argument));
+  }
+  EXPECT_EQ(argument.use_count(), 4);
+  rt.kill(busy.actor);
+  for (const auto& ref : queued) EXPECT_TRUE(ref.failed());
+  EXPECT_EQ(argument.use_count(), 1);
+  busy.release->open();
+}
+
 TEST(Actor, ACancelledCallDropsItsArgumentsThoughItsRefIsKept) {
   Runtime rt;
   BusyActor busy(rt, {});

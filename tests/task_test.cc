@@ -100,10 +100,14 @@ TEST(Task, OverAlignedArgumentsAndResultsKeepTheirAlignment) {
   };
   Runtime rt;
   auto address_of = rt.task([](const Wide& wide) { return reinterpret_cast<std::uintptr_t>(&wide); });
-  EXPECT_EQ(address_of.remote(Wide{}).get() % 128, 0u);
-  ObjectRef<Wide> made = rt.task([] { return Wide{{1.0}}; }).remote();
-  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(&made.get()) % 128, 0u);
-  EXPECT_EQ(made.get().values[0], 1.0);
+  auto make = rt.task([](double first) { return Wide{{first}}; });
+  // Many blocks, so that a 16-byte alignment cannot pass by chance.
+  for (int i = 0; i < 32; ++i) {
+    EXPECT_EQ(address_of.remote(Wide{}).get() % 128, 0u);
+    ObjectRef<Wide> made = make.remote(i);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(&made.get()) % 128, 0u);
+    EXPECT_EQ(made.get().values[0], i);
+  }
 }
 
 TEST(Task, ARefOutlivesItsRuntime) {

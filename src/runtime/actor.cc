@@ -308,10 +308,7 @@ std::vector<std::shared_ptr<TaskRecord>> ActorCore::die_locked(std::exception_pt
 
 void ActorCore::fail_unstarted(std::vector<std::shared_ptr<TaskRecord>> calls,
                                std::exception_ptr error) noexcept {
-  for (const auto& call : calls) {
-    scheduler.count_call(true);
-    call->result().fail(error);
-  }
+  for (const auto& call : calls) fail_call(*call, error);
 }
 
 // After death: fails what never started, returns the resources, and breaks the link from
@@ -323,6 +320,18 @@ void ActorCore::bury(std::vector<std::shared_ptr<TaskRecord>> unstarted,
   allocation_.reset();
   scheduler.actor_died(*this, std::move(allocation));
   creation->actor.reset();
+  // No rebuild follows: a kept ref to a call must not keep the constructor's arguments.
+  if (creation->phase.load(std::memory_order_acquire) == TaskRecord::Phase::finished) {
+    creation->release_creation_arguments();
+  }
+}
+
+// A call that will never run. Its arguments go unless it still waits for one of them: then
+// its submit may still be registering on them (it drops to 0 only once submit is done).
+void ActorCore::fail_call(TaskRecord& call, std::exception_ptr error) noexcept {
+  scheduler.count_call(true);
+  if (call.pending_dependencies.load(std::memory_order_acquire) == 0) call.release_arguments();
+  call.result().fail(std::move(error));
 }
 
 void ActorCore::adopt(Allocation allocation) noexcept { allocation_ = std::move(allocation); }
@@ -402,8 +411,7 @@ void ActorCore::shutdown() noexcept {
     wake_locked();
   }
   for (const auto& call : unstarted) {
-    scheduler.count_call(true);
-    call->result().fail(cancelled_error(*call, "the runtime shut down before it ran"));
+    fail_call(*call, cancelled_error(*call, "the runtime shut down before it ran"));
   }
 }
 

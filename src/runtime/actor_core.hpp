@@ -87,6 +87,7 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
   void bury(std::vector<std::shared_ptr<TaskRecord>> unstarted, std::exception_ptr cause) noexcept;
   void fail_unstarted(std::vector<std::shared_ptr<TaskRecord>> calls,
                       std::exception_ptr error) noexcept;
+  void fail_call(TaskRecord& call, std::exception_ptr error) noexcept;
   std::vector<std::shared_ptr<TaskRecord>> take_mailbox_locked() SPINDLE_REQUIRES(mutex_);
   [[nodiscard]] std::exception_ptr died_error(const std::string& why,
                                               std::exception_ptr cause) const;

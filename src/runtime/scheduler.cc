@@ -97,7 +97,7 @@ void Scheduler::submit(std::shared_ptr<TaskRecord> task) {
   if (stopping()) {
     task->phase = TaskRecord::Phase::finished;
     cancelled_.fetch_add(1, std::memory_order_relaxed);
-    task->result().fail(cancelled_error(*task, "the runtime is shutting down"));
+    fail_unrun(*task, cancelled_error(*task, "the runtime is shutting down"));
     return;
   }
   if (dependencies.empty() && task->lane) {  // the common case: straight to a lane
@@ -146,7 +146,10 @@ void Scheduler::dependencies_resolved(TaskRecord& task) {
   std::optional<ArgumentFailure> failure = task.failed_argument();
   if (!failure && task.lane && !stopping()) {
     auto waiting = TaskRecord::Phase::waiting;
-    if (!task.phase.compare_exchange_strong(waiting, TaskRecord::Phase::queued)) return;  // cancelled
+    if (!task.phase.compare_exchange_strong(waiting, TaskRecord::Phase::queued)) {
+      task.release_arguments();  // cancelled meanwhile; this was the last reader
+      return;
+    }
     waiting_.fetch_sub(1, std::memory_order_relaxed);
     push_lane(task.shared_from_this());
     return;
@@ -157,6 +160,8 @@ void Scheduler::dependencies_resolved(TaskRecord& task) {
     MutexLock lock(mutex_);
     if (task.phase != TaskRecord::Phase::waiting) {  // cancelled meanwhile
       unplace_locked(task);
+      lock.unlock();
+      task.release_arguments();  // this was the last reader
       return;
     }
     waiting_.fetch_sub(1, std::memory_order_relaxed);
@@ -177,8 +182,7 @@ void Scheduler::dependencies_resolved(TaskRecord& task) {
                          " because its argument " + std::to_string(failure->index) + " failed");
     }
   }
-  task.release_arguments();  // finished under the lock: cancel() no longer touches it
-  task.result().fail(error);
+  fail_unrun(task, error);  // finished under the lock: cancel() no longer touches it
 }
 
 void Scheduler::enqueue_locked(std::shared_ptr<TaskRecord> task) {
@@ -199,10 +203,11 @@ void Scheduler::enqueue_locked(std::shared_ptr<TaskRecord> task) {
 // Under the lock, which orders it with every change of a task outside the lanes; a lane
 // task may be taken meanwhile, so its phase changes by compare-and-swap.
 void Scheduler::cancel(TaskRecord& task) {
+  TaskRecord::Phase phase;
   {
     MutexLock lock(mutex_);
     task.cancel_requested = true;
-    auto phase = task.phase.load(std::memory_order_acquire);
+    phase = task.phase.load(std::memory_order_acquire);
     do {
       if (phase == TaskRecord::Phase::running || phase == TaskRecord::Phase::finished) return;
     } while (!task.phase.compare_exchange_weak(phase, TaskRecord::Phase::finished));
@@ -218,7 +223,13 @@ void Scheduler::cancel(TaskRecord& task) {
     }
     cancelled_.fetch_add(1, std::memory_order_relaxed);
   }
-  task.result().fail(cancelled_error(task, "cancel() was called before it ran"));
+  // A queued task's arguments are read by no one now; a waiting one's may still be, by the
+  // completion of its last dependency, which drops them (dependencies_resolved).
+  if (phase == TaskRecord::Phase::waiting) {
+    task.result().fail(cancelled_error(task, "cancel() was called before it ran"));
+  } else {
+    fail_unrun(task, cancelled_error(task, "cancel() was called before it ran"));
+  }
 }
 
 Scheduler::ShapeQueue* Scheduler::best_admissible_locked() {
@@ -339,15 +350,16 @@ void Scheduler::list_in_lane(Lane& lane, std::shared_ptr<TaskRecord> task, bool 
   TaskRecord* entry = task.get();
   entry->queued_self = std::move(task);
   lane.queued.fetch_add(1, std::memory_order_relaxed);
-  lane.size.fetch_add(1);  // before the entry is listed, so that it never reads below zero
   const bool listed =
       own ? lane.tasks.enqueue(lane.own_producer, entry) : lane.tasks.enqueue(entry);
   if (!listed) {  // no memory for the queue's block
-    lane.size.fetch_sub(1);
     lane.queued.fetch_sub(1, std::memory_order_relaxed);
     task = std::move(entry->queued_self);
     throw std::bad_alloc();
   }
+  // Raised once the entry can be taken, so that no worker spins on an entry not there yet;
+  // a taker may lower it first, so it may read below zero for a moment.
+  lane.size.fetch_add(1);
 }
 
 std::shared_ptr<TaskRecord> Scheduler::unlist(Lane& lane, bool own) {
@@ -451,7 +463,7 @@ void Scheduler::cancel_lanes() {
       if (!task->phase.compare_exchange_strong(queued, TaskRecord::Phase::finished)) continue;
       lanes_[i].queued.fetch_sub(1, std::memory_order_relaxed);
       cancelled_.fetch_add(1, std::memory_order_relaxed);
-      task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));
+      fail_unrun(*task, cancelled_error(*task, "the runtime shut down before it ran"));
     }
   }
 }
@@ -490,7 +502,8 @@ bool lends(const TaskRecord& caller, const TaskSpec& task) {
 bool Scheduler::run_inline(TaskRecord& caller, ObjectStateBase& object) {
   TaskRecord* const task = object.producer;
   // Another runtime's task is that runtime's to run.
-  if (!task || &task->scheduler != this || task->actor || task->spec->codelet ||
+  if (!task || &task->scheduler != this || task->creates_actor || task->actor ||
+      task->spec->codelet ||
       !lends(caller, *task->spec) || task->phase != TaskRecord::Phase::queued ||
       !enough_stack_to_inline()) {
     return false;  // phase is read without the lock here: a hint, checked again below
@@ -854,7 +867,7 @@ void Scheduler::stop() {
     if (actors_ == 0) wake_all_idle_locked();
   }
   for (const auto& task : cancelled) {
-    task->result().fail(cancelled_error(*task, "the runtime shut down before it ran"));
+    fail_unrun(*task, cancelled_error(*task, "the runtime shut down before it ran"));
   }
   cancel_lanes();
   // Each actor then destroys its instance on a worker, and the last one to die lets the
@@ -872,10 +885,12 @@ std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
                                                 const std::shared_ptr<ActorCore>& handle,
                                                 const std::type_info& type) {
   const std::string& name = actor.spec->registered_name;
+  // Declared before the lock: dropping the last handle tells the actor, which may post a
+  // runner, under this mutex.
+  std::shared_ptr<ActorCore> existing;
   MutexLock lock(mutex_);
   if (!name.empty()) {
     auto named = names_.find(name);
-    std::shared_ptr<ActorCore> existing;
     if (named != names_.end()) existing = named->second.handle.lock();
     if (existing) {
       if (named->second.type != std::type_index(type)) {
@@ -898,9 +913,9 @@ std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
 
 std::shared_ptr<ActorCore> Scheduler::find_actor(const std::string& name,
                                                  const std::type_info& type) {
+  std::shared_ptr<ActorCore> handle;  // before the lock, as in add_actor
   MutexLock lock(mutex_);
   auto named = names_.find(name);
-  std::shared_ptr<ActorCore> handle;
   if (named != names_.end()) handle = named->second.handle.lock();
   if (!handle) throw InvalidArgumentError("no live actor is named '" + name + "'");
   if (named->second.type != std::type_index(type)) {

@@ -67,7 +67,7 @@ struct alignas(64) Lane {
   /// takes skip the queue's lookup of the calling thread's producer.
   moodycamel::ProducerToken own_producer{tasks};
   moodycamel::ConsumerToken own_consumer{tasks};
-  /// Entries listed; a hint, raised before an entry is listed and lowered once it is taken.
+  /// Entries listed; a hint, raised once an entry is listed and lowered once it is taken.
   std::atomic<std::int64_t> size{0};
   /// Tasks listed here, less those taken from here to run or cancelled at shutdown. One that
   /// left the queued phase otherwise is counted in `ran_inline` of the worker that ran it, or
@@ -258,6 +258,11 @@ class Scheduler final : public TransferRecorder {
   /// Settles a lane task run inline: what it ran on stays the caller's.
   void settle_inline_lane(TaskRecord& task, std::exception_ptr error);
   void publish_outcome(TaskRecord& task, std::exception_ptr error);
+  /// Fails a task that will never run, once nothing else reads its arguments: they go first.
+  static void fail_unrun(TaskRecord& task, std::exception_ptr error) noexcept {
+    task.release_arguments();
+    task.result().fail(std::move(error));
+  }
   [[nodiscard]] bool should_retry(const TaskRecord& task, std::exception_ptr error) const;
   /// Moves a queued task to running.
   void start_locked(TaskRecord& task) SPINDLE_REQUIRES(mutex_);

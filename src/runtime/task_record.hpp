@@ -49,6 +49,8 @@ class TaskRecord final : public ExecutionContext,
   void release_arguments() noexcept {
     if (!creates_actor) body_->release_arguments();
   }
+  /// Drops the arguments even of an actor's creation: its actor is dead for good.
+  void release_creation_arguments() noexcept { body_->release_arguments(); }
 
   /// A dependency completed.
   void on_complete() noexcept override;
