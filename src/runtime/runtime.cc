@@ -85,6 +85,7 @@ Runtime::~Runtime() {
   // its own always has it.
   std::thread([this] { impl_->scheduler->stop(); }).join();
   impl_->executor->join();
+  impl_->scheduler->cancel_leftovers();
   if (!impl_->model_file.empty() && impl_->scheduler->model_updated()) {
     try {
       impl_->model->save(impl_->model_file);

@@ -196,6 +196,9 @@ class Scheduler final : public TransferRecorder {
 
   /// Cancels what has not started and lets next_task return nullopt once idle.
   void stop();
+  /// Once the workers have left: cancels lane tasks listed after the last one looked (a
+  /// task's submit that raced the stop), so that no get on them waits forever.
+  void cancel_leftovers() { cancel_lanes(); }
 
   [[nodiscard]] RuntimeStatus status() const;
   /// How many worker threads run tasks (set once by the runtime, before any task).
