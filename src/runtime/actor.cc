@@ -93,8 +93,7 @@ void ActorCore::submit(std::shared_ptr<TaskRecord> call) {
   if (refused) {
     call->phase = TaskRecord::Phase::finished;
     scheduler.count_call(true);
-    call->release_arguments();
-    call->result().fail(refused);
+    call->fail_unrun(refused);
     return;
   }
   if (resolved) return;
@@ -330,8 +329,8 @@ void ActorCore::bury(std::vector<std::shared_ptr<TaskRecord>> unstarted,
 // its submit may still be registering on them (it drops to 0 only once submit is done).
 void ActorCore::fail_call(TaskRecord& call, std::exception_ptr error) noexcept {
   scheduler.count_call(true);
-  if (call.pending_dependencies.load(std::memory_order_acquire) == 0) call.release_arguments();
-  call.result().fail(std::move(error));
+  call.fail_unrun(std::move(error),
+                  call.pending_dependencies.load(std::memory_order_acquire) == 0);
 }
 
 void ActorCore::adopt(Allocation allocation) noexcept { allocation_ = std::move(allocation); }
@@ -369,8 +368,7 @@ void ActorCore::cancel(TaskRecord& call) noexcept {
   }
   scheduler.count_call(true);
   // Its ref was returned, so its submit is over: nothing else reads its arguments.
-  removed->release_arguments();
-  removed->result().fail(cancelled_error(call, "cancel() was called before it ran"));
+  removed->fail_unrun(cancelled_error(call, "cancel() was called before it ran"));
 }
 
 void ActorCore::kill(bool no_restart) noexcept {

@@ -100,7 +100,8 @@ PerfModel& Runtime::perf_model() { return *impl_->model; }
 void Runtime::cancel_object(detail::ObjectStateBase& object) {
   // A finished task's record may outlive its runtime (a ref keeps it): it is not touched.
   detail::TaskRecord* task = object.producer;
-  if (!task || task->phase.load(std::memory_order_acquire) == detail::TaskRecord::Phase::finished) {
+  if (!task || task->phase.load(std::memory_order_acquire) ==
+                   detail::TaskRecord::Phase::finished) {
     return;
   }
   if (task->is_actor_call()) {

@@ -97,7 +97,7 @@ void Scheduler::submit(std::shared_ptr<TaskRecord> task) {
   if (stopping()) {
     task->phase = TaskRecord::Phase::finished;
     cancelled_.fetch_add(1, std::memory_order_relaxed);
-    fail_unrun(*task, cancelled_error(*task, "the runtime is shutting down"));
+    task->fail_unrun(cancelled_error(*task, "the runtime is shutting down"));
     return;
   }
   if (dependencies.empty() && task->lane) {  // the common case: straight to a lane
@@ -182,7 +182,7 @@ void Scheduler::dependencies_resolved(TaskRecord& task) {
                          " because its argument " + std::to_string(failure->index) + " failed");
     }
   }
-  fail_unrun(task, error);  // finished under the lock: cancel() no longer touches it
+  task.fail_unrun(error);  // finished under the lock: cancel() no longer touches it
 }
 
 void Scheduler::enqueue_locked(std::shared_ptr<TaskRecord> task) {
@@ -225,11 +225,8 @@ void Scheduler::cancel(TaskRecord& task) {
   }
   // A queued task's arguments are read by no one now; a waiting one's may still be, by the
   // completion of its last dependency, which drops them (dependencies_resolved).
-  if (phase == TaskRecord::Phase::waiting) {
-    task.result().fail(cancelled_error(task, "cancel() was called before it ran"));
-  } else {
-    fail_unrun(task, cancelled_error(task, "cancel() was called before it ran"));
-  }
+  task.fail_unrun(cancelled_error(task, "cancel() was called before it ran"),
+                  phase != TaskRecord::Phase::waiting);
 }
 
 Scheduler::ShapeQueue* Scheduler::best_admissible_locked() {
@@ -463,7 +460,7 @@ void Scheduler::cancel_lanes() {
       if (!task->phase.compare_exchange_strong(queued, TaskRecord::Phase::finished)) continue;
       lanes_[i].queued.fetch_sub(1, std::memory_order_relaxed);
       cancelled_.fetch_add(1, std::memory_order_relaxed);
-      fail_unrun(*task, cancelled_error(*task, "the runtime shut down before it ran"));
+      task->fail_unrun(cancelled_error(*task, "the runtime shut down before it ran"));
     }
   }
 }
@@ -515,11 +512,7 @@ bool Scheduler::run_inline(TaskRecord& caller, ObjectStateBase& object) {
     if (stopping() || !task->phase.compare_exchange_strong(queued, TaskRecord::Phase::running)) {
       return false;
     }
-    if (WorkerAlgorithm* here = worker_algorithm()) {
-      count_ran_inline(lanes_[here->index() % workers_]);
-    } else {
-      lane_tasks_left_.fetch_add(1, std::memory_order_relaxed);
-    }
+    count_ran_inline(own_lane());  // a caller is a task: this is one of the workers
     ++task->attempts;  // its lane entry is dropped when taken
   } else {
     MutexLock lock(mutex_);
@@ -836,7 +829,8 @@ std::string Scheduler::describe_deadlock_locked() const {
   }
   // Lane tasks sit in lock-free queues, which cannot be read through: they are counted.
   if (const std::size_t lane_tasks = lane_tasks_queued(); lane_tasks > 0) {
-    out << (listed++ ? ";" : "") << ' ' << lane_tasks << (lane_tasks == 1 ? " task needs " : " tasks need ")
+    out << (listed++ ? ";" : "") << ' ' << lane_tasks
+        << (lane_tasks == 1 ? " task needs " : " tasks need ")
         << unit_request_->demand().to_string();
   }
   if (listed == 0) out << " none";
@@ -867,7 +861,7 @@ void Scheduler::stop() {
     if (actors_ == 0) wake_all_idle_locked();
   }
   for (const auto& task : cancelled) {
-    fail_unrun(*task, cancelled_error(*task, "the runtime shut down before it ran"));
+    task->fail_unrun(cancelled_error(*task, "the runtime shut down before it ran"));
   }
   cancel_lanes();
   // Each actor then destroys its instance on a worker, and the last one to die lets the

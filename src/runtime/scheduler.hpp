@@ -261,11 +261,6 @@ class Scheduler final : public TransferRecorder {
   /// Settles a lane task run inline: what it ran on stays the caller's.
   void settle_inline_lane(TaskRecord& task, std::exception_ptr error);
   void publish_outcome(TaskRecord& task, std::exception_ptr error);
-  /// Fails a task that will never run, once nothing else reads its arguments: they go first.
-  static void fail_unrun(TaskRecord& task, std::exception_ptr error) noexcept {
-    task.release_arguments();
-    task.result().fail(std::move(error));
-  }
   [[nodiscard]] bool should_retry(const TaskRecord& task, std::exception_ptr error) const;
   /// Moves a queued task to running.
   void start_locked(TaskRecord& task) SPINDLE_REQUIRES(mutex_);

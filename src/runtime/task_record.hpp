@@ -51,6 +51,12 @@ class TaskRecord final : public ExecutionContext,
   }
   /// Drops the arguments even of an actor's creation: its actor is dead for good.
   void release_creation_arguments() noexcept { body_->release_arguments(); }
+  /// Fails a task that will never run. With `drop_arguments` (when nothing else can be
+  /// reading them), its arguments go first.
+  void fail_unrun(std::exception_ptr error, bool drop_arguments = true) noexcept {
+    if (drop_arguments) release_arguments();
+    result().fail(std::move(error));
+  }
 
   /// A dependency completed.
   void on_complete() noexcept override;
