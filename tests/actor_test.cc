@@ -416,6 +416,50 @@ void expect_resources_returned(Runtime& rt, double num_cpus) {
   EXPECT_EQ(probe.get(30s), 1);
 }
 
+// Running out of memory while an actor is built fails its creation and its calls, with the
+// bad_alloc nested; what it held returns to the pool and the runtime goes on. Out of memory in
+// a method fails that call only.
+TEST(Actor, BadAllocInAConstructorFailsThatActorOnly) {
+  Runtime rt({.num_cpus = 1});
+  struct Hungry {
+    explicit Hungry(bool starve) {
+      if (starve) throw std::bad_alloc();
+    }
+    int grab(bool starve) {
+      if (starve) throw std::bad_alloc();
+      return ++calls;
+    }
+    int calls = 0;
+  };
+  auto starved = rt.actor<Hungry>().options({.num_cpus = 1, .name = "starved"}).remote(true);
+  auto early = starved.call(&Hungry::grab, false);
+  try {
+    starved.ready().get();
+    FAIL() << "the constructor's bad_alloc was lost";
+  } catch (const TaskError& error) {
+    EXPECT_THROW(std::rethrow_if_nested(error), std::bad_alloc);
+  }
+  try {
+    (void)early.get();
+    FAIL() << "a call on an actor that was never built succeeded";
+  } catch (const ActorDiedError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("actor 'starved'"));
+    EXPECT_THAT(error.what(), HasSubstr("failed in its constructor"));
+    EXPECT_THROW(std::rethrow_if_nested(error), std::bad_alloc);
+  }
+  expect_resources_returned(rt, 1);
+
+  auto fed = rt.actor<Hungry>().options({.num_cpus = 1}).remote(false);
+  EXPECT_EQ(fed.call(&Hungry::grab, false).get(), 1);
+  try {
+    (void)fed.call(&Hungry::grab, true).get();
+    FAIL() << "the method's bad_alloc was lost";
+  } catch (const TaskError& error) {
+    EXPECT_THROW(std::rethrow_if_nested(error), std::bad_alloc);
+  }
+  EXPECT_EQ(fed.call(&Hungry::grab, false).get(), 2);  // the same instance goes on
+}
+
 TEST(Actor, KillFailsUnstartedCallsFlagsRunningOnesAndReturnsResources) {
   Runtime rt({.num_cpus = 1});
   BusyActor busy(rt, {.num_cpus = 1});
@@ -450,6 +494,51 @@ TEST(Actor, KillWithRestartBuildsTheActorAgain) {
   rt.kill(actor, {.no_restart = false});  // no restarts left: it dies
   EXPECT_THROW((void)actor.call(&Fragile::increment).get(), ActorDiedError);
   EXPECT_EQ(probe->built.load(), 2);
+}
+
+// A kill with no_restart = false counts as a crash: calls not started wait for the rebuilt
+// instance, and the running call runs again on it within max_task_retries, else fails.
+TEST(Actor, AKillWithRestartKeepsQueuedCallsAndRetriesTheRunningOne) {
+  Runtime rt;
+  struct Resumable {
+    explicit Resumable(const std::shared_ptr<Probe>& probe) { ++probe->built; }
+    int hold(const std::shared_ptr<Gate>& started, const std::shared_ptr<Gate>& release,
+             const std::shared_ptr<std::atomic<int>>& attempts) {
+      if (++*attempts == 1) {
+        started->open();
+        release->wait();
+      }
+      return this_task::cancelled() ? -1 : 100;
+    }
+    int increment() { return ++value; }
+    int value = 0;
+  };
+  for (int retries : {1, 0}) {
+    SCOPED_TRACE("max_task_retries = " + std::to_string(retries));
+    auto probe = std::make_shared<Probe>();
+    auto started = std::make_shared<Gate>();
+    auto release = std::make_shared<Gate>();
+    auto attempts = std::make_shared<std::atomic<int>>(0);
+    auto actor = rt.actor<Resumable>()
+                     .options({.max_restarts = 1, .max_task_retries = retries})
+                     .remote(probe);
+    auto running = actor.call(&Resumable::hold, started, release, attempts);
+    started->wait();
+    std::vector<ObjectRef<int>> queued;
+    for (int i = 0; i < 3; ++i) queued.push_back(actor.call(&Resumable::increment));
+    rt.kill(actor, {.no_restart = false});
+    for (const auto& ref : queued) EXPECT_FALSE(ref.failed());
+    release->open();
+    if (retries == 1) {
+      EXPECT_EQ(running.get(30s), 100);  // the second attempt, not cancelled
+      EXPECT_EQ(attempts->load(), 2);
+    } else {
+      EXPECT_THAT(error_of<ActorDiedError>(running), HasSubstr("was killed while this call ran"));
+      EXPECT_EQ(attempts->load(), 1);
+    }
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(queued[i].get(30s), i + 1);  // on the new instance
+    EXPECT_EQ(probe->built.load(), 2);
+  }
 }
 
 TEST(Actor, DestroyedOnItsFiberWhenTheLastHandleIsGoneAndCallsAreDone) {

@@ -136,6 +136,59 @@ TEST(Device, AStoredHostBufferReachesHostConsumersWithoutACopy) {
   EXPECT_EQ(&ref.get().replica(Location::pinned()), &ref.get());
 }
 
+// A buffer_memory_limit makes the device as full as that: a task asking for more than is left
+// fails with a DeviceError naming the sizes; buffers already made stay, other work goes on, and
+// memory freed can be had again. Buffers made outside tasks do not count.
+TEST(Device, ABufferMemoryLimitFailsOnlyTheTaskThatExceedsIt) {
+  constexpr std::size_t kLimit = 1 << 20;
+  constexpr std::size_t kKiB = 1024;
+  spindle::Runtime rt({.num_cpus = 2, .buffer_memory_limit = kLimit});
+  struct Holder {
+    std::size_t keep(std::size_t bytes) {
+      kept.emplace_back(std::vector<char>(bytes, 'k'), Location::host());
+      return held();
+    }
+    [[nodiscard]] std::size_t held() const {
+      std::size_t bytes = 0;
+      for (const auto& buffer : kept) bytes += buffer.size();
+      return bytes;
+    }
+    void drop() { kept.clear(); }
+    std::vector<Buffer<char>> kept;
+  };
+  auto holder = rt.actor<Holder>().remote();
+  // Allocates a Buffer and frees it before the result is published.
+  auto make = rt.task([](std::size_t bytes) { return Buffer<char>(bytes, Location::host()).size(); });
+
+  ASSERT_EQ(holder.call(&Holder::keep, 600 * kKiB).get(), 600 * kKiB);
+  auto over = make.remote(600 * kKiB);
+  try {
+    (void)over.get();
+    FAIL() << "a Buffer past the limit was made";
+  } catch (const spindle::TaskError& error) {
+    std::string message = error.what();
+    EXPECT_NE(message.find("a Buffer of 614400 bytes on the host would exceed the runtime's "
+                           "buffer_memory_limit of 1048576 bytes per device: 614400 bytes are "
+                           "in use there"),
+              std::string::npos)
+        << message;
+    EXPECT_THROW(std::rethrow_if_nested(error), spindle::DeviceError);
+  }
+  EXPECT_EQ(make.remote(400 * kKiB).get(), 400 * kKiB);
+  EXPECT_EQ(holder.call(&Holder::keep, 400 * kKiB).get(), 1000 * kKiB);
+  EXPECT_THROW((void)holder.call(&Holder::keep, 100 * kKiB).get(), spindle::TaskError);
+  EXPECT_EQ(holder.call(&Holder::held).get(), 1000 * kKiB);  // the failed call lost nothing
+
+  Buffer<char> outside(2 * kLimit, Location::host());  // outside tasks: not counted
+  holder.call(&Holder::drop).get();
+  EXPECT_EQ(make.remote(kLimit).get(), kLimit);
+
+  EXPECT_EQ(error_of<spindle::InvalidArgumentError>(
+                [] { spindle::Runtime bad({.buffer_memory_limit = 0}); }),
+            "buffer_memory_limit = 0: give a number of bytes above 0, or leave it unset for no "
+            "limit");
+}
+
 TEST(Device, LocationsPrintTheirPlace) {
   EXPECT_EQ(Location::host().to_string(), "host");
   EXPECT_EQ(Location::pinned().to_string(), "pinned host");

@@ -458,25 +458,25 @@ TEST_F(Gpu, ACopyToAnotherGpuWaitsForTheWorkOnItsSource) {
 
 // ---- actors: a restart keeps the actor's GPU ------------------------------------------------
 
-TEST_F(Gpu, AShardRestartsOnItsGpuAndTakesPushes) {
+TEST_F(Gpu, AShardRestartsOnItsGpuAndGoesOnFromItsState) {
   using Shard = spindle::ParameterServer<float>::Shard;
   spindle::Runtime rt({.num_cpus = 2});
   spindle::ParameterServerOptions options{.num_shards = 1, .lr = 0.5};
   auto shard = rt.actor<Shard>()
                    .options({.num_gpus = 1, .max_restarts = 1})
-                   .remote(std::vector<float>(1000, 1.0f), options);
+                   .remote(Shard::initial_state(std::vector<float>(1000, 1.0f)), options);
   const Location at = shard.call(&Shard::pull).get().get().location();
   ASSERT_TRUE(at.on_gpu()) << "a shard granted a GPU keeps its values there";
   auto push = [&] {
-    return shard.call(&Shard::push,
+    return shard.call(&Shard::push, spindle::detail::next_push_id(),
                       std::make_shared<const Buffer<float>>(std::vector<float>(1000, 1.0f), at));
   };
   EXPECT_EQ(push().get(), 1u);
-  rt.kill(shard, {.no_restart = false});  // a crash: rebuilt from its arguments
-  EXPECT_EQ(push().get(), 1u) << "the rebuilt shard starts again from its first step";
+  rt.kill(shard, {.no_restart = false});  // a crash: rebuilt over the state it kept
+  EXPECT_EQ(push().get(), 2u) << "the rebuilt shard goes on from its step count";
   auto values = shard.call(&Shard::pull).get();
   EXPECT_EQ(values.get().location(), at) << "the rebuilt shard left its GPU";
-  EXPECT_EQ(values.get().to_vector(), std::vector<float>(1000, 0.5f));
+  EXPECT_EQ(values.get().to_vector(), std::vector<float>(1000, 0.0f));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The parameter server: sharding, pull and push, optimisers against the kernels run on the
 // whole vector, synchronous rounds, copy on write of pulled values, checkpoints, keyed values.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -132,6 +133,44 @@ TEST(ParameterServer, ConcurrentPushesFromTasksAllApply) {
   EXPECT_EQ(ps.steps(), (std::vector<std::uint64_t>{100, 100, 100, 100}));
 }
 
+// Shards killed with a restart while pushes stream in lose no update and apply none twice:
+// with sgd, lr 1 and gradients of ones, each value falls by exactly one per update. A shard
+// killed for good fails what comes after, naming itself.
+TEST(ParameterServer, ShardsKilledDuringPushesLoseNoUpdateAndApplyNoneTwice) {
+  constexpr std::size_t kSize = 1000;
+  constexpr int kPushers = 4;
+  constexpr int kPushes = 50;
+  for (auto mode : {spindle::UpdateMode::asynchronous, spindle::UpdateMode::synchronous}) {
+    const bool sync = mode == spindle::UpdateMode::synchronous;
+    SCOPED_TRACE(sync ? "synchronous" : "asynchronous");
+    spindle::Runtime rt({.num_cpus = 2});
+    ParameterServer<double> ps(rt, std::vector<double>(kSize, 0.0),
+                               {.num_shards = 2, .lr = 1.0, .mode = mode, .workers = kPushers});
+    auto pusher = rt.task([&ps] {
+      std::vector<double> gradient(kSize, 1.0);
+      for (int i = 0; i < kPushes; ++i) {
+        for (const auto& ref : ps.push(gradient)) (void)ref.get(std::chrono::seconds(30));
+      }
+    });
+    std::vector<spindle::ObjectRef<void>> done;
+    for (int t = 0; t < kPushers; ++t) done.push_back(pusher.remote());
+    using Shard = ParameterServer<double>::Shard;
+    for (int kill = 0; kill < 20; ++kill) {
+      const auto& shard = ps.shards()[kill % 2];
+      rt.kill(shard, {.no_restart = false});
+      (void)shard.call(&Shard::steps).get(std::chrono::seconds(30));  // rebuilt, taking pushes
+    }
+    for (const auto& ref : done) ref.get(std::chrono::seconds(60));
+    const std::uint64_t updates = sync ? kPushes : kPushers * kPushes;
+    EXPECT_EQ(ps.steps(), (std::vector<std::uint64_t>{updates, updates}));
+    EXPECT_EQ(ps.pull(), std::vector<double>(kSize, -static_cast<double>(updates)));
+
+    rt.kill(ps.shards()[1]);
+    EXPECT_THAT(error_of<spindle::ActorDiedError>([&] { (void)ps.pull(); }),
+                ::testing::HasSubstr("was killed"));
+  }
+}
+
 TEST(ParameterServer, CheckpointsRestoreValuesAndStepsAndRefuseBadFiles) {
   spindle::Runtime rt({.num_cpus = 2});
   ParameterServer<double> ps(rt, iota(6), {.num_shards = 2, .lr = 1.0});
@@ -218,6 +257,8 @@ TEST(ParameterServer, BadOptionsAndGradientsAreRejectedNamingTheValue) {
               ParameterServer<double> ps(rt, iota(3), {.optimizer = Optimizer::adam, .beta2 = 1});
             }),
             "beta2 = 1: must be in [0, 1)");
+  EXPECT_EQ(error_of([&] { ParameterServer<double> ps(rt, iota(3), {.max_restarts = -2}); }),
+            "max_restarts = -2: a number of restarts, 0 or more, or -1 for no limit");
   ParameterServer<double> ps(rt, iota(3), {.num_shards = 1});
   EXPECT_EQ(error_of([&] { (void)ps.push(std::vector<double>(2)); }),
             "push: the gradient has 2 elements; the buffer has 3 and sizes must match");

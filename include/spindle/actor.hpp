@@ -53,7 +53,8 @@ struct ActorOptions {
   int max_concurrency = 1;
   /// Times a crashed actor is built again; -1 means without limit.
   int max_restarts = 0;
-  /// Times a call interrupted by a crash runs again on the rebuilt instance; -1: no limit.
+  /// Times a call interrupted by a crash (or a kill with no_restart = false) runs again on
+  /// the rebuilt instance; -1: no limit.
   int max_task_retries = 0;
   /// Calls that may wait (queued, not yet started) before call() throws
   /// PendingCallsLimitError; -1 means without limit.

@@ -44,6 +44,7 @@ namespace spindle {
 
 namespace detail {
 
+class MemoryBudget;
 class ReplicaCache;
 class StreamUse;
 
@@ -53,7 +54,9 @@ class RawBuffer {
   RawBuffer() noexcept;
   /// `bytes` at `location`, zero-filled unless `zeroed` is false (pinned falls back to host
   /// without a GPU).
-  /// @throws DeviceError for a device that does not exist, or an allocation that failed.
+  /// Inside a task of a runtime with a buffer_memory_limit, the bytes count against it.
+  /// @throws DeviceError for a device that does not exist, an allocation that failed, or
+  /// one past the limit.
   RawBuffer(std::size_t bytes, Location location, bool zeroed = true);
   ~RawBuffer();
   RawBuffer(RawBuffer&& other) noexcept;
@@ -89,6 +92,7 @@ class RawBuffer {
   Location location_;
   mutable std::shared_ptr<ReplicaCache> replicas_;
   std::unique_ptr<StreamUse> use_;  // GPU buffers only
+  std::shared_ptr<MemoryBudget> budget_;  // what the bytes were charged to, if anything
 };
 
 /// Throws InvalidArgumentError unless `size` elements of `element_bytes` fit in memory sizes.

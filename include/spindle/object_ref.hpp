@@ -92,6 +92,12 @@ class ObjectStateBase {
 
 template <typename T>
 class ObjectState final : public ObjectStateBase {
+  static_assert(std::is_nothrow_destructible_v<T>,
+                "spindle: a stored value (a task's or call's result, a put value) must not throw "
+                "from its destructor: the store destroys it wherever its last ref goes, where no "
+                "caller could catch the exception. Make the destructor noexcept and report the "
+                "failure another way");
+
  public:
   template <typename... Args>
   void set_value(Args&&... args) {

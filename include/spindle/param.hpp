@@ -12,6 +12,12 @@
 // the pushes of a round and, once `workers` of them arrived, averages them with the N-way
 // aggregation kernel and makes one update.
 //
+// Failures: a shard whose actor crashes, or is killed with no_restart = false, is built again
+// (within max_restarts) and goes on from what it kept: values, optimiser state, the round so
+// far, the step count. Pushes queued meanwhile wait for it, and the push it was taking in runs
+// again, but a push is never applied twice. A shard killed for good fails its pushes and pulls
+// with ActorDiedError.
+//
 // Thread safety: every member may be called from any thread or task at once.
 #pragma once
 
@@ -50,6 +56,10 @@ struct ParameterServerOptions {
   std::size_t workers = 1;
   /// Keep shards on the GPUs when there are any.
   bool use_gpus = true;
+  /// Times a shard's actor is built again after a crash or a kill with no_restart = false
+  /// (-1: no limit). It goes on from the values, optimiser state, round and step count it
+  /// kept, and a push it was taking in when it went down is retried, never applied twice.
+  int max_restarts = -1;
 };
 
 namespace detail {
@@ -78,47 +88,87 @@ std::pair<CheckpointHeader, std::vector<char>> parse_checkpoint(std::span<const 
                                                                 const std::string& path,
                                                                 const CheckpointHeader& expected);
 
-/// One shard: an actor's state.
+/// The id of a push, unique in the process: a shard tells a retried push from a new one by it.
+[[nodiscard]] std::uint64_t next_push_id() noexcept;
+
+/// What a shard keeps. The shard's actor holds it through its constructor's argument, so an
+/// instance rebuilt after a crash (or a kill with no_restart = false) goes on from it: no
+/// update taken in is lost.
+template <typename T>
+struct ShardState {
+  explicit ShardState(std::vector<T> values) : initial(std::move(values)) {}
+  std::vector<T> initial;  // the first build's values, dropped once they are in `params`
+  ObjectRef<Buffer<T>> params;
+  Buffer<T> first, second;  // velocity, or Adam's two moments
+  std::vector<std::shared_ptr<const Buffer<T>>> round;
+  Buffer<T> mean;  // synchronous: the round's average
+  std::uint64_t steps = 0;
+  std::uint64_t last_taken = 0;  // the id of the last push taken in
+  // The last push each instance took in before it was torn down: its call may have failed
+  // after taking it in, and its retry must not take it in again.
+  std::vector<std::uint64_t> taken_before_restart;
+};
+
+/// One shard: an actor over a ShardState.
 template <typename T>
 class ParameterShard {
  public:
-  ParameterShard(const std::vector<T>& initial, ParameterServerOptions options)
-      : options_(options), params_(stored(Buffer<T>(initial))) {
-    Location at = params_.get().location();
-    if (options_.optimizer != Optimizer::sgd) first_ = Buffer<T>(initial.size(), at);
+  /// A new shard's state, for the constructor.
+  static std::shared_ptr<ShardState<T>> initial_state(std::vector<T> values) {
+    return std::make_shared<ShardState<T>>(std::move(values));
+  }
+
+  ParameterShard(std::shared_ptr<ShardState<T>> state, ParameterServerOptions options)
+      : options_(options), state_(std::move(state)) {
+    ShardState<T>& s = *state_;
+    if (s.params.valid()) {  // rebuilt: the last instance's push may come again
+      if (s.last_taken != 0) s.taken_before_restart.push_back(s.last_taken);
+      return;
+    }
+    s.params = stored(Buffer<T>(s.initial));
+    std::vector<T>().swap(s.initial);
+    Location at = s.params.get().location();
+    if (options_.optimizer != Optimizer::sgd) s.first = Buffer<T>(s.params.get().size(), at);
     if (options_.optimizer == Optimizer::adam || options_.optimizer == Optimizer::adamw) {
-      second_ = Buffer<T>(initial.size(), at);
+      s.second = Buffer<T>(s.params.get().size(), at);
     }
   }
 
   /// The current values, without a copy; a later update copies them first if the ref is kept.
-  ObjectRef<Buffer<T>> pull() const { return params_; }
+  ObjectRef<Buffer<T>> pull() const { return state_->params; }
 
-  /// Applies (or, synchronously, collects) one gradient; returns the updates made so far.
-  /// The gradient comes shared, so that a round can keep it without a copy.
-  std::uint64_t push(const std::shared_ptr<const Buffer<T>>& gradient) {
+  /// Applies (or, synchronously, collects) push `id`, once: a retry of a push taken in before
+  /// a restart changes nothing. Returns the updates made so far. The gradient comes shared,
+  /// so that a round can keep it without a copy.
+  std::uint64_t push(std::uint64_t id, const std::shared_ptr<const Buffer<T>>& gradient) {
+    ShardState<T>& s = *state_;
+    if (std::erase(s.taken_before_restart, id) > 0) return s.steps;
     if (options_.mode == UpdateMode::asynchronous) {
       apply(*gradient);
-      return steps_;
+      s.last_taken = id;
+      return s.steps;
     }
-    round_.push_back(gradient);
-    if (round_.size() < options_.workers) return steps_;
+    s.round.push_back(gradient);
+    s.last_taken = id;
+    if (s.round.size() < options_.workers) return s.steps;
     std::vector<const Buffer<T>*> inputs;
-    for (const auto& g : round_) inputs.push_back(g.get());
-    if (mean_.size() != gradient->size()) mean_ = Buffer<T>(gradient->size(), gradient->location());
-    ops::aggregate<T>(mean_, inputs, ops::Reduction::mean);
-    round_.clear();
-    apply(mean_);
-    return steps_;
+    for (const auto& g : s.round) inputs.push_back(g.get());
+    if (s.mean.size() != gradient->size()) {
+      s.mean = Buffer<T>(gradient->size(), gradient->location());
+    }
+    ops::aggregate<T>(s.mean, inputs, ops::Reduction::mean);
+    s.round.clear();
+    apply(s.mean);
+    return s.steps;
   }
 
   /// Replaces the values (a loaded checkpoint) and the update count.
   void set(const Buffer<T>& values, std::uint64_t steps) {
     writable().copy_from(values);
-    steps_ = steps;
+    state_->steps = steps;
   }
 
-  [[nodiscard]] std::uint64_t steps() const { return steps_; }
+  [[nodiscard]] std::uint64_t steps() const { return state_->steps; }
 
  private:
   static ObjectRef<Buffer<T>> stored(Buffer<T> buffer) {
@@ -129,23 +179,23 @@ class ParameterShard {
 
   // Copy on write: a pulled ref still held elsewhere keeps the values it was given.
   Buffer<T>& writable() {
-    if (params_.state().use_count() > 1) {
-      params_ = stored(params_.get().to(params_.get().location()));
-    }
-    auto& buffer = const_cast<Buffer<T>&>(params_.get());  // held by this shard alone
+    ObjectRef<Buffer<T>>& params = state_->params;
+    if (params.state().use_count() > 1) params = stored(params.get().to(params.get().location()));
+    auto& buffer = const_cast<Buffer<T>&>(params.get());  // held by this shard alone
     buffer.drop_replicas();
     return buffer;
   }
 
   void apply(const Buffer<T>& gradient) {
     Buffer<T>& params = writable();
-    ++steps_;
+    ShardState<T>& s = *state_;
+    ++s.steps;
     switch (options_.optimizer) {
       case Optimizer::sgd:
         ops::sgd(params, gradient, {.lr = options_.lr, .weight_decay = options_.weight_decay});
         return;
       case Optimizer::momentum:
-        ops::sgd(params, gradient, first_,
+        ops::sgd(params, gradient, s.first,
                  {.lr = options_.lr,
                   .momentum = options_.momentum,
                   .weight_decay = options_.weight_decay,
@@ -153,24 +203,20 @@ class ParameterShard {
         return;
       case Optimizer::adam:
       case Optimizer::adamw:
-        ops::adam(params, gradient, first_, second_,
+        ops::adam(params, gradient, s.first, s.second,
                   {.lr = options_.lr,
                    .beta1 = options_.beta1,
                    .beta2 = options_.beta2,
                    .eps = options_.eps,
                    .weight_decay = options_.weight_decay,
                    .decoupled = options_.optimizer == Optimizer::adamw,
-                   .step = static_cast<std::int64_t>(steps_)});
+                   .step = static_cast<std::int64_t>(s.steps)});
         return;
     }
   }
 
   ParameterServerOptions options_;
-  ObjectRef<Buffer<T>> params_;
-  Buffer<T> first_, second_;  // velocity, or Adam's two moments
-  std::vector<std::shared_ptr<const Buffer<T>>> round_;
-  Buffer<T> mean_;  // synchronous: the round's average
-  std::uint64_t steps_ = 0;
+  std::shared_ptr<ShardState<T>> state_;
 };
 
 }  // namespace detail
@@ -191,14 +237,19 @@ class ParameterServer {
     for (std::size_t i = 0; i < options.num_shards; ++i) {
       auto [offset, count] = range(i);
       std::vector<T> slice(initial.begin() + offset, initial.begin() + offset + count);
-      shards_.push_back(
-          rt.actor<Shard>().options({.num_gpus = gpus}).remote(std::move(slice), options));
+      shards_.push_back(rt.actor<Shard>()
+                            .options({.num_gpus = gpus,
+                                      .max_restarts = options.max_restarts,
+                                      .max_task_retries = -1})
+                            .remote(Shard::initial_state(std::move(slice)), options));
     }
     for (const auto& ref : pull_shards()) locations_.push_back(ref.get().location());
   }
 
   [[nodiscard]] std::size_t size() const { return size_; }
   [[nodiscard]] std::size_t num_shards() const { return shards_.size(); }
+  /// The shards' actors, in order (to watch them, or to kill one).
+  [[nodiscard]] const std::vector<ActorHandle<Shard>>& shards() const { return shards_; }
   /// Shard i's first element and element count.
   [[nodiscard]] std::pair<std::size_t, std::size_t> range(std::size_t i) const {
     std::size_t n = options_.num_shards;
@@ -286,8 +337,8 @@ class ParameterServer {
     std::vector<ObjectRef<std::uint64_t>> refs;
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       auto [offset, count] = range(i);
-      refs.push_back(shards_[i].call(
-          &Shard::push, std::make_shared<const Buffer<T>>(make(offset, count, locations_[i]))));
+      refs.push_back(shards_[i].call(&Shard::push, detail::next_push_id(),
+                                     std::make_shared<const Buffer<T>>(make(offset, count, locations_[i]))));
     }
     return refs;
   }

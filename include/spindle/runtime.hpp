@@ -54,6 +54,15 @@ struct RuntimeOptions {
   /// on stderr) and saved at the end if codelets ran. Unset: PerfModel::default_path, under
   /// $XDG_CACHE_HOME. Empty: kept in memory only.
   std::optional<std::string> perf_model_file;
+  /// Bytes of Buffer memory that this runtime's tasks and actors may hold on each device:
+  /// each GPU, and the host (where Buffers live without a GPU; pinned memory counts there).
+  /// A Buffer made in a task counts from its allocation until it is freed, wherever it went
+  /// meanwhile (a result, the object store). Past the limit the allocation throws DeviceError
+  /// naming the bytes asked, the limit and what is in use, as a device that full would: the
+  /// task fails, and nothing else does. Buffers made outside tasks do not count. Unset: no
+  /// limit but the device's own. For testing what a program does when a GPU runs out of
+  /// memory, on any machine, or for keeping headroom on a shared GPU.
+  std::optional<std::size_t> buffer_memory_limit;
 };
 
 /// @brief A snapshot of what the runtime is doing, as `ray status` prints it.
@@ -131,7 +140,9 @@ class Runtime {
   /// see this_task::cancelled() turn true, and their results fail with ActorDiedError when
   /// they return; then the instance is destroyed on a worker and its resources go back to the
   /// pool. With no_restart = false the kill counts as a crash: within max_restarts the actor
-  /// is built again and takes new calls. Killing a dead actor does nothing.
+  /// is built again, and the calls not started wait for it, as after a crash; a running call
+  /// runs again on it within max_task_retries (so it may run twice: make such calls
+  /// idempotent), else fails. Killing a dead actor does nothing.
   template <typename T>
   void kill(const ActorHandle<T>& actor, KillOptions options = {}) {
     if (!actor.valid()) throw InvalidArgumentError("kill: the ActorHandle is empty");

@@ -232,6 +232,10 @@ constexpr void check_callable() {
                 "argument is passed to it as its value (const T&), resolved before it runs, as "
                 "in Ray: declare that parameter as T or const T&, not ObjectRef<T> (wrap the ref "
                 "in a struct or container to pass the ref itself)");
+  static_assert((std::is_nothrow_destructible_v<Stored> && ...),
+                "spindle: an argument must not throw from its destructor: a task's arguments are "
+                "destroyed on a worker once it has run, where no caller could catch the "
+                "exception. Make the destructor noexcept and report the failure another way");
 }
 
 template <typename Invoker, typename... Stored>

@@ -111,9 +111,20 @@ bool needs_copy(Location there, Location here) {
 RawBuffer::RawBuffer(std::size_t bytes, Location location, bool zeroed)
     : bytes_(bytes), location_(usable(location)) {
   check_location(location_, "Buffer");
+  if (ExecutionContext* task = current_context(); task && task->owner && bytes_ > 0) {
+    if (MemoryBudget* budget = task->owner->memory_budget()) {
+      budget->take(bytes_, location_);
+      budget_ = budget->shared_from_this();
+    }
+  }
   Stream stream = stream_for(location_);
   if (stream.on_gpu()) use_ = std::make_unique<StreamUse>(stream);
-  data_ = allocate(bytes_, location_, stream);
+  try {
+    data_ = allocate(bytes_, location_, stream);
+  } catch (...) {
+    release();
+    throw;
+  }
   if (!zeroed) return;
   try {
     zero(data_, bytes_, location_, stream);
@@ -131,7 +142,8 @@ RawBuffer::RawBuffer(RawBuffer&& other) noexcept
       bytes_(std::exchange(other.bytes_, 0)),
       location_(other.location_),
       replicas_(std::move(other.replicas_)),
-      use_(std::move(other.use_)) {}
+      use_(std::move(other.use_)),
+      budget_(std::move(other.budget_)) {}
 
 RawBuffer& RawBuffer::operator=(RawBuffer&& other) noexcept {
   if (this != &other) {
@@ -141,6 +153,7 @@ RawBuffer& RawBuffer::operator=(RawBuffer&& other) noexcept {
     location_ = other.location_;
     replicas_ = std::move(other.replicas_);
     use_ = std::move(other.use_);
+    budget_ = std::move(other.budget_);
   }
   return *this;
 }
@@ -161,6 +174,10 @@ void RawBuffer::release() noexcept {
     data_ = nullptr;
   }
   use_.reset();
+  if (budget_) {
+    budget_->give_back(bytes_, location_);
+    budget_.reset();
+  }
 }
 
 void RawBuffer::read_on(Stream stream) const {
@@ -208,9 +225,9 @@ const void* RawBuffer::replica(Location location,
     Clock::time_point start = Clock::now();
     copy = make(self, location);
     ExecutionContext* task = current_context();
-    if (task && task->recorder) {
+    if (task && task->owner) {
       auto kind = [](Location where) { return where.on_gpu() ? DeviceKind::gpu : DeviceKind::cpu; };
-      task->recorder->record_transfer(
+      task->owner->record_transfer(
           "copy of a Buffer from " + location_.to_string() + " to " + location.to_string(),
           kind(location_), kind(location), bytes_, start, Clock::now());
     }

@@ -2,6 +2,7 @@
 #include "spindle/param.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -54,6 +55,10 @@ void check(const ParameterServerOptions& options, std::size_t size) {
                                ": between 1 and the number of parameters (" + std::to_string(size) +
                                ") is allowed");
   }
+  if (options.max_restarts < -1) {
+    throw InvalidArgumentError("max_restarts = " + std::to_string(options.max_restarts) +
+                               ": a number of restarts, 0 or more, or -1 for no limit");
+  }
   if (options.workers == 0) {
     throw InvalidArgumentError("workers = 0: at least 1 push makes a synchronous update");
   }
@@ -72,6 +77,11 @@ void check(const ParameterServerOptions& options, std::size_t size) {
                                         .nesterov = momentum && options.nesterov},
                            nullptr, 0);
   }
+}
+
+std::uint64_t next_push_id() noexcept {
+  static std::atomic<std::uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 double shard_gpu_share(const ParameterServerOptions& options) {

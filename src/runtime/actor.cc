@@ -64,7 +64,7 @@ void ActorCore::submit(std::shared_ptr<TaskRecord> call) {
   call->dependencies(dependencies);  // throws for an empty ref, before anything is queued
   call->actor = shared_from_this();
   call->id = scheduler.next_id();
-  call->recorder = &scheduler;
+  call->owner = &scheduler;
   const bool resolved = dependencies.empty();
   call->pending_dependencies.store(
       resolved ? 0 : static_cast<std::int32_t>(dependencies.size()) + 1, std::memory_order_relaxed);
@@ -201,14 +201,16 @@ void ActorCore::finish(std::shared_ptr<TaskRecord> call, unsigned worker) {
       crashed_ = true;
       cause_ = error;
     }
-    if (killed_) {
-      result = died_error("was killed while this call ran", nullptr);
-    } else if (crash) {
+    if (killed_ || crash) {
+      // A kill with no_restart = false counts as a crash: the call may run again.
       bool retry = spec->max_task_retries < 0 || call->attempts <= spec->max_task_retries;
       if (may_rebuild_locked() && retry) {
         call->phase = TaskRecord::Phase::waiting;  // first in line for the rebuilt instance
+        call->cancel_requested = false;            // what the kill asked of the last attempt
         mailbox_.push_front(call);
         retried = true;
+      } else if (killed_) {
+        result = died_error("was killed while this call ran", nullptr);
       } else if (may_rebuild_locked()) {
         result = died_error(
             "crashed during call #" + std::to_string(call->id) +
@@ -382,7 +384,8 @@ void ActorCore::kill(bool no_restart) noexcept {
     no_restart_ = no_restart_ || no_restart;
     if (!cause_) cause_ = std::make_exception_ptr(ActorCrash("killed"));
     error = died_error("was killed before this call ran", nullptr);
-    unstarted = take_mailbox_locked();
+    // As after a crash, calls not started wait for the rebuilt instance, if there is one.
+    if (!may_rebuild_locked()) unstarted = take_mailbox_locked();
     for (TaskRecord* call : running_) call->cancel_requested = true;
     cancel_creation = state_ == State::creating && no_restart_;
     wake_locked();

@@ -46,6 +46,10 @@ void check_options(const RuntimeOptions& options) {
     throw InvalidArgumentError("stack_bytes = " + std::to_string(options.stack_bytes) +
                                ": at least " + std::to_string(kMinStackBytes) + " is needed");
   }
+  if (options.buffer_memory_limit == 0u) {
+    throw InvalidArgumentError(
+        "buffer_memory_limit = 0: give a number of bytes above 0, or leave it unset for no limit");
+  }
 }
 
 bool timeline_enabled(const RuntimeOptions& options) {
@@ -64,7 +68,8 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
   impl_->totals = resource_totals(
       impl_->topology, {options.num_cpus, options.num_gpus, options.memory, options.resources});
   impl_->scheduler = std::make_unique<detail::Scheduler>(
-      impl_->totals, timeline_enabled(options) ? options.max_timeline_events : 0);
+      impl_->totals, timeline_enabled(options) ? options.max_timeline_events : 0,
+      options.buffer_memory_limit);
   unsigned workers = options.num_workers.value_or(
       std::max(1u, static_cast<unsigned>(impl_->topology.num_cores())));
   impl_->scheduler->set_workers(workers);

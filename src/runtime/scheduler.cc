@@ -64,8 +64,12 @@ std::exception_ptr task_error(const TaskRecord& task, std::exception_ptr cause,
   return with_nested(TaskError(task.spec->name, message), cause);
 }
 
-Scheduler::Scheduler(ResourceSet totals, std::size_t max_timeline_events)
-    : pool_(std::move(totals)), max_timeline_events_(max_timeline_events) {
+Scheduler::Scheduler(ResourceSet totals, std::size_t max_timeline_events,
+                     std::optional<std::size_t> buffer_memory_limit)
+    : pool_(std::move(totals)),
+      max_timeline_events_(max_timeline_events),
+      memory_budget_(buffer_memory_limit ? std::make_shared<MemoryBudget>(*buffer_memory_limit)
+                                         : nullptr) {
   ResourceSet unit = ResourceSet().set(ResourceSet::kCpu, Quantity::whole(1));
   if (pool_.totals().contains(unit)) {
     unit_request_ = pool_.prepare(unit);
@@ -92,7 +96,7 @@ void Scheduler::submit(std::shared_ptr<TaskRecord> task) {
   std::vector<ObjectStateBase*> dependencies;
   task->dependencies(dependencies);
   task->id = next_id();
-  task->recorder = this;
+  task->owner = this;
   task->lane = lane_eligible(*task);
   if (stopping()) {
     task->phase = TaskRecord::Phase::finished;

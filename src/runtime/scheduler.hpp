@@ -134,10 +134,12 @@ void begin_run(TaskRecord& task, const Allocation* allocation) noexcept;
 /// that GPU work failed with.
 std::exception_ptr end_run(TaskRecord& task, std::exception_ptr error) noexcept;
 
-class Scheduler final : public TransferRecorder {
+class Scheduler final : public ContextOwner {
  public:
-  /// With max_timeline_events = 0 nothing is recorded for the timeline.
-  Scheduler(ResourceSet totals, std::size_t max_timeline_events);
+  /// With max_timeline_events = 0 nothing is recorded for the timeline. A buffer memory
+  /// limit makes the Buffers of its tasks count against it.
+  Scheduler(ResourceSet totals, std::size_t max_timeline_events,
+            std::optional<std::size_t> buffer_memory_limit = std::nullopt);
 
   [[nodiscard]] std::uint64_t next_id() noexcept {
     return next_id_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -208,6 +210,7 @@ class Scheduler final : public TransferRecorder {
   /// performance model when it crossed between kinds of device.
   void record_transfer(std::string label, DeviceKind from, DeviceKind to, std::size_t bytes,
                        Clock::time_point start, Clock::time_point end) override;
+  [[nodiscard]] MemoryBudget* memory_budget() noexcept override { return memory_budget_.get(); }
   /// Places codelets by `policy`, and measures their runs and transfers into `model`
   /// (which must outlive the scheduler). Set once, after set_workers, before any task.
   void set_placement(placement::Policy policy, PerfModel& model);
@@ -315,6 +318,7 @@ class Scheduler final : public TransferRecorder {
   std::unique_ptr<Placer> placer_;
   std::atomic<bool> model_updated_{false};
   const std::size_t max_timeline_events_;
+  const std::shared_ptr<MemoryBudget> memory_budget_;  // null without a limit
   const std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
 
   mutable Mutex mutex_;
