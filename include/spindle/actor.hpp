@@ -119,7 +119,11 @@ struct ConstructActor {
   ActorState<T>* actor;
   template <typename... Args>
   void operator()(const Args&... args) const {
-    actor->instance_ = std::make_unique<T>(args...);
+    if constexpr (std::is_constructible_v<T, const Args&...>) {
+      actor->instance_ = std::make_unique<T>(args...);
+    } else {  // an aggregate: Clang before 16 has no parenthesised aggregate initialisation
+      actor->instance_.reset(new T{args...});
+    }
   }
 };
 

@@ -1,7 +1,16 @@
 // The worker's fiber algorithm: see worker_algorithm.hpp.
 #include "fibers/worker_algorithm.hpp"
 
+#include <new>
 #include <utility>
+#include <vector>
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SPINDLE_TSAN 1
+#include <sanitizer/tsan_interface.h>
+#endif
+#endif
 
 namespace spindle::detail {
 namespace {
@@ -9,6 +18,55 @@ namespace {
 thread_local WorkerAlgorithm* tls_algorithm = nullptr;
 thread_local FiberStack tls_active_stack;
 thread_local FiberStack tls_new_stack;
+
+// ThreadSanitizer's view of fibers. Boost.Fiber switches stacks inside its own library, which
+// Debian does not build with BOOST_USE_TSAN, so TSan would see every fiber of a thread as one
+// stack and miss the order that switches and remote wake-ups impose. pick_next is where Boost
+// asks which fiber runs next, just before it switches: TSan is told of the switch there.
+#if SPINDLE_TSAN
+thread_local void* tls_main_tsan_fiber = nullptr;  // the thread's own
+// TSan fibers of ended fibers, for the next ones: LLVM 14's __tsan_destroy_fiber leaves the
+// calling thread without its TSan slot (a CHECK fails, or the next call crashes), so they
+// are kept and reused instead. Never freed: the fibers' contexts may be destroyed after the
+// thread's other thread_locals.
+thread_local std::vector<void*>* tls_spare_tsan_fibers = nullptr;
+
+// The switch must be the last thing pick_next does with TSan watching: TSan counts the code
+// after it as the next fiber's, and a function's exit recorded there would unbalance the
+// next fiber's call stack (empty, for a fiber that has not run yet). So pick_next itself is
+// not instrumented; what it calls returns before the switch.
+#define SPINDLE_SWITCHES_FIBERS __attribute__((disable_sanitizer_instrumentation))
+
+// The TSan fiber `next` runs as: its own, made on first use; the thread's for its main context.
+void* tsan_fiber_of(boost::fibers::context* next, TaskFiberProperties& properties,
+                    void* main_fiber) noexcept {
+  if (!properties.tsan_fiber) {
+    if (next->is_context(boost::fibers::type::main_context)) {
+      properties.tsan_fiber = main_fiber;
+    } else {
+      if (!tls_spare_tsan_fibers || tls_spare_tsan_fibers->empty()) {
+        properties.tsan_fiber = __tsan_create_fiber(0);
+      } else {
+        properties.tsan_fiber = tls_spare_tsan_fibers->back();
+        tls_spare_tsan_fibers->pop_back();
+      }
+      properties.owns_tsan_fiber = true;
+    }
+  }
+  return properties.tsan_fiber;
+}
+
+void keep_tsan_fiber(void* fiber) noexcept {
+  try {
+    if (!tls_spare_tsan_fibers) tls_spare_tsan_fibers = new std::vector<void*>;
+    tls_spare_tsan_fibers->push_back(fiber);
+  } catch (const std::bad_alloc&) {
+    // Left to the end of the process.
+  }
+}
+#else
+#define SPINDLE_SWITCHES_FIBERS
+#endif
 
 }  // namespace
 
@@ -20,10 +78,27 @@ WorkerAlgorithm::WorkerAlgorithm(unsigned index, std::atomic<bool>* spinning,
                                  const void* owner)
     : index_(index), spinning_(spinning), owner_(owner) {
   tls_algorithm = this;
+#if SPINDLE_TSAN
+  tls_main_tsan_fiber = __tsan_get_current_fiber();  // made on the thread's main context
+#endif
 }
 
 WorkerAlgorithm::~WorkerAlgorithm() {
   if (tls_algorithm == this) tls_algorithm = nullptr;
+}
+
+// Boost's dispatcher returns to the main context when the scheduler stops without asking
+// pick_next, and the main context then destroys it: TSan is told of that switch here, in a
+// function it does not watch (its exit would be counted on the other fiber).
+SPINDLE_SWITCHES_FIBERS TaskFiberProperties::~TaskFiberProperties() {
+#if SPINDLE_TSAN
+  if (!owns_tsan_fiber) return;
+  if (__tsan_get_current_fiber() == tsan_fiber) {
+    __tsan_switch_to_fiber(tls_main_tsan_fiber, 0);
+    return;  // the thread is ending
+  }
+  keep_tsan_fiber(tsan_fiber);
+#endif
 }
 
 void WorkerAlgorithm::awakened(boost::fibers::context* context,
@@ -42,7 +117,21 @@ void WorkerAlgorithm::awakened(boost::fibers::context* context,
 // Boost calls this when the active fiber yields, blocks or ends. A runner that is inside a
 // task and not yielding has blocked: the spare takes its role, behind the fibers already
 // ready, and the blocked fiber finishes its task when it resumes.
-boost::fibers::context* WorkerAlgorithm::pick_next() noexcept {
+SPINDLE_SWITCHES_FIBERS boost::fibers::context* WorkerAlgorithm::pick_next() noexcept {
+  boost::fibers::context* next = choose_next();
+#if SPINDLE_TSAN
+  // Null only for the dispatcher, which then waits in suspend_until: no switch.
+  if (next) __tsan_switch_to_fiber(tsan_fiber_of(next, properties(next), tls_main_tsan_fiber), 0);
+#endif
+  return next;
+}
+
+boost::fibers::context* WorkerAlgorithm::choose_next() noexcept {
+#if SPINDLE_TSAN
+  // Wake-ups from other threads come through Boost's remote queue, which TSan does not see;
+  // notify() released what the waking thread did before.
+  __tsan_acquire(this);
+#endif
   // A stack without a guard page overflowed if its canary changed: report it before the
   // fiber whose stack it overwrote runs.
   if (tls_active_stack.canary && *tls_active_stack.canary != kStackCanary) {
@@ -112,6 +201,9 @@ void WorkerAlgorithm::suspend_until(std::chrono::steady_clock::time_point const&
 }
 
 void WorkerAlgorithm::notify() noexcept {
+#if SPINDLE_TSAN
+  __tsan_release(this);
+#endif
   notified_.store(true, std::memory_order_release);
   std::lock_guard lock(mutex_);
   wake_.notify_all();

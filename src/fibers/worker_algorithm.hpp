@@ -45,8 +45,15 @@ inline constexpr std::uint64_t kStackCanary = 0x5350494e444c4521;  // "SPINDLE!"
 
 struct TaskFiberProperties : boost::fibers::fiber_properties {
   using fiber_properties::fiber_properties;
+  ~TaskFiberProperties() override;
+  TaskFiberProperties(const TaskFiberProperties&) = delete;
+  TaskFiberProperties& operator=(const TaskFiberProperties&) = delete;
   ExecutionContext* task = nullptr;
   FiberStack stack;
+  /// ThreadSanitizer's state for this fiber, in a build with -fsanitize=thread: made when the
+  /// fiber first runs (the thread's own for its main context), destroyed with the fiber.
+  void* tsan_fiber = nullptr;
+  bool owns_tsan_fiber = false;
 };
 
 class WorkerAlgorithm;
@@ -69,6 +76,8 @@ class WorkerAlgorithm final
   ~WorkerAlgorithm() override;
 
   void awakened(boost::fibers::context* context, TaskFiberProperties& properties) noexcept override;
+  /// Boost switches to the fiber it returns. In a ThreadSanitizer build it tells TSan of the
+  /// switch first, as Boost.Context would if Debian built it with BOOST_USE_TSAN.
   boost::fibers::context* pick_next() noexcept override;
   bool has_ready_fibers() const noexcept override { return !ready_.empty(); }
   void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override;
@@ -94,6 +103,8 @@ class WorkerAlgorithm final
   void wake(boost::fibers::context* fiber) noexcept;
 
  private:
+  boost::fibers::context* choose_next() noexcept;
+
   const unsigned index_;
   std::atomic<bool>* const spinning_;
   const void* const owner_;
