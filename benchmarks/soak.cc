@@ -1,7 +1,8 @@
 // Soak: a mixed load for a set time, checked as it goes and at the end. Each round runs
 // chains of dependent tasks, nested gets (a task tree), an actor that crashes and restarts
 // and is killed into a restart, a cancel, a task that succeeds on a retry, codelets,
-// parameter-server pushes with a checkpoint saved and loaded, and a put/get of a Buffer.
+// parameter-server pushes (a shard killed into a restart among them every fifth round) with
+// a checkpoint saved and loaded, and a put/get of a Buffer.
 // Every result is compared with its expected value; at the end nothing may be left queued,
 // running or blocked, and the resident memory at the end may exceed the highest seen during
 // the warm-up by less than 2%. One line per interval (seconds, rounds, resident MiB) gives
@@ -124,12 +125,16 @@ void round_of(spindle::Runtime& rt, spindle::ParameterServer<float>& server,
   auto ones = rt.put(spindle::Buffer<float>(std::vector<float>(1000, 1.0f)));
   expect(doubled.remote(ones).get() == 4000.0f, "a codelet on a stored buffer");
 
-  // Parameter-server pushes, then a checkpoint saved and loaded back.
+  // Parameter-server pushes, with a shard killed into a restart among them every few rounds,
+  // then a checkpoint saved and loaded back.
   std::vector<float> gradient(params.size(), 1.0f);
   std::vector<spindle::ObjectRef<std::uint64_t>> pushed;
   for (int i = 0; i < 4; ++i) {
     for (auto& ref : server.push(gradient)) pushed.push_back(ref);
     for (float& p : params) p -= 0.01f;
+    if (i == 1 && round % 5 == 0) {
+      rt.kill(server.shards()[(round / 5) % server.num_shards()], {.no_restart = false});
+    }
   }
   for (const auto& ref : pushed) (void)ref.get();
   if (round % 10 == 0) {

@@ -541,6 +541,33 @@ TEST(Actor, AKillWithRestartKeepsQueuedCallsAndRetriesTheRunningOne) {
   }
 }
 
+// A call its caller cancelled is not run again when a kill with restart interrupts it.
+TEST(Actor, ACancelledCallIsNotRetriedAfterAKill) {
+  Runtime rt;
+  struct Waiter {
+    int hold(const std::shared_ptr<Gate>& started, const std::shared_ptr<Gate>& release,
+             const std::shared_ptr<std::atomic<int>>& attempts) {
+      if (++*attempts == 1) {
+        started->open();
+        release->wait();
+      }
+      return 1;
+    }
+  };
+  auto started = std::make_shared<Gate>();
+  auto release = std::make_shared<Gate>();
+  auto attempts = std::make_shared<std::atomic<int>>(0);
+  auto actor = rt.actor<Waiter>().options({.max_restarts = 1, .max_task_retries = 1}).remote();
+  auto running = actor.call(&Waiter::hold, started, release, attempts);
+  started->wait();
+  rt.cancel(running);
+  rt.kill(actor, {.no_restart = false});
+  release->open();
+  EXPECT_THAT(error_of<ActorDiedError>(running), HasSubstr("was killed while this call ran"));
+  EXPECT_EQ(attempts->load(), 1);
+  EXPECT_EQ(actor.call(&Waiter::hold, started, release, attempts).get(30s), 1);  // rebuilt
+}
+
 TEST(Actor, DestroyedOnItsFiberWhenTheLastHandleIsGoneAndCallsAreDone) {
   Runtime rt({.num_cpus = 1});
   auto probe = std::make_shared<Probe>();

@@ -251,6 +251,11 @@ class ActorFactory {
   ///         InvalidArgumentError if the name is taken by a live actor.
   template <typename... Args>
   [[nodiscard]] ActorHandle<T> remote(Args&&... args) const {
+    static_assert(std::is_nothrow_destructible_v<T>,
+                  "spindle: an actor class must not throw from its destructor: the instance is "
+                  "destroyed on a worker (at its end, or before a rebuild), where no caller "
+                  "could catch the exception. Make the destructor noexcept");
+    detail::check_storable<std::decay_t<Args>...>();
     using Creation = detail::TypedTask<detail::ConstructActor<T>, std::decay_t<Args>...>;
     auto state = std::make_unique<detail::ActorState<T>>();
     detail::ActorState<T>* instance = state.get();

@@ -104,9 +104,10 @@ struct ShardState {
   Buffer<T> mean;  // synchronous: the round's average
   std::uint64_t steps = 0;
   std::uint64_t last_taken = 0;  // the id of the last push taken in
-  // The last push each instance took in before it was torn down: its call may have failed
-  // after taking it in, and its retry must not take it in again.
-  std::vector<std::uint64_t> taken_before_restart;
+  // The last push the previous instance took in: its call may have been interrupted after
+  // taking it in, and then its retry, which runs first on this instance, must not take it
+  // in again. Once another push ran, no such retry can come.
+  std::uint64_t taken_before_restart = 0;
 };
 
 /// One shard: an actor over a ShardState.
@@ -122,7 +123,7 @@ class ParameterShard {
       : options_(options), state_(std::move(state)) {
     ShardState<T>& s = *state_;
     if (s.params.valid()) {  // rebuilt: the last instance's push may come again
-      if (s.last_taken != 0) s.taken_before_restart.push_back(s.last_taken);
+      s.taken_before_restart = s.last_taken;
       return;
     }
     s.params = stored(Buffer<T>(s.initial));
@@ -139,26 +140,32 @@ class ParameterShard {
 
   /// Applies (or, synchronously, collects) push `id`, once: a retry of a push taken in before
   /// a restart changes nothing. Returns the updates made so far. The gradient comes shared,
-  /// so that a round can keep it without a copy.
+  /// so that a round can keep it without a copy. A push that throws (an update that failed)
+  /// is not taken in: the round and the step count stay as they were.
   std::uint64_t push(std::uint64_t id, const std::shared_ptr<const Buffer<T>>& gradient) {
     ShardState<T>& s = *state_;
-    if (std::erase(s.taken_before_restart, id) > 0) return s.steps;
+    if (std::exchange(s.taken_before_restart, 0) == id) return s.steps;
     if (options_.mode == UpdateMode::asynchronous) {
       apply(*gradient);
-      s.last_taken = id;
-      return s.steps;
+    } else {
+      s.round.push_back(gradient);
+      if (s.round.size() == options_.workers) {
+        try {
+          std::vector<const Buffer<T>*> inputs;
+          for (const auto& g : s.round) inputs.push_back(g.get());
+          if (s.mean.size() != gradient->size()) {
+            s.mean = Buffer<T>(gradient->size(), gradient->location());
+          }
+          ops::aggregate<T>(s.mean, inputs, ops::Reduction::mean);
+          apply(s.mean);
+        } catch (...) {
+          s.round.pop_back();
+          throw;
+        }
+        s.round.clear();
+      }
     }
-    s.round.push_back(gradient);
     s.last_taken = id;
-    if (s.round.size() < options_.workers) return s.steps;
-    std::vector<const Buffer<T>*> inputs;
-    for (const auto& g : s.round) inputs.push_back(g.get());
-    if (s.mean.size() != gradient->size()) {
-      s.mean = Buffer<T>(gradient->size(), gradient->location());
-    }
-    ops::aggregate<T>(s.mean, inputs, ops::Reduction::mean);
-    s.round.clear();
-    apply(s.mean);
     return s.steps;
   }
 
@@ -186,21 +193,22 @@ class ParameterShard {
     return buffer;
   }
 
+  // One update; the step is counted once the kernel has been queued.
   void apply(const Buffer<T>& gradient) {
     Buffer<T>& params = writable();
     ShardState<T>& s = *state_;
-    ++s.steps;
+    const std::uint64_t step = s.steps + 1;
     switch (options_.optimizer) {
       case Optimizer::sgd:
         ops::sgd(params, gradient, {.lr = options_.lr, .weight_decay = options_.weight_decay});
-        return;
+        break;
       case Optimizer::momentum:
         ops::sgd(params, gradient, s.first,
                  {.lr = options_.lr,
                   .momentum = options_.momentum,
                   .weight_decay = options_.weight_decay,
                   .nesterov = options_.nesterov});
-        return;
+        break;
       case Optimizer::adam:
       case Optimizer::adamw:
         ops::adam(params, gradient, s.first, s.second,
@@ -210,9 +218,10 @@ class ParameterShard {
                    .eps = options_.eps,
                    .weight_decay = options_.weight_decay,
                    .decoupled = options_.optimizer == Optimizer::adamw,
-                   .step = static_cast<std::int64_t>(s.steps)});
-        return;
+                   .step = static_cast<std::int64_t>(step)});
+        break;
     }
+    s.steps = step;
   }
 
   ParameterServerOptions options_;

@@ -224,6 +224,15 @@ template <typename Invoker, typename... Stored>
 inline constexpr bool kTakesResolved =
     std::is_invocable_v<const Invoker&, typename Resolved<Stored>::type...>;
 
+/// Refuses arguments whose destructors may throw, in one line.
+template <typename... Stored>
+constexpr void check_storable() {
+  static_assert((std::is_nothrow_destructible_v<Stored> && ...),
+                "spindle: an argument must not throw from its destructor: a task's arguments are "
+                "destroyed on a worker once it has run, where no caller could catch the "
+                "exception. Make the destructor noexcept and report the failure another way");
+}
+
 /// Says in one line why a call does not compile, before the compiler's own account.
 template <typename Invoker, typename... Stored>
 constexpr void check_callable() {
@@ -232,10 +241,7 @@ constexpr void check_callable() {
                 "argument is passed to it as its value (const T&), resolved before it runs, as "
                 "in Ray: declare that parameter as T or const T&, not ObjectRef<T> (wrap the ref "
                 "in a struct or container to pass the ref itself)");
-  static_assert((std::is_nothrow_destructible_v<Stored> && ...),
-                "spindle: an argument must not throw from its destructor: a task's arguments are "
-                "destroyed on a worker once it has run, where no caller could catch the "
-                "exception. Make the destructor noexcept and report the failure another way");
+  check_storable<Stored...>();
 }
 
 template <typename Invoker, typename... Stored>

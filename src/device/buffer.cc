@@ -117,17 +117,11 @@ RawBuffer::RawBuffer(std::size_t bytes, Location location, bool zeroed)
       budget_ = budget->shared_from_this();
     }
   }
-  Stream stream = stream_for(location_);
-  if (stream.on_gpu()) use_ = std::make_unique<StreamUse>(stream);
   try {
+    Stream stream = stream_for(location_);
+    if (stream.on_gpu()) use_ = std::make_unique<StreamUse>(stream);
     data_ = allocate(bytes_, location_, stream);
-  } catch (...) {
-    release();
-    throw;
-  }
-  if (!zeroed) return;
-  try {
-    zero(data_, bytes_, location_, stream);
+    if (zeroed) zero(data_, bytes_, location_, stream);
   } catch (...) {
     release();
     throw;

@@ -203,11 +203,14 @@ void ActorCore::finish(std::shared_ptr<TaskRecord> call, unsigned worker) {
     }
     if (killed_ || crash) {
       // A kill with no_restart = false counts as a crash: the call may run again.
-      bool retry = spec->max_task_retries < 0 || call->attempts <= spec->max_task_retries;
+      bool retry = (spec->max_task_retries < 0 || call->attempts <= spec->max_task_retries) &&
+                   !call->cancelled_by_caller;
       if (may_rebuild_locked() && retry) {
-        call->phase = TaskRecord::Phase::waiting;  // first in line for the rebuilt instance
-        call->cancel_requested = false;            // what the kill asked of the last attempt
-        mailbox_.push_front(call);
+        call->phase = TaskRecord::Phase::waiting;
+        call->cancel_requested = false;  // what the kill asked of the last attempt
+        // First in line for the rebuilt instance, among the other retried calls by call order.
+        auto later = std::ranges::find_if(mailbox_, [&](const auto& c) { return c->id > call->id; });
+        mailbox_.insert(later, call);
         retried = true;
       } else if (killed_) {
         result = died_error("was killed while this call ran", nullptr);
@@ -267,8 +270,12 @@ void ActorCore::upkeep() {
   mutex_.lock();
   upkeep_running_ = false;
   if (rebuild && !failure) {
-    crashed_ = killed_ = false;
-    cause_ = nullptr;
+    // A kill for good that came during the rebuild leaves crashed_ set: the next upkeep
+    // destroys the new instance and the actor dies.
+    if (!no_restart_) {
+      crashed_ = killed_ = false;
+      cause_ = nullptr;
+    }
     wake_locked();
     return;
   }
@@ -360,6 +367,7 @@ void ActorCore::cancel(TaskRecord& call) noexcept {
   {
     MutexLock lock(mutex_);
     call.cancel_requested = true;
+    call.cancelled_by_caller = true;
     if (call.phase != TaskRecord::Phase::waiting) return;
     auto queued = std::ranges::find_if(mailbox_, [&](const auto& c) { return c.get() == &call; });
     if (queued == mailbox_.end()) return;

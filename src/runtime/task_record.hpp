@@ -72,6 +72,9 @@ class TaskRecord final : public ExecutionContext,
   std::uint64_t id = 0;
   std::atomic<std::int32_t> pending_dependencies{0};
   std::atomic<bool> cancel_requested{false};
+  /// An actor call's caller cancelled it (not a kill): it is never run again. Under the
+  /// actor's mutex.
+  bool cancelled_by_caller = false;
   /// The actor this task creates, or whose method it calls; null for plain tasks. A creation
   /// drops it once it completes, so that actor and creation do not own each other.
   std::shared_ptr<ActorCore> actor;
