@@ -36,10 +36,6 @@ void MemoryBudget::give_back(std::size_t bytes, Location where) noexcept {
   in_use_[slot(where)].fetch_sub(bytes, std::memory_order_relaxed);
 }
 
-std::size_t MemoryBudget::in_use(Location where) const noexcept {
-  return in_use_[slot(where)].load(std::memory_order_relaxed);
-}
-
 ExecutionContext* current_context() noexcept { return tls_context; }
 void set_current_context(ExecutionContext* context) noexcept { tls_context = context; }
 

@@ -38,11 +38,10 @@ thread_local std::vector<void*>* tls_spare_tsan_fibers = nullptr;
 #define SPINDLE_SWITCHES_FIBERS __attribute__((disable_sanitizer_instrumentation))
 
 // The TSan fiber `next` runs as: its own, made on first use; the thread's for its main context.
-void* tsan_fiber_of(boost::fibers::context* next, TaskFiberProperties& properties,
-                    void* main_fiber) noexcept {
+void* tsan_fiber_of(boost::fibers::context* next, TaskFiberProperties& properties) noexcept {
   if (!properties.tsan_fiber) {
     if (next->is_context(boost::fibers::type::main_context)) {
-      properties.tsan_fiber = main_fiber;
+      properties.tsan_fiber = tls_main_tsan_fiber;
     } else {
       if (!tls_spare_tsan_fibers || tls_spare_tsan_fibers->empty()) {
         properties.tsan_fiber = __tsan_create_fiber(0);
@@ -121,7 +120,7 @@ SPINDLE_SWITCHES_FIBERS boost::fibers::context* WorkerAlgorithm::pick_next() noe
   boost::fibers::context* next = choose_next();
 #if SPINDLE_TSAN
   // Null only for the dispatcher, which then waits in suspend_until: no switch.
-  if (next) __tsan_switch_to_fiber(tsan_fiber_of(next, properties(next), tls_main_tsan_fiber), 0);
+  if (next) __tsan_switch_to_fiber(tsan_fiber_of(next, properties(next)), 0);
 #endif
   return next;
 }

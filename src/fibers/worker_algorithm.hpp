@@ -50,8 +50,9 @@ struct TaskFiberProperties : boost::fibers::fiber_properties {
   TaskFiberProperties& operator=(const TaskFiberProperties&) = delete;
   ExecutionContext* task = nullptr;
   FiberStack stack;
-  /// ThreadSanitizer's state for this fiber, in a build with -fsanitize=thread: made when the
-  /// fiber first runs (the thread's own for its main context), destroyed with the fiber.
+  /// ThreadSanitizer's state for this fiber, in a build with -fsanitize=thread: taken when the
+  /// fiber first runs (the thread's own for its main context), kept for the thread's next
+  /// fiber once this one is gone.
   void* tsan_fiber = nullptr;
   bool owns_tsan_fiber = false;
 };

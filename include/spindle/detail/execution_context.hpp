@@ -28,8 +28,6 @@ class MemoryBudget : public std::enable_shared_from_this<MemoryBudget> {
   /// @throws DeviceError naming the bytes, the device, the limit and what is in use there.
   void take(std::size_t bytes, Location where);
   void give_back(std::size_t bytes, Location where) noexcept;
-  [[nodiscard]] std::size_t in_use(Location where) const noexcept;
-  [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
 
  private:
   static constexpr int kSlots = 65;  // the host, then GPUs 0 to 63 (later ones share the last)
