@@ -155,6 +155,28 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+/// The process's peak resident memory in MiB since start or the last reset_peak_memory()
+/// (Linux's VmHWM; 0 where /proc is not there).
+inline double peak_memory_mib() {
+  double kib = 0;
+  if (std::FILE* status = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, status)) {
+      if (std::sscanf(line, "VmHWM: %lf kB", &kib) == 1) break;
+    }
+    std::fclose(status);
+  }
+  return kib / 1024;
+}
+
+/// Starts peak_memory_mib() again from what the process holds now (Linux 4.0 and later).
+inline void reset_peak_memory() {
+  if (std::FILE* refs = std::fopen("/proc/self/clear_refs", "w")) {
+    std::fputs("5", refs);
+    std::fclose(refs);
+  }
+}
+
 /// "name: 1.234 s" and, against a baseline's seconds, "(3.90x faster)" or "(1.50x slower)".
 /// With SPINDLE_SAMPLE_RESULTS naming a file, also appends "name<TAB>seconds" to it (the
 /// peers' benchmark reads it).

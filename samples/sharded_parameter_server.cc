@@ -1,11 +1,15 @@
 // The quickstart's ParameterServerShard: parameters (100 MB of float64 by default) in shards;
 // workers pull every shard, concatenate, compute an update, split it and push it back. Then
 // the same with shards and updates kept on the GPU (host memory where there is none), and a
-// sequential baseline that does the same arithmetic on one plain vector.
+// sequential baseline that does the same arithmetic on one plain vector. Each variant runs
+// alone: the one before it is freed first, and its peak memory is its own. A STREAM-style
+// copy measured first says what the memory bandwidth allows: this workload is bound by it.
 //
 //   sharded_parameter_server [--quick] [--mb 100] [--shards 2] [--workers 4] [--iterations 10]
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <thread>
 #include <vector>
 
 #include "sample_support.hpp"
@@ -16,6 +20,50 @@ namespace {
 // The update a worker computes from the parameters: a gradient that pulls them toward 0.
 void compute_gradient(const std::vector<double>& params, std::vector<double>& gradient) {
   for (std::size_t i = 0; i < params.size(); ++i) gradient[i] = 1e-3 * params[i] + 1e-6;
+}
+
+// The best of three copies of `n` doubles by `threads` threads, each its own part, in GB/s
+// counted as STREAM counts a copy (bytes read plus bytes written).
+double copy_bandwidth(std::size_t n, unsigned threads) {
+  std::vector<double> from(n, 1.0), to(n, 0.0);
+  double best = 0;
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    samples::Stopwatch clock;
+    std::vector<std::thread> copiers;
+    for (unsigned t = 0; t < threads; ++t) {
+      copiers.emplace_back([&, t] {
+        std::size_t begin = n * t / threads, end = n * (t + 1) / threads;
+        std::memcpy(to.data() + begin, from.data() + begin, (end - begin) * sizeof(double));
+      });
+    }
+    for (auto& copier : copiers) copier.join();
+    best = std::max(best, 2.0 * static_cast<double>(n * sizeof(double)) / clock.seconds() / 1e9);
+  }
+  return best;
+}
+
+double mean(const std::vector<double>& values) {
+  double sum = 0;
+  for (double v : values) sum += v;
+  return sum / static_cast<double>(values.size());
+}
+
+struct Variant {
+  const char* name;
+  double seconds = 0;
+  double mean = 0;
+  double peak_mib = 0;
+};
+
+// Runs `body` (which returns the mean parameter) with the peak memory counted from here.
+template <typename Body>
+Variant run(const char* name, Body body) {
+  samples::reset_peak_memory();
+  samples::Stopwatch clock;
+  Variant variant{name};
+  variant.mean = body(clock, variant.seconds);
+  variant.peak_mib = samples::peak_memory_mib();
+  return variant;
 }
 
 }  // namespace
@@ -34,82 +82,94 @@ int main(int argc, char** argv) {
       "iterations, %u runtime workers, %d GPU(s)\n",
       n, flags["mb"], flags.count("shards"), workers, iterations, rt.num_workers(),
       spindle::device_count());
+  const double copy_one = copy_bandwidth(n, 1), copy_all = copy_bandwidth(n, rt.num_workers());
+  std::printf("  memory bandwidth, STREAM-style copy of %.0f MB: %.1f GB/s on 1 thread, %.1f GB/s "
+              "on %u\n",
+              flags["mb"], copy_one, copy_all, rt.num_workers());
 
   // Sequential: one vector, the same pulls, gradients and updates, one after another.
-  samples::Stopwatch sequential_clock;
-  std::vector<double> reference(n, 1.0), pulled(n), gradient(n);
-  for (long step = 0; step < workers * iterations; ++step) {
-    pulled = reference;
-    compute_gradient(pulled, gradient);
-    spindle::kernels::cpu::sgd<double>(reference.data(), gradient.data(), nullptr, n, {.lr = 0.1});
-  }
-  double sequential = sequential_clock.seconds();
+  Variant sequential = run("sequential (one vector, one thread)", [&](auto& clock, double& t) {
+    std::vector<double> reference(n, 1.0), pulled(n), gradient(n);
+    for (long step = 0; step < workers * iterations; ++step) {
+      pulled = reference;
+      compute_gradient(pulled, gradient);
+      spindle::kernels::cpu::sgd<double>(reference.data(), gradient.data(), nullptr, n,
+                                         {.lr = 0.1});
+    }
+    t = clock.seconds();
+    return mean(reference);
+  });
 
-  // Host shards, workers as tasks: pull all, concatenate, compute, split and push.
   spindle::ParameterServerOptions options{
       .num_shards = static_cast<std::size_t>(flags["shards"]), .lr = 0.1, .use_gpus = false};
-  spindle::ParameterServer<double> host(rt, std::vector<double>(n, 1.0), options);
-  auto worker = rt.task([&host, iterations](long) {
-    std::vector<double> params(host.size()), gradient(host.size());
-    for (long i = 0; i < iterations; ++i) {
-      host.pull(params);  // every shard, concatenated
-      compute_gradient(params, gradient);
-      for (const auto& ref : host.push(gradient)) ref.get();  // split by shard
-    }
+  std::uint64_t steps = 0;
+
+  // Host shards, workers as tasks: pull all (each shard copies into the worker's vector),
+  // compute, push views of the gradient (each shard reads its slice in place).
+  Variant host = run("host shards, workers as tasks", [&](auto& clock, double& t) {
+    spindle::ParameterServer<double> ps(rt, std::vector<double>(n, 1.0), options);
+    clock = samples::Stopwatch();
+    auto worker = rt.task([&ps, iterations](long) {
+      std::vector<double> params(ps.size()), gradient(ps.size());
+      for (long i = 0; i < iterations; ++i) {
+        ps.pull(params);
+        compute_gradient(params, gradient);
+        for (const auto& ref : ps.push_view(gradient)) ref.get();
+      }
+    });
+    std::vector<spindle::ObjectRef<void>> done;
+    for (long w = 0; w < workers; ++w) done.push_back(worker.remote(w));
+    for (const auto& ref : done) ref.get();
+    t = clock.seconds();
+    steps = ps.steps().front();
+    return mean(ps.pull());
   });
-  samples::Stopwatch host_clock;
-  std::vector<spindle::ObjectRef<void>> done;
-  for (long w = 0; w < workers; ++w) done.push_back(worker.remote(w));
-  for (const auto& ref : done) ref.get();
-  double host_seconds = host_clock.seconds();
 
   // Device-resident: shards on the GPUs, and workers that build the gradient on the GPU
   // from the shards' buffers (host memory where there is no GPU).
+  const bool gpus = spindle::device_count() > 0;
   options.use_gpus = true;
-  spindle::ParameterServer<double> device(rt, std::vector<double>(n, 1.0), options);
-  auto device_worker = rt.task([&device, iterations](long) {
-    spindle::Buffer<double> gradient(device.size()), offset(device.size());  // where this runs
-    spindle::ops::fill(offset, 1e-6);
-    for (long i = 0; i < iterations; ++i) {
-      std::vector<spindle::ObjectRef<spindle::Buffer<double>>> shards = device.pull_shards();
-      for (std::size_t s = 0; s < shards.size(); ++s) {
-        shards[s].get().copy_to(gradient, device.range(s).first);  // concatenate
+  Variant device = run(gpus ? "GPU shards, workers on the GPU"
+                            : "device-resident variant (host memory, no GPU)",
+                       [&](auto& clock, double& t) {
+    spindle::ParameterServer<double> ps(rt, std::vector<double>(n, 1.0), options);
+    clock = samples::Stopwatch();
+    auto worker = rt.task([&ps, iterations](long) {
+      spindle::Buffer<double> gradient(ps.size()), offset(ps.size());  // where this runs
+      spindle::ops::fill(offset, 1e-6);
+      for (long i = 0; i < iterations; ++i) {
+        ps.pull(gradient);  // concatenated, where the gradient lives
+        spindle::ops::scale(gradient, 1e-3);
+        spindle::ops::axpy(gradient, 1.0, offset);
+        for (const auto& ref : ps.push_view(gradient)) ref.get();  // copied only to a GPU
       }
-      spindle::ops::scale(gradient, 1e-3);
-      spindle::ops::axpy(gradient, 1.0, offset);
-      for (const auto& ref : device.push(gradient)) ref.get();  // split by shard
+    });
+    std::vector<spindle::ObjectRef<void>> done;
+    for (long w = 0; w < workers; ++w) {
+      done.push_back(worker.options({.num_gpus = gpus ? 0.5 : 0.0}).remote(w));
     }
+    for (const auto& ref : done) ref.get();
+    t = clock.seconds();
+    return mean(ps.pull());
   });
-  samples::Stopwatch device_clock;
-  done.clear();
-  for (long w = 0; w < workers; ++w) {
-    done.push_back(
-        device_worker.options({.num_gpus = spindle::device_count() > 0 ? 0.5 : 0.0}).remote(w));
-  }
-  for (const auto& ref : done) ref.get();
-  double device_seconds = device_clock.seconds();
 
-  auto mean = [](const std::vector<double>& values) {
-    double sum = 0;
-    for (double v : values) sum += v;
-    return sum / static_cast<double>(values.size());
-  };
-  std::vector<std::uint64_t> steps = host.steps();
-  std::printf(
-      "%ld updates per shard; mean parameter: sequential %.6f, host shards %.6f, %s "
-      "shards %.6f\n",
-      static_cast<long>(steps.front()), mean(reference), mean(host.pull()),
-      spindle::device_count() > 0 ? "GPU" : "host-memory (no GPU)", mean(device.pull()));
-  const double moved_gb = 2.0 * static_cast<double>(workers * iterations) *
-                          static_cast<double>(n * sizeof(double)) / 1e9;  // pulls + pushes
-  samples::report("sequential (one vector, one thread)", sequential);
-  samples::report("host shards, workers as tasks", host_seconds, sequential);
-  samples::report(spindle::device_count() > 0 ? "GPU shards, workers on the GPU"
-                                              : "device-resident variant (host memory, no GPU)",
-                  device_seconds, sequential);
-  std::printf(
-      "  parameters moved (pulls + pushes): %.1f GB; host shards %.1f GB/s, "
-      "device-resident %.1f GB/s\n",
-      moved_gb, moved_gb / host_seconds, moved_gb / device_seconds);
+  std::printf("%ld updates per shard; mean parameter: sequential %.6f, host shards %.6f, %s "
+              "shards %.6f\n",
+              static_cast<long>(steps), sequential.mean, host.mean,
+              gpus ? "GPU" : "host-memory (no GPU)", device.mean);
+  // Each step reads and writes the parameters in its pull (2n), its gradient (2n) and its
+  // update (3n: parameters and gradient read, parameters written), in every variant.
+  const double traffic_gb = 7.0 * static_cast<double>(workers * iterations) *
+                            static_cast<double>(n * sizeof(double)) / 1e9;
+  for (const Variant* variant : {&sequential, &host, &device}) {
+    samples::report(variant->name, variant->seconds,
+                    variant == &sequential ? 0 : sequential.seconds);
+  }
+  std::printf("  memory traffic of the workload: %.1f GB\n", traffic_gb);
+  for (const Variant* variant : {&sequential, &host, &device}) {
+    double rate = traffic_gb / variant->seconds;
+    std::printf("  %-44s %5.1f GB/s = %3.0f%% of the %u-thread copy; peak memory %.0f MiB\n",
+                variant->name, rate, 100 * rate / copy_all, rt.num_workers(), variant->peak_mib);
+  }
   return 0;
 }

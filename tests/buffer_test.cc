@@ -44,6 +44,21 @@ TEST(Buffer, PinnedMemoryIsUsedWhenAGpuExistsAndHostMemoryOtherwise) {
   EXPECT_EQ(back.location(), Location::host());
 }
 
+TEST(Buffer, AViewReadsTheCallersMemoryWithoutACopy) {
+  std::vector<float> values{1, 2, 3};
+  {
+    std::shared_ptr<const spindle::Buffer<float>> view = spindle::Buffer<float>::view(values);
+    EXPECT_EQ(view->data(), values.data());
+    EXPECT_EQ(view->size(), 3u);
+    EXPECT_FALSE(view->location().on_gpu());
+    EXPECT_EQ(view->to_vector(), values);
+    spindle::Buffer<float> copy = view->to(spindle::Location::host());
+    EXPECT_NE(copy.data(), values.data());
+  }  // the view's end frees nothing: the memory is still the vector's
+  values.push_back(4);
+  EXPECT_EQ(values, (std::vector<float>{1, 2, 3, 4}));
+}
+
 TEST(Buffer, MovingLeavesAnEmptyBuffer) {
   Buffer<int> a(std::vector<int>{1, 2}, Location::host());
   Buffer<int> b = std::move(a);

@@ -111,6 +111,51 @@ TEST(ParameterServer, SynchronousModeAveragesEachRoundIntoOneUpdate) {
   EXPECT_EQ(ps.pull(), std::vector<float>(4, 0.5f));  // 1 - mean(0.25, 0.75)
 }
 
+// push_view lends the caller's memory for the call only: a synchronous round sums it in
+// place, so a gradient changed once its push's ref is done does not reach the update.
+TEST(ParameterServer, APushedViewIsReadOnlyUntilItsRefIsDone) {
+  spindle::Runtime rt({.num_cpus = 2});
+  for (auto mode : {spindle::UpdateMode::asynchronous, spindle::UpdateMode::synchronous}) {
+    SCOPED_TRACE(mode == spindle::UpdateMode::synchronous ? "synchronous" : "asynchronous");
+    ParameterServer<double> ps(rt, std::vector<double>(6, 1.0),
+                               {.num_shards = 2, .lr = 1.0, .mode = mode, .workers = 2});
+    std::vector<double> gradient(6, 0.25);
+    (void)spindle::get(ps.push_view(gradient));
+    std::fill(gradient.begin(), gradient.end(), 1e9);  // the caller's again: no shard reads it
+    std::vector<double> second(6, 0.75);
+    (void)spindle::get(ps.push_view(second));
+    std::vector<double> want(6, mode == spindle::UpdateMode::synchronous ? 0.5 : 0.0);
+    EXPECT_EQ(ps.pull(), want);
+    EXPECT_EQ(ps.steps(), (std::vector<std::uint64_t>(2, mode == spindle::UpdateMode::synchronous ? 1 : 2)));
+  }
+}
+
+// pull(out) and pull(Buffer) concatenate the shards into the caller's memory; with a memory
+// limit that leaves no room for a second copy of the values, the updates between them
+// still succeed (nothing a pull left behind needs a copy on write).
+TEST(ParameterServer, PullsConcatenateIntoTheCallersMemory) {
+  constexpr std::size_t kSize = 1000;
+  spindle::Runtime rt({.num_cpus = 2, .buffer_memory_limit = kSize * sizeof(double) * 3 / 2});
+  ParameterServer<double> ps(rt, iota(kSize), {.num_shards = 3, .lr = 1.0});
+  std::vector<double> out(kSize);
+  spindle::Buffer<double> buffer(kSize, spindle::Location::host());
+  for (int step = 1; step <= 3; ++step) {
+    ps.pull(out);
+    ps.pull(buffer);
+    (void)spindle::get(ps.push_view(std::vector<double>(kSize, 1.0)));
+    std::vector<double> want = iota(kSize);
+    for (double& v : want) v -= step - 1;
+    EXPECT_EQ(out, want);
+    EXPECT_EQ(buffer.to_vector(), want);
+  }
+  EXPECT_EQ(ps.steps(), (std::vector<std::uint64_t>{3, 3, 3}));
+  std::vector<double> small(kSize - 1);
+  EXPECT_THAT(error_of<spindle::InvalidArgumentError>([&] { ps.pull(small); }),
+              ::testing::HasSubstr("pull: the target"));
+  EXPECT_THAT(error_of<spindle::InvalidArgumentError>([&] { (void)ps.push_view(small); }),
+              ::testing::HasSubstr("push_view: the gradient"));
+}
+
 TEST(ParameterServer, PullsShareValuesAndKeepThemAcrossLaterUpdates) {
   spindle::Runtime rt({.num_cpus = 2});
   ParameterServer<double> ps(rt, iota(4), {.num_shards = 1, .lr = 1.0});

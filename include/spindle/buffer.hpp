@@ -58,6 +58,8 @@ class RawBuffer {
   /// @throws DeviceError for a device that does not exist, an allocation that failed, or
   /// one past the limit.
   RawBuffer(std::size_t bytes, Location location, bool zeroed = true);
+  /// A view of `bytes` of host memory that the caller owns: never freed or charged here.
+  [[nodiscard]] static RawBuffer borrowing(const void* data, std::size_t bytes) noexcept;
   ~RawBuffer();
   RawBuffer(RawBuffer&& other) noexcept;
   RawBuffer& operator=(RawBuffer&& other) noexcept;
@@ -93,6 +95,7 @@ class RawBuffer {
   mutable std::shared_ptr<ReplicaCache> replicas_;
   std::unique_ptr<StreamUse> use_;  // GPU buffers only
   std::shared_ptr<MemoryBudget> budget_;  // what the bytes were charged to, if anything
+  bool borrowed_ = false;                 // a view: the memory is the caller's
 };
 
 /// Throws InvalidArgumentError unless `size` elements of `element_bytes` fit in memory sizes.
@@ -139,6 +142,16 @@ class Buffer {
   }
   explicit Buffer(const std::vector<T>& values, Location location = Location::here())
       : Buffer(std::span<const T>(values), location) {}
+  /// A read-only Buffer over host memory the caller owns, without a copy: for handing large
+  /// inputs to tasks and actors (ParameterServer::push_view uses it). The caller keeps
+  /// `values` alive and unchanged while the Buffer, or a copy of the pointer, is in use;
+  /// the memory is never freed here and does not count against a buffer_memory_limit.
+  [[nodiscard]] static std::shared_ptr<const Buffer> view(std::span<const T> values) {
+    auto buffer = std::make_shared<Buffer>();
+    buffer->raw_ = detail::RawBuffer::borrowing(values.data(), values.size_bytes());
+    buffer->size_ = values.size();
+    return buffer;
+  }
 
   Buffer(Buffer&& other) noexcept
       : raw_(std::move(other.raw_)), size_(std::exchange(other.size_, 0)) {}

@@ -8,9 +8,15 @@
 //   std::vector<float> w = ps.pull();       // every push made before by this caller applied
 //
 // Consistency: a shard applies pushes in the order each caller made them (actor order), and a
-// pull from a caller sees every push it made before. In synchronous mode each shard keeps
-// the pushes of a round and, once `workers` of them arrived, averages them with the N-way
-// aggregation kernel and makes one update.
+// pull from a caller sees every push it made before. In synchronous mode each shard sums the
+// pushes of a round in place and, once `workers` of them arrived, makes one update with
+// their mean.
+//
+// The data path: `pull(out)` has each shard copy its values straight into `out`, in
+// parallel, holding no ref that a later update would have to copy around; `push_view` hands
+// the shards views of the caller's gradient instead of copies (the caller keeps it alive
+// and unchanged until the refs are done). A loop of pull(out), compute, push_view, get moves
+// each parameter once each way and allocates nothing after its first round.
 //
 // Failures: a shard whose actor crashes, or is killed with no_restart = false, is built again
 // (within max_restarts) and goes on from what it kept: values, optimiser state, the round so
@@ -100,8 +106,8 @@ struct ShardState {
   std::vector<T> initial;  // the first build's values, dropped once they are in `params`
   ObjectRef<Buffer<T>> params;
   Buffer<T> first, second;  // velocity, or Adam's two moments
-  std::vector<std::shared_ptr<const Buffer<T>>> round;
-  Buffer<T> mean;  // synchronous: the round's average
+  Buffer<T> sum;          // synchronous: the round's pushes summed so far
+  std::size_t round = 0;  // and how many they are
   std::uint64_t steps = 0;
   std::uint64_t last_taken = 0;  // the id of the last push taken in
   // The last push the previous instance took in: its call may have been interrupted after
@@ -138,35 +144,45 @@ class ParameterShard {
   /// The current values, without a copy; a later update copies them first if the ref is kept.
   ObjectRef<Buffer<T>> pull() const { return state_->params; }
 
-  /// Applies (or, synchronously, collects) push `id`, once: a retry of a push taken in before
-  /// a restart changes nothing. Returns the updates made so far. The gradient comes shared,
-  /// so that a round can keep it without a copy. A push that throws (an update that failed)
-  /// is not taken in: the round and the step count stay as they were.
+  /// Applies (or, synchronously, adds to the round) push `id`, once: a retry of a push taken
+  /// in before a restart changes nothing. Returns the updates made so far. The gradient is
+  /// read during the call only (it may be a view of the caller's memory). A push that throws
+  /// (a gradient of the wrong size, an update that failed) is not taken in: the round and the
+  /// step count stay as they were.
   std::uint64_t push(std::uint64_t id, const std::shared_ptr<const Buffer<T>>& gradient) {
     ShardState<T>& s = *state_;
     if (std::exchange(s.taken_before_restart, 0) == id) return s.steps;
-    if (options_.mode == UpdateMode::asynchronous) {
-      apply(*gradient);
+    detail::check_same_size(s.params.get().size(), gradient->size(), "push: the gradient");
+    if (options_.mode == UpdateMode::asynchronous || options_.workers == 1) {
+      update(writable(), *gradient);
     } else {
-      s.round.push_back(gradient);
-      if (s.round.size() == options_.workers) {
-        try {
-          std::vector<const Buffer<T>*> inputs;
-          for (const auto& g : s.round) inputs.push_back(g.get());
-          if (s.mean.size() != gradient->size()) {
-            s.mean = Buffer<T>(gradient->size(), gradient->location());
-          }
-          ops::aggregate<T>(s.mean, inputs, ops::Reduction::mean);
-          apply(s.mean);
-        } catch (...) {
-          s.round.pop_back();
-          throw;
+      // What may throw comes first: the values' copy on write and the sum's allocation.
+      const bool completes = s.round + 1 == options_.workers;
+      Buffer<T>* params = completes ? &writable() : nullptr;
+      if (s.round == 0) {
+        if (s.sum.size() != gradient->size()) {
+          s.sum = Buffer<T>::uninitialized(gradient->size(), gradient->location());
         }
-        s.round.clear();
+        s.sum.copy_from(*gradient);
+      } else {
+        ops::axpy<T>(s.sum, T(1), *gradient);
+      }
+      if (completes) {
+        ops::scale<T>(s.sum, T(1) / static_cast<T>(options_.workers));
+        update(*params, s.sum);
+        s.round = 0;
+      } else {
+        ++s.round;
       }
     }
     s.last_taken = id;
     return s.steps;
+  }
+
+  /// Copies the values into host memory at `out` (as many elements as the shard holds).
+  void copy_into(T* out) const {
+    const Buffer<T>& params = state_->params.get();
+    params.copy_to(std::span<T>(out, params.size()));
   }
 
   /// Replaces the values (a loaded checkpoint) and the update count.
@@ -193,9 +209,8 @@ class ParameterShard {
     return buffer;
   }
 
-  // One update; the step is counted once the kernel has been queued.
-  void apply(const Buffer<T>& gradient) {
-    Buffer<T>& params = writable();
+  // One update of `params` (writable()); the step is counted once the kernel is queued.
+  void update(Buffer<T>& params, const Buffer<T>& gradient) {
     ShardState<T>& s = *state_;
     const std::uint64_t step = s.steps + 1;
     switch (options_.optimizer) {
@@ -281,13 +296,25 @@ class ParameterServer {
     return values;
   }
   /// @brief All values, concatenated into `out` (size() elements), which a loop can reuse.
+  /// Each shard copies its part straight into `out`, all shards at once.
   void pull(std::span<T> out) const {
     detail::check_same_size(size_, out.size(), "pull: the target");
-    std::vector<ObjectRef<Buffer<T>>> refs = pull_shards();
-    for (std::size_t i = 0; i < refs.size(); ++i) {
-      auto [offset, count] = range(i);
-      refs[i].get().copy_to(out.subspan(offset, count));
+    std::vector<ObjectRef<void>> copies;
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      copies.push_back(shards_[i].call(&Shard::copy_into, out.data() + range(i).first));
     }
+    // Every copy ends before this returns, failed or not: they write into `out`.
+    (void)wait(copies, {.num_returns = 0});
+    for (const auto& copy : copies) copy.get();
+  }
+
+  /// @brief All values, concatenated into a Buffer of size() elements: on the host as
+  /// pull(span) does; on a GPU, each shard's values are copied in from where it keeps them.
+  void pull(Buffer<T>& out) const {
+    detail::check_same_size(size_, out.size(), "pull: the target buffer");
+    if (!out.location().on_gpu()) return pull(out.host_span());
+    std::vector<ObjectRef<Buffer<T>>> refs = pull_shards();
+    for (std::size_t i = 0; i < refs.size(); ++i) refs[i].get().copy_to(out, range(i).first);
   }
 
   /// @brief Pushes a gradient held in host memory, split by shard; asynchronous. The refs
@@ -307,6 +334,31 @@ class ParameterServer {
       slice.copy_from(gradient, offset);
       return slice;
     });
+  }
+
+  /// @brief Pushes a gradient in host memory without copying it: each shard in host memory
+  /// reads its slice of `gradient` in place (a shard on a GPU gets its slice copied there, as
+  /// push does). The caller keeps `gradient` alive and unchanged until every returned ref is
+  /// done (get or wait on them), even when one fails.
+  /// @throws InvalidArgumentError if the gradient's size is not size().
+  std::vector<ObjectRef<std::uint64_t>> push_view(std::span<const T> gradient) const {
+    detail::check_same_size(size_, gradient.size(), "push_view: the gradient");
+    std::vector<ObjectRef<std::uint64_t>> refs;
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      auto [offset, count] = range(i);
+      std::span<const T> slice = gradient.subspan(offset, count);
+      refs.push_back(push_to(i, locations_[i].on_gpu()
+                                    ? std::make_shared<const Buffer<T>>(slice, locations_[i])
+                                    : Buffer<T>::view(slice)));
+    }
+    return refs;
+  }
+
+  /// @brief As push_view(span) for a Buffer in host memory; a GPU buffer's slices are copied,
+  /// as push does. The same rule holds: keep `gradient` unchanged until the refs are done.
+  std::vector<ObjectRef<std::uint64_t>> push_view(const Buffer<T>& gradient) const {
+    if (!gradient.location().on_gpu()) return push_view(gradient.host_span());
+    return push(gradient);
   }
 
   /// @brief Updates each shard has made (equal for all shards unless pushes are in flight).
@@ -346,10 +398,14 @@ class ParameterServer {
     std::vector<ObjectRef<std::uint64_t>> refs;
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       auto [offset, count] = range(i);
-      refs.push_back(shards_[i].call(&Shard::push, detail::next_push_id(),
-                                     std::make_shared<const Buffer<T>>(make(offset, count, locations_[i]))));
+      refs.push_back(push_to(i, std::make_shared<const Buffer<T>>(make(offset, count, locations_[i]))));
     }
     return refs;
+  }
+
+  ObjectRef<std::uint64_t> push_to(std::size_t shard,
+                                   std::shared_ptr<const Buffer<T>> gradient) const {
+    return shards_[shard].call(&Shard::push, detail::next_push_id(), std::move(gradient));
   }
 
   std::size_t size_;

@@ -129,6 +129,15 @@ RawBuffer::RawBuffer(std::size_t bytes, Location location, bool zeroed)
 }
 
 RawBuffer::RawBuffer() noexcept = default;
+
+RawBuffer RawBuffer::borrowing(const void* data, std::size_t bytes) noexcept {
+  RawBuffer view;
+  view.data_ = const_cast<void*>(data);  // read-only: Buffer::view hands it out const
+  view.bytes_ = bytes;
+  view.location_ = Location::host();
+  view.borrowed_ = true;
+  return view;
+}
 RawBuffer::~RawBuffer() { release(); }
 
 RawBuffer::RawBuffer(RawBuffer&& other) noexcept
@@ -137,7 +146,8 @@ RawBuffer::RawBuffer(RawBuffer&& other) noexcept
       location_(other.location_),
       replicas_(std::move(other.replicas_)),
       use_(std::move(other.use_)),
-      budget_(std::move(other.budget_)) {}
+      budget_(std::move(other.budget_)),
+      borrowed_(std::exchange(other.borrowed_, false)) {}
 
 RawBuffer& RawBuffer::operator=(RawBuffer&& other) noexcept {
   if (this != &other) {
@@ -148,6 +158,7 @@ RawBuffer& RawBuffer::operator=(RawBuffer&& other) noexcept {
     replicas_ = std::move(other.replicas_);
     use_ = std::move(other.use_);
     budget_ = std::move(other.budget_);
+    borrowed_ = std::exchange(other.borrowed_, false);
   }
   return *this;
 }
@@ -156,7 +167,10 @@ RawBuffer& RawBuffer::operator=(RawBuffer&& other) noexcept {
 // else on the caller's stream; either way after every use.
 void RawBuffer::release() noexcept {
   replicas_.reset();
-  if (data_) {
+  if (borrowed_) {
+    data_ = nullptr;
+    borrowed_ = false;
+  } else if (data_) {
     try {
       Stream stream = use_ ? use_->writer() : Stream();
       if (stream.device() != location_.device) stream = stream_for(location_);
