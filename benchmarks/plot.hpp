@@ -32,6 +32,28 @@ inline std::string gnuplot_string(const std::string& text) {
   return out + '"';
 }
 
+/// Runs a gnuplot script that draws `png`; false (with the reason on stderr) if gnuplot is
+/// missing or fails. `data` files are removed afterwards.
+inline bool run_gnuplot(const std::string& script, const std::string& png,
+                        const std::vector<std::string>& data) {
+  FILE* gnuplot = popen("gnuplot 2>&1", "w");
+  if (!gnuplot) {
+    std::fprintf(stderr, "plot: cannot start gnuplot (apt-get install gnuplot-nox)\n");
+    return false;
+  }
+  std::fputs(script.c_str(), gnuplot);
+  int status = pclose(gnuplot);
+  for (const std::string& file : data) std::filesystem::remove(file);
+  if (status != 0) {
+    std::fprintf(stderr,
+                 "plot: gnuplot failed (exit status %d) drawing '%s'; is it installed? "
+                 "(apt-get install gnuplot-nox)\n",
+                 status, png.c_str());
+    return false;
+  }
+  return true;
+}
+
 /// Draws `chart` into `png`; false (with the reason on stderr) if gnuplot is missing or fails.
 inline bool plot_bars(const Chart& chart, const std::string& png) {
   std::string data = png + ".dat";
@@ -63,23 +85,50 @@ inline bool plot_bars(const Chart& chart, const std::string& png) {
               (s ? "" : ":xtic(1)") + " title " + gnuplot_string(chart.series[s]);
   }
   script += "\n";
-  FILE* gnuplot = popen("gnuplot 2>&1", "w");
-  if (!gnuplot) {
-    std::fprintf(stderr, "plot: cannot start gnuplot (apt-get install gnuplot-nox)\n");
-    return false;
-  }
-  std::fputs(script.c_str(), gnuplot);
-  int status = pclose(gnuplot);
-  std::filesystem::remove(data);
-  if (status != 0) {
-    std::fprintf(stderr,
-                 "plot: gnuplot failed (exit status %d) drawing '%s'; is it installed? "
-                 "(apt-get install gnuplot-nox)\n",
-                 status, png.c_str());
-    return false;
-  }
+  if (!run_gnuplot(script, png, {data})) return false;
   std::printf("\nPlot: %s\n", png.c_str());
   return true;
+}
+
+/// A panel of lines: each series is a name and its (x, y) points.
+struct LineChart {
+  std::string title;
+  std::string xlabel;
+  std::string ylabel;
+  std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>> series;
+  std::string key = "bottom right";  // where gnuplot puts the legend
+};
+
+/// Draws `panels` side by side into `png`; false (with the reason on stderr) if gnuplot is
+/// missing or fails.
+inline bool plot_lines(const std::vector<LineChart>& panels, const std::string& png) {
+  std::vector<std::string> files;
+  std::string script = "set terminal pngcairo size " + std::to_string(550 * panels.size()) +
+                       ",500 noenhanced\nset output " + gnuplot_string(png) +
+                       "\nset multiplot layout 1," + std::to_string(panels.size()) +
+                       "\nset grid\n";
+  for (const LineChart& panel : panels) {
+    script += "set key " + panel.key + "\nset title " + gnuplot_string(panel.title) +
+              "\nset xlabel " +
+              gnuplot_string(panel.xlabel) + "\nset ylabel " + gnuplot_string(panel.ylabel) +
+              "\nplot ";
+    for (std::size_t s = 0; s < panel.series.size(); ++s) {
+      std::string data = png + "." + std::to_string(files.size()) + ".dat";
+      files.push_back(data);
+      std::ofstream out(data);
+      for (const auto& [x, y] : panel.series[s].second) out << x << ' ' << y << '\n';
+      if (!out) {
+        std::fprintf(stderr, "plot: cannot write '%s'\n", data.c_str());
+        for (const std::string& file : files) std::filesystem::remove(file);
+        return false;
+      }
+      script += std::string(s ? ", " : "") + gnuplot_string(data) +
+                " using 1:2 with linespoints title " + gnuplot_string(panel.series[s].first);
+    }
+    script += "\n";
+  }
+  script += "unset multiplot\n";
+  return run_gnuplot(script, png, files);
 }
 
 }  // namespace bench

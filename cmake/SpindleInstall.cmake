@@ -1,9 +1,10 @@
-# Install rules and the exported package: find_package(spindle) gives spindle::spindle.
+# Install rules and the exported package: find_package(spindle) gives spindle::spindle and
+# spindle::large_blocks.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(SPINDLE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/spindle)
-install(TARGETS spindle EXPORT spindleTargets
+install(TARGETS spindle spindle_large_blocks EXPORT spindleTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS spindle_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

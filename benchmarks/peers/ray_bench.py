@@ -5,7 +5,8 @@
 benchmarks use: tasks sync and async, 1:1 actor calls sync and async, 1:n actor calls async,
 and put then get of 1 KB. Prints one JSON line per scenario: {"scenario", "ops_per_second"}.
 
-`seeds`: the seeds' workloads at the samples' sizes (samples/*.cc), each under ray.init with
+`seeds`: the seeds' workloads at the samples' sizes (samples/*.cc), and large values made by
+an actor and summed by tasks (benchmarks/large_values.cc), each under ray.init with
 the resources the sample gives its runtime, run once untimed (Ray starts its worker processes
 then) and once timed. Prints one JSON line per workload: {"workload", "seconds"}.
 """
@@ -202,6 +203,39 @@ def pipeline(quick, durations):
     return run
 
 
+@ray.remote
+class Producer:
+    def __init__(self, n):
+        self.n = n
+
+    def make(self, i):
+        return np.full(self.n, float(i))
+
+
+@ray.remote
+def total(value):
+    return float(value.sum())
+
+
+def large_values(quick):
+    """benchmarks/large_values.cc: an actor returns large arrays, tasks sum them."""
+    mb, values, in_flight = (8, 8, 2) if quick else (40, 40, 2)
+    n = mb * (1 << 20) // 8
+    init(os.cpu_count())
+
+    def run():
+        producer = Producer.remote(n)
+        ray.get(producer.make.remote(0))  # built before the clock starts
+        start = time.perf_counter()
+        got = 0.0
+        for first in range(0, values, in_flight):
+            got += sum(ray.get([total.remote(producer.make.remote(i))
+                                for i in range(first, min(values, first + in_flight))]))
+        assert got == n * values * (values - 1) / 2, got
+        return time.perf_counter() - start
+    return run
+
+
 def seeds(args):
     durations = [float(d) for d in args.durations.split(",")]
     # Each workload starts Ray with the sample's resources and gives back its timed run.
@@ -209,7 +243,8 @@ def seeds(args):
                            ("sharded_parameter_server",
                             lambda: sharded_parameter_server(args.quick)),
                            ("map_reduce", lambda: map_reduce(args.quick)),
-                           ("pipeline", lambda: pipeline(args.quick, durations))):
+                           ("pipeline", lambda: pipeline(args.quick, durations)),
+                           ("large_values", lambda: large_values(args.quick))):
         run = workload()
         run()  # untimed: Ray starts its worker processes
         seconds = run()

@@ -29,7 +29,8 @@ REPO = HERE.parent.parent
 
 # A scenario: its group, label, and for each system how to measure it. Rates are operations
 # per second (higher is better); workloads are seconds (lower is better).
-# ("gbench", binary, benchmark name) | ("ray", key) | ("sample", binary, report line)
+# ("gbench", binary, benchmark name) | ("ray_micro" | "ray_seeds" | "ray_train", key) |
+# ("sample", binary, report line[, extra flags])
 GROUPS = [
     ("Tasks", "tasks per second", [
         ("empty tasks, async (submit 10k, then get)", {
@@ -85,8 +86,22 @@ GROUPS = [
         ("pipeline with wait", {
             "spindle": ("sample", "pipeline", "process each as it finishes (wait)"),
             "Ray": ("ray_seeds", "pipeline")}),
+        ("large values: an actor returns 40 MB vectors, tasks sum them (40)", {
+            "spindle": ("sample", "large_values", "large values, large-block reuse"),
+            "Ray": ("ray_seeds", "large_values")}),
+    ]),
+    ("Training", "seconds", [
+        ("Fashion-MNIST MLP, synchronous parameter server, one epoch", {
+            "spindle": ("sample", "train_fashion_mnist", "train fashion-mnist, synchronous",
+                        ["--mode", "sync", "--epochs", "1"]),
+            "Ray": ("ray_train", "train_sync")}),
+        ("Fashion-MNIST MLP, asynchronous parameter server, one epoch", {
+            "spindle": ("sample", "train_fashion_mnist", "train fashion-mnist, asynchronous",
+                        ["--mode", "async", "--epochs", "1"]),
+            "Ray": ("ray_train", "train_async")}),
     ]),
 ]
+RAY_SUITES = {"ray_micro": "microbenchmarks", "ray_seeds": "seeds", "ray_train": "training"}
 SYSTEMS = ["spindle", "oneTBB", "std::async", "CAF", "StarPU", "Ray"]
 
 
@@ -171,9 +186,9 @@ class Harness:
                 return 1 / (run["real_time"] * scale)
         raise RuntimeError(f"{binary} reported no '{name}'")
 
-    def sample(self, binary, line):
+    def sample(self, binary, line, extra=()):
         with tempfile.NamedTemporaryFile(suffix=".tsv") as out:
-            flags = ["--quick"] if self.args.quick else []
+            flags = (["--quick"] if self.args.quick else []) + list(extra)
             stdout = self.run([self.bin / binary, *flags], env={"SPINDLE_SAMPLE_RESULTS": out.name})
             if binary == "pipeline":
                 self.durations = re.search(r"durations ([\d. ]+) s", stdout).group(1).split()
@@ -190,6 +205,9 @@ class Harness:
         script = [str(self.ray_python), str(HERE / "ray_bench.py")]
         if which == "ray_micro":
             command = [*script, "micro", "--seconds", str(self.args.ray_seconds)]
+        elif which == "ray_train":  # one epoch of each mode, as the spindle sample's runs
+            command = [str(self.ray_python), str(HERE / "train_fashion_mnist_ray.py"),
+                       "--quick" if self.args.quick else "--epochs=1"]
         else:
             if not self.durations:
                 self.sample("pipeline", None)  # learns the durations
@@ -212,18 +230,18 @@ class Harness:
                     plan.append((label, system, how))
         reps = self.args.reps
         per_rep = sum(1 for _, s, h in plan if s not in self.missing and h[0] in ("gbench", "sample"))
-        per_rep += sum(1 for suite in ("ray_micro", "ray_seeds") if "Ray" not in self.missing)
+        per_rep += sum(1 for suite in RAY_SUITES if "Ray" not in self.missing)
         step = 0
         for rep in range(reps):
             suites = {}
             for label, system, how in plan:
                 if system in self.missing:
                     continue
-                if how[0] in ("ray_micro", "ray_seeds"):
+                if how[0] in RAY_SUITES:
                     if how[0] not in suites:
                         step += 1
                         say(f"[{step}/{per_rep * reps}] repetition {rep + 1}/{reps}: Ray "
-                            f"({'microbenchmarks' if how[0] == 'ray_micro' else 'seeds'})")
+                            f"({RAY_SUITES[how[0]]})")
                         try:
                             suites[how[0]] = self.ray_suite(how[0])
                         except Exception as error:
