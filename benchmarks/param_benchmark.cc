@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "\n### Synchronous rounds: K pushes, one mean, one update (device shards, 2 shards)\n\n");
+      "\n### Synchronous rounds: K pushes summed in place, one update (device shards, 2 shards)\n\n");
   std::printf("| K | push: round ms | GB/s | push_view: round ms | GB/s |\n"
               "| ---: | ---: | ---: | ---: | ---: |\n");
   for (std::size_t k : {2, 4, 8}) {
