@@ -53,6 +53,11 @@ int main(int argc, char** argv) {
               "sum them, %ld at once, %u runtime workers\n",
               values, flags["mb"], in_flight, rt.num_workers());
 
+  if (!spindle::large_blocks::available()) {
+    std::printf("  (this build's sanitizer runtime defines operator new: large-block reuse is "
+                "off in both variants)\n");
+  }
+
   auto run = [&] {
     double total = 0;
     for (long first = 0; first < values; first += in_flight) {

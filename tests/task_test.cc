@@ -12,12 +12,14 @@
 
 #include "spindle/spindle.hpp"
 #include "support/gate.hpp"
+#include "support/values.hpp"
 
 namespace spindle {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::Gate;
+using testing::error_of;
 using ::testing::HasSubstr;
 
 int add(int a, int b) { return a + b; }
@@ -300,6 +302,30 @@ TEST(Task, GetRunsAQueuedChildInlineWhenTheParentLendsEnough) {
   auto needs_two = blocked_seen.options({.num_cpus = 2});
   auto too_big = rt.task([&] { return needs_two.remote().get(); });
   EXPECT_EQ(too_big.remote().get(), 1u);
+}
+
+// A task waiting on another runtime's object, when its own runtime goes first, is cancelled
+// with it; the object's later completion reaches nothing of the runtime that is gone.
+TEST(Task, ATaskWaitingOnAnotherRuntimesObjectIsCancelledWithItsRuntime) {
+  Runtime b({.num_cpus = 1, .num_workers = 1});
+  for (double cpus : {1.0, 0.5}) {  // a lane task, and one admitted by the scheduler
+    SCOPED_TRACE(cpus);
+    auto gate = std::make_shared<Gate>();
+    auto slow = b.task([gate] {
+                   gate->wait();
+                   return 7;
+                 }).remote();
+    ObjectRef<int> waiting;
+    {
+      Runtime a({.num_cpus = 1, .num_workers = 1});
+      waiting = a.task([](int x) { return x + 1; }).options({.num_cpus = cpus}).remote(slow);
+      EXPECT_EQ(a.status().waiting_for_dependencies, 1u);
+    }
+    EXPECT_THAT(error_of<CancelledError>([&] { (void)waiting.get(); }),
+                HasSubstr("while it waited for another runtime's object"));
+    gate->open();
+    EXPECT_EQ(slow.get(), 7);
+  }
 }
 
 // A task of one runtime never runs another runtime's task inline: that one runs on its own

@@ -13,7 +13,7 @@
 namespace spindle::large_blocks {
 namespace {
 
-constexpr std::size_t kLarge = std::size_t{1} << 20;
+[[maybe_unused]] constexpr std::size_t kLarge = std::size_t{1} << 20;
 
 std::size_t limit_from_environment() {
   if (const char* text = std::getenv("SPINDLE_LARGE_BLOCK_CACHE_MB"); text && *text) {
@@ -30,7 +30,7 @@ struct Cache {
   std::size_t kept_bytes = 0;
   std::size_t limit = limit_from_environment();
   std::uint64_t reused = 0, allocated = 0;
-  std::atomic<bool> enabled{true};
+  std::atomic<bool> enabled{available()};
 };
 
 // Never destroyed: blocks are freed during exit too.
@@ -39,7 +39,7 @@ Cache& cache() {
   return *instance;
 }
 
-void* take(std::size_t size) {
+[[maybe_unused]] void* take(std::size_t size) {
   Cache& c = cache();
   std::lock_guard lock(c.mutex);
   if (auto found = c.kept.lower_bound(size);
@@ -55,7 +55,7 @@ void* take(std::size_t size) {
 }
 
 // Keeps `block` of usable `size` if there is room; false if it must be freed.
-bool keep(void* block, std::size_t size) {
+[[maybe_unused]] bool keep(void* block, std::size_t size) {
   Cache& c = cache();
   std::lock_guard lock(c.mutex);
   if (c.kept_bytes + size > c.limit) return false;
@@ -66,7 +66,13 @@ bool keep(void* block, std::size_t size) {
 
 }  // namespace
 
-void set_enabled(bool enabled) noexcept { cache().enabled.store(enabled); }
+#ifdef SPINDLE_LARGE_BLOCKS_PASSIVE
+bool available() noexcept { return false; }
+#else
+bool available() noexcept { return true; }
+#endif
+
+void set_enabled(bool enabled) noexcept { cache().enabled.store(enabled && available()); }
 bool enabled() noexcept { return cache().enabled.load(); }
 
 void set_limit(std::size_t bytes) noexcept {
@@ -94,6 +100,7 @@ void release() noexcept {
 
 }  // namespace spindle::large_blocks
 
+#ifndef SPINDLE_LARGE_BLOCKS_PASSIVE
 namespace reuse = spindle::large_blocks;
 
 void* operator new(std::size_t size) {
@@ -120,3 +127,4 @@ void operator delete(void* block) noexcept {
 void operator delete[](void* block) noexcept { ::operator delete(block); }
 void operator delete(void* block, std::size_t) noexcept { ::operator delete(block); }
 void operator delete[](void* block, std::size_t) noexcept { ::operator delete(block); }
+#endif  // SPINDLE_LARGE_BLOCKS_PASSIVE

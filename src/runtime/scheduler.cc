@@ -8,6 +8,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "device/device_runtime.hpp"
 #include "fibers/event.hpp"
@@ -64,12 +65,54 @@ std::exception_ptr task_error(const TaskRecord& task, std::exception_ptr cause,
   return with_nested(TaskError(task.spec->name, message), cause);
 }
 
+// A task of this runtime that waits on another runtime's object is told of it through a
+// ForeignLink, which holds the task weakly and reaches this scheduler only while it lives:
+// stop() marks it gone, waits for callbacks already inside, and fails the tasks still
+// waiting. (The other runtime may complete the object long after this one is destroyed.)
+struct ForeignWaits {
+  Mutex mutex;
+  bool alive SPINDLE_GUARDED_BY(mutex) = true;
+  std::size_t inside SPINDLE_GUARDED_BY(mutex) = 0;  // callbacks running into the scheduler
+  std::vector<std::weak_ptr<TaskRecord>> tasks SPINDLE_GUARDED_BY(mutex);
+  std::size_t sweep_at SPINDLE_GUARDED_BY(mutex) = 64;
+};
+
+namespace {
+
+class ForeignLink final : public Waiter {
+ public:
+  ForeignLink(std::weak_ptr<TaskRecord> task, std::shared_ptr<ForeignWaits> waits)
+      : task_(std::move(task)), waits_(std::move(waits)) {}
+
+  void on_complete() noexcept override {
+    std::shared_ptr<TaskRecord> task;
+    {
+      MutexLock lock(waits_->mutex);
+      if (!waits_->alive) return;
+      task = task_.lock();
+      if (!task) return;
+      ++waits_->inside;
+    }
+    task->on_complete();
+    task.reset();  // the record may go here, still inside
+    MutexLock lock(waits_->mutex);
+    --waits_->inside;
+  }
+
+ private:
+  std::weak_ptr<TaskRecord> task_;
+  std::shared_ptr<ForeignWaits> waits_;
+};
+
+}  // namespace
+
 Scheduler::Scheduler(ResourceSet totals, std::size_t max_timeline_events,
                      std::optional<std::size_t> buffer_memory_limit)
     : pool_(std::move(totals)),
       max_timeline_events_(max_timeline_events),
       memory_budget_(buffer_memory_limit ? std::make_shared<MemoryBudget>(*buffer_memory_limit)
                                          : nullptr) {
+  foreign_ = std::make_shared<ForeignWaits>();
   ResourceSet unit = ResourceSet().set(ResourceSet::kCpu, Quantity::whole(1));
   if (pool_.totals().contains(unit)) {
     unit_request_ = pool_.prepare(unit);
@@ -111,10 +154,63 @@ void Scheduler::submit(std::shared_ptr<TaskRecord> task) {
   }
   waiting_.fetch_add(1, std::memory_order_relaxed);
   task->pending_dependencies.store(static_cast<std::int32_t>(dependencies.size()) + 1);
+  std::shared_ptr<Waiter> link;  // one for all its dependencies another runtime completes
   for (ObjectStateBase* dependency : dependencies) {
-    if (!dependency->add_waiter(task)) task->pending_dependencies.fetch_sub(1);
+    const TaskRecord* producer = dependency->producer;
+    std::shared_ptr<Waiter> waiter = task;
+    if (!dependency->done() && (!producer || &producer->scheduler != this)) {
+      if (!link) link = foreign_link(task);
+      waiter = link;
+    }
+    if (!dependency->add_waiter(std::move(waiter))) task->pending_dependencies.fetch_sub(1);
   }
   task->on_complete();  // the +1 above: all are registered
+}
+
+std::shared_ptr<Waiter> Scheduler::foreign_link(const std::shared_ptr<TaskRecord>& task) {
+  MutexLock lock(foreign_->mutex);
+  std::vector<std::weak_ptr<TaskRecord>>& tasks = foreign_->tasks;
+  if (tasks.size() >= foreign_->sweep_at) {  // drop those no longer waiting, now and then
+    std::erase_if(tasks, [](const std::weak_ptr<TaskRecord>& weak) {
+      std::shared_ptr<TaskRecord> listed = weak.lock();
+      return !listed || listed->phase.load(std::memory_order_acquire) != TaskRecord::Phase::waiting;
+    });
+    foreign_->sweep_at = std::max<std::size_t>(64, 2 * tasks.size());
+  }
+  tasks.push_back(task);
+  return std::make_shared<ForeignLink>(task, foreign_);
+}
+
+void Scheduler::fail_foreign_waits() {
+  std::vector<std::weak_ptr<TaskRecord>> tasks;
+  {
+    MutexLock lock(foreign_->mutex);
+    foreign_->alive = false;
+    tasks.swap(foreign_->tasks);
+  }
+  for (;;) {  // a callback inside finishes in microseconds; none starts any more
+    {
+      MutexLock lock(foreign_->mutex);
+      if (foreign_->inside == 0) break;
+    }
+    std::this_thread::yield();
+  }
+  for (const auto& weak : tasks) {
+    std::shared_ptr<TaskRecord> task = weak.lock();
+    if (!task) continue;
+    {
+      MutexLock lock(mutex_);
+      auto waiting = TaskRecord::Phase::waiting;
+      if (!task->phase.compare_exchange_strong(waiting, TaskRecord::Phase::finished)) continue;
+      waiting_.fetch_sub(1, std::memory_order_relaxed);
+      cancelled_.fetch_add(1, std::memory_order_relaxed);
+    }
+    // A dependency of this runtime may still complete and read the arguments: they stay
+    // until it does (dependencies_resolved drops them) or the record goes.
+    task->fail_unrun(cancelled_error(*task, "the runtime shut down before it ran, while it "
+                                            "waited for another runtime's object"),
+                     false);
+  }
 }
 
 void Scheduler::set_placement(placement::Policy policy, PerfModel& model) {
@@ -867,6 +963,7 @@ void Scheduler::stop() {
   for (const auto& task : cancelled) {
     task->fail_unrun(cancelled_error(*task, "the runtime shut down before it ran"));
   }
+  fail_foreign_waits();  // before the lanes: a callback inside may still queue its task
   cancel_lanes();
   // Each actor then destroys its instance on a worker, and the last one to die lets the
   // idle workers go.

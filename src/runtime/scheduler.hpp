@@ -134,6 +134,8 @@ void begin_run(TaskRecord& task, const Allocation* allocation) noexcept;
 /// that GPU work failed with.
 std::exception_ptr end_run(TaskRecord& task, std::exception_ptr error) noexcept;
 
+struct ForeignWaits;
+
 class Scheduler final : public ContextOwner {
  public:
   /// With max_timeline_events = 0 nothing is recorded for the timeline. A buffer memory
@@ -358,6 +360,13 @@ class Scheduler final : public ContextOwner {
   // cancelled (see Lane::queued).
   std::atomic<std::int64_t> lane_tasks_left_{0};
   std::atomic<unsigned> next_lane_{0};  // for submits from outside the workers
+
+  // Tasks waiting on objects another runtime (or no task) will complete: that runtime may
+  // outlive this one, so such objects reach the task through a link that stop() cuts before
+  // it fails the task (see ForeignWaits).
+  std::shared_ptr<ForeignWaits> foreign_;
+  std::shared_ptr<Waiter> foreign_link(const std::shared_ptr<TaskRecord>& task);
+  void fail_foreign_waits();
 
   mutable Mutex timeline_mutex_;
   std::deque<TimelineEvent> timeline_ SPINDLE_GUARDED_BY(timeline_mutex_);
