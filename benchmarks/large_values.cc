@@ -54,8 +54,8 @@ int main(int argc, char** argv) {
               values, flags["mb"], in_flight, rt.num_workers());
 
   if (!spindle::large_blocks::available()) {
-    std::printf("  (this build's sanitizer runtime defines operator new: large-block reuse is "
-                "off in both variants)\n");
+    std::printf("  (a sanitizer build: its runtime defines operator new, so large-block reuse "
+                "is off in both variants)\n");
   }
 
   auto run = [&] {

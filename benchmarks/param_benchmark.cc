@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
         for (const auto& ref : ps.push(gradient)) ref.get();
       });
       double view = median_seconds(reps, [&] {
-        for (const auto& ref : ps.push_view(gradient)) ref.get();
+        (void)spindle::get(ps.push_view(gradient));
       });
       double pull = median_seconds(reps, [&] { ps.pull(pulled); });
       std::printf("| %zu | %s | %.2f | %.2f | %.2f |\n", shards, device ? "device" : "host",
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
         for (const auto& g : gradients) {
           for (auto& ref : view ? ps.push_view(g) : ps.push(g)) all.push_back(std::move(ref));
         }
-        for (const auto& ref : all) ref.get();
+        (void)spindle::get(all);
       });
     };
     double copied = round_of(false), viewed = round_of(true);

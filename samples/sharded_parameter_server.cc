@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
       for (long i = 0; i < iterations; ++i) {
         ps.pull(params);
         compute_gradient(params, gradient);
-        for (const auto& ref : ps.push_view(gradient)) ref.get();
+        (void)spindle::get(ps.push_view(gradient));  // all done, even if one failed
       }
     });
     std::vector<spindle::ObjectRef<void>> done;
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
         ps.pull(gradient);  // concatenated, where the gradient lives
         spindle::ops::scale(gradient, 1e-3);
         spindle::ops::axpy(gradient, 1.0, offset);
-        for (const auto& ref : ps.push_view(gradient)) ref.get();  // copied only to a GPU
+        (void)spindle::get(ps.push_view(gradient));  // copied only to a GPU
       }
     });
     std::vector<spindle::ObjectRef<void>> done;

@@ -69,7 +69,13 @@ std::vector<unsigned char> read_file(const std::string& path) {
     if (got == 0) break;
     bytes.insert(bytes.end(), chunk, chunk + got);
   }
+  // A stream cut short ends like a whole one, with an error left behind.
+  int code = Z_OK;
+  std::string why = gzerror(file, &code);
   gzclose(file);
+  if (code != Z_OK && code != Z_STREAM_END) {
+    throw std::runtime_error("'" + path + "' is damaged: " + why);
+  }
   return bytes;
 }
 
@@ -399,7 +405,7 @@ Curve train(spindle::Runtime& rt, const Dataset& train_set, const Dataset& test,
     ps.pull(worker.params);
     float loss = gradient(worker.params.data(), train_set, &order[first], share,
                           worker.grad.data(), worker.ws);
-    for (const auto& ref : ps.push_view(worker.grad)) ref.get();
+    (void)spindle::get(ps.push_view(worker.grad));  // all done, even if one failed
     worker.losses.push_back({before + since.seconds(), loss});
   };
   // synchronous: worker w's share of step s; asynchronous: every workers-th push from w.
@@ -424,13 +430,13 @@ Curve train(spindle::Runtime& rt, const Dataset& train_set, const Dataset& test,
         for (std::size_t w = 0; w < settings.workers; ++w) {
           done.push_back(sync_step.remote(w, s, epoch_clock, trained));
         }
-        for (const auto& ref : done) ref.get();
+        spindle::get(done);  // all of them end before an error leaves: they use this frame
       }
     } else {
       for (std::size_t w = 0; w < settings.workers; ++w) {
         done.push_back(async_epoch.remote(w, epoch_clock, trained));
       }
-      for (const auto& ref : done) ref.get();
+      spindle::get(done);
     }
     std::vector<std::vector<Point>*> losses;
     for (Worker& worker : workers) losses.push_back(&worker.losses);
@@ -454,7 +460,8 @@ int main(int argc, char** argv) {
        {"min-accuracy", {0, 0, "exit with status 1 if a mode ends below this test accuracy", 0, 1,
                          false}}},
       {{"check-sync", "exit with status 1 if the synchronous mode's parameters leave the "
-                      "sequential baseline's by more than 1e-3 of the largest"}},
+                      "sequential baseline's by more than 1e-2 of the largest (a push lost "
+                      "or taken twice does; rounding does not, over a --quick run)"}},
       {{"mode", {"both", "parameter-server mode", {"both", "sync", "async"}}},
        {"data", {"/usr/share/datasets/fashion-mnist", "folder of the four IDX files", {}}},
        {"plot", {"", "draw loss and accuracy over time into this PNG", {}}}});
@@ -469,13 +476,16 @@ int main(int argc, char** argv) {
   // on virtual machines that hide the model: Debian's 0.3.21 picks Prescott there), which
   // makes this program 3-4x slower. It reads its choice once, when loaded; so this program
   // starts itself again with the right one, unless the user chose one (OPENBLAS_CORETYPE).
+  const bool haswell = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool skylake_x = haswell && __builtin_cpu_supports("avx512f") &&
+                         __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   if (std::string core = openblas_get_corename();
-      (core == "Prescott" || core == "Core2") && __builtin_cpu_supports("avx2") &&
-      !std::getenv("OPENBLAS_CORETYPE")) {
-    const char* right = __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell";
-    std::printf("note: OpenBLAS chose its %s kernels on a CPU with AVX2%s (it did not know the "
-                "model); starting again with OPENBLAS_CORETYPE=%s\n",
-                core.c_str(), __builtin_cpu_supports("avx512f") ? " and AVX-512" : "", right);
+      (core == "Prescott" || core == "Core2") && haswell && !std::getenv("OPENBLAS_CORETYPE")) {
+    const char* right = skylake_x ? "SkylakeX" : "Haswell";
+    std::printf("note: OpenBLAS chose its %s kernels on a CPU with AVX2 and FMA%s (it did not "
+                "know the model); starting again with OPENBLAS_CORETYPE=%s\n",
+                core.c_str(), skylake_x ? " and AVX-512" : "", right);
     std::fflush(stdout);
     setenv("OPENBLAS_CORETYPE", right, 1);
     execv("/proc/self/exe", argv);
@@ -511,7 +521,7 @@ int main(int argc, char** argv) {
     curves.push_back(train(rt, train_set, test, settings, spindle::UpdateMode::asynchronous));
   }
 
-  bool enough = true;
+  bool passed = true;  // the checks asked for by --min-accuracy and --check-sync
   for (const Curve& curve : curves) {
     const double final_accuracy = curve.accuracy.back().value;
     std::printf("  %-12s %.2f%% test accuracy after %zu epoch(s), %llu updates, %.2f s of "
@@ -522,7 +532,11 @@ int main(int argc, char** argv) {
     std::string name = "train fashion-mnist, " + curve.mode;
     samples::report(name.c_str(), curve.train_seconds(),
                     &curve == &curves.front() ? 0 : curves.front().train_seconds());
-    enough = enough && final_accuracy >= flags["min-accuracy"];
+    if (final_accuracy < flags["min-accuracy"]) {
+      std::fprintf(stderr, "train_fashion_mnist: the %s run ended below --min-accuracy %g\n",
+                   curve.mode.c_str(), flags["min-accuracy"]);
+      passed = false;
+    }
   }
   // The synchronous mode makes the sequential baseline's updates, summed in another order.
   for (const Curve& curve : curves) {
@@ -536,10 +550,10 @@ int main(int argc, char** argv) {
                 "the largest); both sum the same gradients, in another order, and rounding "
                 "differences grow with the steps\n",
                 difference, difference / largest);
-    if (flags.on("check-sync") && difference > 1e-3f * largest) {
+    if (flags.on("check-sync") && difference > 1e-2f * largest) {
       std::fprintf(stderr, "train_fashion_mnist: the synchronous mode's parameters left the "
-                           "sequential baseline's by more than 1e-3 of the largest\n");
-      enough = false;
+                           "sequential baseline's by more than 1e-2 of the largest\n");
+      passed = false;
     }
   }
   if (const std::string& png = flags.text("plot"); !png.empty()) {
@@ -557,10 +571,5 @@ int main(int argc, char** argv) {
     }
     if (bench::plot_lines(panels, png)) std::printf("  plot: %s\n", png.c_str());
   }
-  if (!enough) {
-    std::fprintf(stderr, "train_fashion_mnist: a mode ended below --min-accuracy %g\n",
-                 flags["min-accuracy"]);
-    return 1;
-  }
-  return 0;
+  return passed ? 0 : 1;
 }

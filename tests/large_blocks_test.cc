@@ -19,8 +19,8 @@ class LargeBlocks : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!blocks::available()) {
-      GTEST_SKIP() << "this build's sanitizer runtime defines operator new: large-block reuse "
-                      "replaces nothing here";
+      GTEST_SKIP() << "a sanitizer build: its runtime defines operator new, and large-block "
+                      "reuse replaces nothing here";
     }
     blocks::set_enabled(true);
     blocks::set_limit(std::size_t{1} << 30);

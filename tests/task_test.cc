@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <thread>
@@ -326,6 +327,22 @@ TEST(Task, ATaskWaitingOnAnotherRuntimesObjectIsCancelledWithItsRuntime) {
     gate->open();
     EXPECT_EQ(slow.get(), 7);
   }
+}
+
+// A task waiting on another runtime's object runs once it completes even when nobody keeps
+// a ref to it (as with its own runtime's objects).
+TEST(Task, ATaskWaitingOnAnotherRuntimesObjectRunsWithoutARefToIt) {
+  Runtime a({.num_cpus = 1, .num_workers = 1}), b({.num_cpus = 1, .num_workers = 1});
+  auto gate = std::make_shared<Gate>();
+  auto slow = b.task([gate] {
+                 gate->wait();
+                 return 7;
+               }).remote();
+  auto ran = std::make_shared<std::promise<int>>();
+  std::future<int> seen = ran->get_future();
+  (void)a.task([ran](int x) { ran->set_value(x); }).remote(slow);  // the ref is dropped
+  gate->open();
+  EXPECT_EQ(seen.get(), 7);
 }
 
 // A task of one runtime never runs another runtime's task inline: that one runs on its own

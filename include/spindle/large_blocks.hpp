@@ -33,8 +33,8 @@ struct Stats {
   std::size_t limit_bytes = 0;
 };
 
-/// Whether this build replaces operator new. False under Clang's sanitizers, whose
-/// runtimes define it themselves: then nothing is ever kept.
+/// Whether this build replaces operator new. False in sanitizer builds (SPINDLE_SANITIZE),
+/// whose runtimes define it themselves: then nothing is ever kept.
 [[nodiscard]] bool available() noexcept;
 /// Turns reuse on (the default once linked) or off; blocks kept stay kept.
 void set_enabled(bool enabled) noexcept;

@@ -108,6 +108,7 @@ struct ShardState {
   Buffer<T> first, second;  // velocity, or Adam's two moments
   Buffer<T> sum;          // synchronous: the round's pushes summed so far
   std::size_t round = 0;  // and how many they are
+  Buffer<T> mean;         // the last push's: (sum + its gradient) / workers, for the update
   std::uint64_t steps = 0;
   std::uint64_t last_taken = 0;  // the id of the last push taken in
   // The last push the previous instance took in: its call may have been interrupted after
@@ -155,10 +156,7 @@ class ParameterShard {
     detail::check_same_size(s.params.get().size(), gradient->size(), "push: the gradient");
     if (options_.mode == UpdateMode::asynchronous || options_.workers == 1) {
       update(writable(), *gradient);
-    } else {
-      // What may throw comes first: the values' copy on write and the sum's allocation.
-      const bool completes = s.round + 1 == options_.workers;
-      Buffer<T>* params = completes ? &writable() : nullptr;
+    } else if (s.round + 1 < options_.workers) {  // into the sum, which only this changes
       if (s.round == 0) {
         if (s.sum.size() != gradient->size()) {
           s.sum = Buffer<T>::uninitialized(gradient->size(), gradient->location());
@@ -167,13 +165,17 @@ class ParameterShard {
       } else {
         ops::axpy<T>(s.sum, T(1), *gradient);
       }
-      if (completes) {
-        ops::scale<T>(s.sum, T(1) / static_cast<T>(options_.workers));
-        update(*params, s.sum);
-        s.round = 0;
-      } else {
-        ++s.round;
+      ++s.round;
+    } else {  // the last of the round: the sum stays as it was until the update is made
+      Buffer<T>& params = writable();
+      if (s.mean.size() != gradient->size()) {
+        s.mean = Buffer<T>::uninitialized(gradient->size(), gradient->location());
       }
+      const Buffer<T>* parts[] = {&s.sum, gradient.get()};
+      ops::aggregate<T>(s.mean, parts, ops::Reduction::sum);
+      ops::scale<T>(s.mean, T(1) / static_cast<T>(options_.workers));
+      update(params, s.mean);
+      s.round = 0;
     }
     s.last_taken = id;
     return s.steps;
@@ -300,12 +302,15 @@ class ParameterServer {
   void pull(std::span<T> out) const {
     detail::check_same_size(size_, out.size(), "pull: the target");
     std::vector<ObjectRef<void>> copies;
-    for (std::size_t i = 0; i < shards_.size(); ++i) {
-      copies.push_back(shards_[i].call(&Shard::copy_into, out.data() + range(i).first));
+    try {
+      for (std::size_t i = 0; i < shards_.size(); ++i) {
+        copies.push_back(shards_[i].call(&Shard::copy_into, out.data() + range(i).first));
+      }
+    } catch (...) {
+      (void)wait(copies, {.num_returns = 0});  // those made write into `out`: let them end
+      throw;
     }
-    // Every copy ends before this returns, failed or not: they write into `out`.
-    (void)wait(copies, {.num_returns = 0});
-    for (const auto& copy : copies) copy.get();
+    get(copies);  // every copy ends before this returns, failed or not
   }
 
   /// @brief All values, concatenated into a Buffer of size() elements: on the host as
@@ -339,17 +344,23 @@ class ParameterServer {
   /// @brief Pushes a gradient in host memory without copying it: each shard in host memory
   /// reads its slice of `gradient` in place (a shard on a GPU gets its slice copied there, as
   /// push does). The caller keeps `gradient` alive and unchanged until every returned ref is
-  /// done (get or wait on them), even when one fails.
+  /// done, even when one fails: `spindle::get(ps.push_view(g))` waits for all of them
+  /// before it throws the first error. (A loop of ref.get() stops at the first.)
   /// @throws InvalidArgumentError if the gradient's size is not size().
   std::vector<ObjectRef<std::uint64_t>> push_view(std::span<const T> gradient) const {
     detail::check_same_size(size_, gradient.size(), "push_view: the gradient");
     std::vector<ObjectRef<std::uint64_t>> refs;
-    for (std::size_t i = 0; i < shards_.size(); ++i) {
-      auto [offset, count] = range(i);
-      std::span<const T> slice = gradient.subspan(offset, count);
-      refs.push_back(push_to(i, locations_[i].on_gpu()
-                                    ? std::make_shared<const Buffer<T>>(slice, locations_[i])
-                                    : Buffer<T>::view(slice)));
+    try {
+      for (std::size_t i = 0; i < shards_.size(); ++i) {
+        auto [offset, count] = range(i);
+        std::span<const T> slice = gradient.subspan(offset, count);
+        refs.push_back(push_to(i, locations_[i].on_gpu()
+                                      ? std::make_shared<const Buffer<T>>(slice, locations_[i])
+                                      : Buffer<T>::view(slice)));
+      }
+    } catch (...) {
+      (void)wait(refs, {.num_returns = 0});  // those made read `gradient`: let them end
+      throw;
     }
     return refs;
   }

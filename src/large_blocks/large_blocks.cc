@@ -59,7 +59,11 @@ Cache& cache() {
   Cache& c = cache();
   std::lock_guard lock(c.mutex);
   if (c.kept_bytes + size > c.limit) return false;
-  c.kept.emplace(size, block);  // the node is small: it comes from malloc, not from here
+  try {
+    c.kept.emplace(size, block);  // the node is small: it comes from malloc, not from here
+  } catch (const std::bad_alloc&) {
+    return false;  // no memory for the node: the block goes back instead
+  }
   c.kept_bytes += size;
   return true;
 }
@@ -107,8 +111,18 @@ void* operator new(std::size_t size) {
   if (size >= reuse::kLarge && reuse::cache().enabled.load(std::memory_order_relaxed)) {
     if (void* block = reuse::take(size)) return block;
   }
-  if (void* block = std::malloc(size ? size : 1)) return block;
-  throw std::bad_alloc();
+  // As the standard's operator new: on failure, give the kept blocks back first, then ask
+  // the new-handler, until one frees something or there is none.
+  for (;;) {
+    if (void* block = std::malloc(size ? size : 1)) return block;
+    if (reuse::stats().kept_bytes > 0) {
+      reuse::release();
+      continue;
+    }
+    std::new_handler handler = std::get_new_handler();
+    if (!handler) throw std::bad_alloc();
+    handler();
+  }
 }
 
 void* operator new[](std::size_t size) { return ::operator new(size); }

@@ -66,9 +66,10 @@ std::exception_ptr task_error(const TaskRecord& task, std::exception_ptr cause,
 }
 
 // A task of this runtime that waits on another runtime's object is told of it through a
-// ForeignLink, which holds the task weakly and reaches this scheduler only while it lives:
-// stop() marks it gone, waits for callbacks already inside, and fails the tasks still
-// waiting. (The other runtime may complete the object long after this one is destroyed.)
+// ForeignLink, which owns the task as the object's waiter list would (so a task nobody holds
+// a ref to still runs) but reaches this scheduler only while it lives: stop() marks it gone,
+// waits for callbacks already inside, and fails the tasks still waiting, which it lists
+// weakly. (The other runtime may complete the object long after this one is destroyed.)
 struct ForeignWaits {
   Mutex mutex;
   bool alive SPINDLE_GUARDED_BY(mutex) = true;
@@ -81,27 +82,23 @@ namespace {
 
 class ForeignLink final : public Waiter {
  public:
-  ForeignLink(std::weak_ptr<TaskRecord> task, std::shared_ptr<ForeignWaits> waits)
+  ForeignLink(std::shared_ptr<TaskRecord> task, std::shared_ptr<ForeignWaits> waits)
       : task_(std::move(task)), waits_(std::move(waits)) {}
 
   void on_complete() noexcept override {
-    std::shared_ptr<TaskRecord> task;
     {
       MutexLock lock(waits_->mutex);
       if (!waits_->alive) return;
-      task = task_.lock();
-      if (!task) return;
       ++waits_->inside;
     }
-    task->on_complete();
-    task.reset();  // the record may go here, still inside
+    task_->on_complete();
     MutexLock lock(waits_->mutex);
     --waits_->inside;
   }
 
  private:
-  std::weak_ptr<TaskRecord> task_;
-  std::shared_ptr<ForeignWaits> waits_;
+  const std::shared_ptr<TaskRecord> task_;  // released with the link, by the object
+  const std::shared_ptr<ForeignWaits> waits_;
 };
 
 }  // namespace
@@ -152,28 +149,47 @@ void Scheduler::submit(std::shared_ptr<TaskRecord> task) {
     push_lane(std::move(task));
     return;
   }
+  // Dependencies another runtime (or no task) completes reach it through one link, made
+  // before anything is registered: a runtime stopping meanwhile refuses it.
+  auto foreign = [this](const ObjectStateBase& dependency) {
+    const TaskRecord* producer = dependency.producer;
+    return !producer || &producer->scheduler != this;
+  };
+  std::shared_ptr<Waiter> link;
+  for (ObjectStateBase* dependency : dependencies) {
+    if (foreign(*dependency) && !dependency->done()) {
+      link = foreign_link(task);
+      if (!link) {
+        task->phase = TaskRecord::Phase::finished;
+        cancelled_.fetch_add(1, std::memory_order_relaxed);
+        task->fail_unrun(cancelled_error(*task, "the runtime is shutting down"));
+        return;
+      }
+      break;
+    }
+  }
   waiting_.fetch_add(1, std::memory_order_relaxed);
   task->pending_dependencies.store(static_cast<std::int32_t>(dependencies.size()) + 1);
-  std::shared_ptr<Waiter> link;  // one for all its dependencies another runtime completes
   for (ObjectStateBase* dependency : dependencies) {
-    const TaskRecord* producer = dependency->producer;
     std::shared_ptr<Waiter> waiter = task;
-    if (!dependency->done() && (!producer || &producer->scheduler != this)) {
-      if (!link) link = foreign_link(task);
-      waiter = link;
-    }
+    if (link && foreign(*dependency)) waiter = link;  // else it was done when looked at
     if (!dependency->add_waiter(std::move(waiter))) task->pending_dependencies.fetch_sub(1);
   }
   task->on_complete();  // the +1 above: all are registered
 }
 
 std::shared_ptr<Waiter> Scheduler::foreign_link(const std::shared_ptr<TaskRecord>& task) {
+  std::vector<std::shared_ptr<TaskRecord>> swept;  // released after the lock
   MutexLock lock(foreign_->mutex);
+  if (!foreign_->alive) return nullptr;
   std::vector<std::weak_ptr<TaskRecord>>& tasks = foreign_->tasks;
   if (tasks.size() >= foreign_->sweep_at) {  // drop those no longer waiting, now and then
-    std::erase_if(tasks, [](const std::weak_ptr<TaskRecord>& weak) {
+    std::erase_if(tasks, [&](const std::weak_ptr<TaskRecord>& weak) {
       std::shared_ptr<TaskRecord> listed = weak.lock();
-      return !listed || listed->phase.load(std::memory_order_acquire) != TaskRecord::Phase::waiting;
+      if (!listed) return true;
+      const bool gone = listed->phase.load(std::memory_order_acquire) != TaskRecord::Phase::waiting;
+      swept.push_back(std::move(listed));
+      return gone;
     });
     foreign_->sweep_at = std::max<std::size_t>(64, 2 * tasks.size());
   }
