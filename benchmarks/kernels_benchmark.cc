@@ -134,11 +134,6 @@ std::vector<Kernel> kernels_of(Arrays<T>& a, std::size_t n, std::vector<T>& scal
   return kernels;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 using Timer = std::function<double(const std::function<void()>&)>;  // seconds of one run
 
 double wall_seconds(const std::function<void()>& run) {
@@ -165,7 +160,7 @@ Measured interleaved(const Timer& time_once, const std::function<void()>& baseli
     gbps.push_back(rate / 1e9);
     shares.push_back(rate / base);
   }
-  return {median(gbps), median(shares)};
+  return {samples::median(gbps), samples::median(shares)};
 }
 
 // `peak_gbps` > 0 adds the share of the device's nominal peak.

@@ -29,11 +29,6 @@ long minor_faults() {
   return usage.ru_minflt;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -93,10 +88,11 @@ int main(int argc, char** argv) {
     }
   }
   for (const Variant& variant : variants) {
-    samples::report(variant.name, median(variant.seconds),
-                    variant.reuse ? median(variants[0].seconds) : 0);
-    std::printf("    %.0f page faults per run (median), %.1f per value\n", median(variant.faults),
-                median(variant.faults) / static_cast<double>(values));
+    samples::report(variant.name, samples::median(variant.seconds),
+                    variant.reuse ? samples::median(variants[0].seconds) : 0);
+    const double faults = samples::median(variant.faults);
+    std::printf("    %.0f page faults per run (median), %.1f per value\n", faults,
+                faults / static_cast<double>(values));
   }
   spindle::large_blocks::Stats stats = spindle::large_blocks::stats();
   std::printf("  large-block reuse: %llu allocations reused, %llu from the system, %.0f MiB kept\n",

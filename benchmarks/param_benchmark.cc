@@ -18,11 +18,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 template <typename Run>
 double median_seconds(int reps, Run run) {
   run();  // warm-up
@@ -32,7 +27,7 @@ double median_seconds(int reps, Run run) {
     run();
     seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
   }
-  return median(seconds);
+  return samples::median(seconds);
 }
 
 }  // namespace

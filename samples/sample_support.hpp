@@ -1,7 +1,8 @@
-// What every sample and benchmark program shares: flags with defaults (and --quick), and a
-// stopwatch.
+// What every sample and benchmark program shares: flags with defaults (and --quick), a
+// stopwatch, a median, peak memory, and the report line.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -154,6 +155,12 @@ class Stopwatch {
  private:
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
+
+/// The middle value (the upper one of an even count); `values` must not be empty.
+inline double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
 
 /// The process's peak resident memory in MiB since start or the last reset_peak_memory()
 /// (Linux's VmHWM; 0 where /proc is not there).

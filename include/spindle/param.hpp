@@ -328,16 +328,16 @@ class ParameterServer {
   std::vector<ObjectRef<std::uint64_t>> push(std::span<const T> gradient) const {
     detail::check_same_size(size_, gradient.size(), "push: the gradient");
     return push_slices([&](std::size_t offset, std::size_t count, Location at) {
-      return Buffer<T>(gradient.subspan(offset, count), at);
+      return std::make_shared<const Buffer<T>>(gradient.subspan(offset, count), at);
     });
   }
   /// @brief Pushes a gradient held in a Buffer (on a GPU or the host), split by shard.
   std::vector<ObjectRef<std::uint64_t>> push(const Buffer<T>& gradient) const {
     detail::check_same_size(size_, gradient.size(), "push: the gradient");
     return push_slices([&](std::size_t offset, std::size_t count, Location at) {
-      Buffer<T> slice = Buffer<T>::uninitialized(count, at);
-      slice.copy_from(gradient, offset);
-      return slice;
+      auto slice = std::make_shared<Buffer<T>>(Buffer<T>::uninitialized(count, at));
+      slice->copy_from(gradient, offset);
+      return std::shared_ptr<const Buffer<T>>(std::move(slice));
     });
   }
 
@@ -349,20 +349,10 @@ class ParameterServer {
   /// @throws InvalidArgumentError if the gradient's size is not size().
   std::vector<ObjectRef<std::uint64_t>> push_view(std::span<const T> gradient) const {
     detail::check_same_size(size_, gradient.size(), "push_view: the gradient");
-    std::vector<ObjectRef<std::uint64_t>> refs;
-    try {
-      for (std::size_t i = 0; i < shards_.size(); ++i) {
-        auto [offset, count] = range(i);
-        std::span<const T> slice = gradient.subspan(offset, count);
-        refs.push_back(push_to(i, locations_[i].on_gpu()
-                                      ? std::make_shared<const Buffer<T>>(slice, locations_[i])
-                                      : Buffer<T>::view(slice)));
-      }
-    } catch (...) {
-      (void)wait(refs, {.num_returns = 0});  // those made read `gradient`: let them end
-      throw;
-    }
-    return refs;
+    return push_slices([&](std::size_t offset, std::size_t count, Location at) {
+      std::span<const T> slice = gradient.subspan(offset, count);
+      return at.on_gpu() ? std::make_shared<const Buffer<T>>(slice, at) : Buffer<T>::view(slice);
+    });
   }
 
   /// @brief As push_view(span) for a Buffer in host memory; a GPU buffer's slices are copied,
@@ -404,19 +394,23 @@ class ParameterServer {
   }
 
  private:
+  // One push per shard of the slice `make(offset, count, where the shard is)` gives. A view
+  // reads the caller's memory: if a later slice fails, the pushes made end before the error
+  // leaves.
   template <typename Make>
   std::vector<ObjectRef<std::uint64_t>> push_slices(Make make) const {
     std::vector<ObjectRef<std::uint64_t>> refs;
-    for (std::size_t i = 0; i < shards_.size(); ++i) {
-      auto [offset, count] = range(i);
-      refs.push_back(push_to(i, std::make_shared<const Buffer<T>>(make(offset, count, locations_[i]))));
+    try {
+      for (std::size_t i = 0; i < shards_.size(); ++i) {
+        auto [offset, count] = range(i);
+        refs.push_back(shards_[i].call(&Shard::push, detail::next_push_id(),
+                                       make(offset, count, locations_[i])));
+      }
+    } catch (...) {
+      (void)wait(refs, {.num_returns = 0});
+      throw;
     }
     return refs;
-  }
-
-  ObjectRef<std::uint64_t> push_to(std::size_t shard,
-                                   std::shared_ptr<const Buffer<T>> gradient) const {
-    return shards_[shard].call(&Shard::push, detail::next_push_id(), std::move(gradient));
   }
 
   std::size_t size_;
