@@ -129,6 +129,21 @@ TEST(PerfModel, AFileWithImpossibleNumbersIsIgnored) {
                        "first_dropped": true, "seconds": [0.001]}], "transfers": []})";
   EXPECT_NE(model.load_json(head + far, "f").find("a size bucket outside 0 to 64"),
             std::string::npos);
+  std::string huge = R"("runs": [{"task": "x", "bucket": 5e40, "device": "cpu",
+                        "first_dropped": true, "seconds": [0.001]}], "transfers": []})";
+  EXPECT_NE(model.load_json(head + huge, "f").find("a size bucket that is not a whole number"),
+            std::string::npos);
+}
+
+// A version that is not a whole number (found by the fuzzer: 5e40 read as an int was undefined
+// behaviour) is a version this spindle does not write, so the file is ignored and rebuilt.
+TEST(PerfModel, AVersionThatIsNotAWholeNumberIsIgnored) {
+  for (std::string version : {"5.5555555555800215e40", "1.0", "\"1\""}) {
+    PerfModel model("test");
+    std::string warning = model.load_json(
+        R"({"version": )" + version + R"(, "machine": "test", "runs": [], "transfers": []})", "f");
+    EXPECT_NE(warning.find("ignored: version"), std::string::npos) << version << ": " << warning;
+  }
 }
 
 // Saving writes beside the file and renames: a save that cannot finish (the file size limit

@@ -214,6 +214,16 @@ double checked(double value, const char* what) {
   return value;
 }
 
+// A whole number read from a file. nlohmann converts a float such as 5e40 to an integer type by a
+// plain cast, which is undefined behaviour out of range, so anything but an integer is refused.
+std::int64_t whole_number(const nlohmann::json& value, const char* what) {
+  if (!value.is_number_integer()) {
+    throw std::runtime_error(std::string("a ") + what + " that is not a whole number: " +
+                             value.dump());
+  }
+  return value.get<std::int64_t>();
+}
+
 }  // namespace
 
 std::string PerfModel::load_json(std::string_view text, const std::string& path) {
@@ -222,7 +232,8 @@ std::string PerfModel::load_json(std::string_view text, const std::string& path)
   std::map<std::pair<DeviceKind, DeviceKind>, std::vector<std::pair<double, double>>> transfers;
   try {
     nlohmann::json json = nlohmann::json::parse(text);
-    if (json.at("version").get<int>() != kFormatVersion) {
+    const auto& version = json.at("version");
+    if (!version.is_number_integer() || version.get<std::int64_t>() != kFormatVersion) {
       return "performance model '" + path + "' ignored: version " + json.at("version").dump() +
              ", this spindle writes version " + std::to_string(kFormatVersion) +
              "; it will be rebuilt";
@@ -240,7 +251,7 @@ std::string PerfModel::load_json(std::string_view text, const std::string& path)
       if (samples.values.size() > kMaxSamples) {
         samples.values.erase(samples.values.begin(), samples.values.end() - kMaxSamples);
       }
-      auto bucket = run.at("bucket").get<std::int64_t>();
+      auto bucket = whole_number(run.at("bucket"), "size bucket");
       if (bucket < 0 || bucket > 64) throw std::runtime_error("a size bucket outside 0 to 64");
       runs[{run.at("task").get<std::string>(), static_cast<unsigned>(bucket),
             kind_from(run.at("device").get<std::string>())}] = std::move(samples);
