@@ -25,6 +25,24 @@ endif()
 
 find_package(Boost 1.74 REQUIRED COMPONENTS fiber context)
 
+# Cluster mode: cereal serialises calls (libcereal-dev, header only, always needed) and Open
+# MPI carries them (libopenmpi-dev). The portable build leaves MPI out: Debian ships no
+# static Open MPI, and a cluster's MPI is the site's own.
+find_package(cereal 1.3 CONFIG REQUIRED)
+set(SPINDLE_HAVE_MPI OFF)
+if(SPINDLE_MPI STREQUAL "ON" AND SPINDLE_STATIC)
+  message(FATAL_ERROR "SPINDLE_MPI=ON with SPINDLE_STATIC: the portable build has no MPI")
+elseif(NOT SPINDLE_MPI STREQUAL "OFF" AND NOT SPINDLE_STATIC)
+  set(MPI_CXX_SKIP_MPICXX ON)  # MPI's C interface, from C++: no C++ bindings library
+  if(SPINDLE_MPI STREQUAL "ON")
+    find_package(MPI REQUIRED COMPONENTS CXX)
+  else()
+    find_package(MPI QUIET COMPONENTS CXX)
+  endif()
+  set(SPINDLE_HAVE_MPI ${MPI_CXX_FOUND})
+endif()
+message(STATUS "spindle: cluster mode on MPI: ${SPINDLE_HAVE_MPI}")
+
 # moodycamel's lock-free queue (header only), for the workers' lanes.
 find_path(SPINDLE_CONCURRENTQUEUE_INCLUDE_DIR concurrentqueue/concurrentqueue.h)
 if(NOT SPINDLE_CONCURRENTQUEUE_INCLUDE_DIR)

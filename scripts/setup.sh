@@ -11,6 +11,8 @@ packages=(
   libstarpu-dev gnuplot-nox python3 python3-venv
   # train_fashion_mnist: BLAS, the gzip'd IDX files, and the dataset itself.
   libopenblas-dev zlib1g-dev dataset-fashion-mnist
+  # Cluster mode: Open MPI (mpirun) carries calls, cereal serialises them.
+  libopenmpi-dev openmpi-bin libcereal-dev
   # The ThreadSanitizer suite: LLVM 14's TSan runtime (Debian's default Clang) breaks on
   # spindle's fiber switches (its deadlock detector crashes); Clang 16's works.
   clang-16 libclang-rt-16-dev

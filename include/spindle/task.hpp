@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "spindle/detail/execution_context.hpp"
+#include "spindle/detail/remote.hpp"
 #include "spindle/device.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/resources.hpp"
@@ -52,6 +53,10 @@ struct TaskOptions {
   /// Bytes of stack the task needs, when more than the runtime's (RuntimeOptions::stack_bytes):
   /// it then runs on a fiber with a stack of this size. 0 means the runtime's.
   std::size_t stack_bytes = 0;
+  /// The rank it runs on in cluster mode (spindle/cluster.hpp): a function registered with
+  /// SPINDLE_REMOTE may go to any rank; -1 lets placement choose one whose totals fit the
+  /// demand. Without a cluster only -1 and 0 (this process) are allowed.
+  int rank = -1;
 };
 
 namespace this_task {
@@ -132,6 +137,9 @@ struct TaskSpec {
   std::shared_ptr<const TaskSpec> gpu_variant;
   /// The stack it needs; 0 (or no more than the runtime's) runs it on a worker's runner.
   std::size_t stack_bytes = 0;
+  /// The options as given, kept where a call may leave this process: in cluster mode, or
+  /// with a rank set. Null otherwise.
+  std::shared_ptr<const TaskOptions> options;
 };
 
 /// An argument as placement sees it.
@@ -378,6 +386,19 @@ std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptio
 /// The demangled name of a type.
 std::string type_name(std::type_index type);
 
+/// Where a call of the function at `address` with `spec` runs in cluster mode: the rank and
+/// the registered function when on another rank, else -1 and null (here).
+/// @throws InvalidArgumentError for a function pinned to another rank but not registered.
+std::pair<int, const RemoteFunction*> remote_placement(Runtime& runtime, const TaskSpec& spec,
+                                                       const void* address);
+/// The spec of the local task that stands for a call of `function` on `rank` (RemoteCall).
+std::shared_ptr<const TaskSpec> remote_call_spec(Runtime& runtime, const TaskSpec& spec,
+                                                 int rank, const RemoteFunction& function);
+
+template <typename F>
+constexpr bool kIsFunctionPointer =
+    std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
+
 }  // namespace detail
 
 /// @brief Submits calls of one function as tasks. Cheap to copy; made by Runtime::task.
@@ -403,6 +424,13 @@ class TaskFactory {
   template <typename... Args>
   [[nodiscard]] auto remote(Args&&... args) const {
     detail::check_callable<F, std::decay_t<Args>...>();
+    if constexpr (detail::kIsFunctionPointer<F>) {
+      if (spec_->options) {  // cluster mode, or a rank given
+        auto [rank, function] =
+            detail::remote_placement(*runtime_, *spec_, reinterpret_cast<const void*>(*f_));
+        if (function) return remote_on(rank, *function, std::forward<Args>(args)...);
+      }
+    }
     using Task = detail::TypedTask<detail::SharedFunction<F>, std::decay_t<Args>...>;
     auto [task, body] = detail::make_task<Task>(detail::scheduler_of(*runtime_), spec_,
                                                 detail::SharedFunction<F>{f_},
@@ -415,6 +443,22 @@ class TaskFactory {
   [[nodiscard]] const std::string& name() const { return spec_->name; }
 
  private:
+  // A call on another rank: a local task, holding no CPU, resolves the arguments, sends them
+  // and waits for the result.
+  template <typename... Args>
+  auto remote_on(int rank, const detail::RemoteFunction& function, Args&&... args) const {
+    using Call = typename detail::RemoteCallOf<F>::type;
+    auto call = std::make_shared<const Call>(Call{&function, rank, spec_->options});
+    using Task = detail::TypedTask<detail::SharedFunction<Call>, std::decay_t<Args>...>;
+    auto spec = detail::remote_call_spec(*runtime_, *spec_, rank, function);
+    auto [task, body] = detail::make_task<Task>(detail::scheduler_of(*runtime_), std::move(spec),
+                                                detail::SharedFunction<Call>{std::move(call)},
+                                                std::forward<Args>(args)...);
+    auto ref = detail::result_ref(task, *body);
+    detail::submit(*runtime_, std::move(task));
+    return ref;
+  }
+
   Runtime* runtime_;
   std::shared_ptr<const F> f_;
   std::shared_ptr<const detail::TaskSpec> spec_;

@@ -89,13 +89,13 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
       event->on_complete();
     }
   }
-  // A wait that a deadline, or another runtime's task, may end is never part of a deadlock
-  // this runtime can see.
+  // A wait that a deadline, another runtime's task, or no task (a reply from another rank) may
+  // end is never part of a deadlock this runtime can see.
   bool ends_elsewhere = deadline.has_value();
   for (ObjectStateBase* object : registered) {
     if (ends_elsewhere || !caller) break;
     const TaskRecord* producer = object->producer;
-    ends_elsewhere = producer && &producer->scheduler != &caller->scheduler;
+    ends_elsewhere = !producer || &producer->scheduler != &caller->scheduler;
   }
   BlockedWait wait{caller, event, ends_elsewhere, false, objects, 0};
   if (wait.task) {

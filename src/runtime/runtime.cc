@@ -82,9 +82,11 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
   impl_->scheduler->set_placement(options.placement, *impl_->model);
   impl_->executor = std::make_unique<detail::Executor>(*impl_->scheduler, impl_->topology, workers,
                                                        options.pin_workers, options.stack_bytes);
+  if (detail::ClusterLink* link = detail::cluster_link()) link->attach(*this);
 }
 
 Runtime::~Runtime() {
+  if (detail::ClusterLink* link = detail::cluster_link()) link->detach(*this);
   // Stopping wakes idle workers through Boost.Fiber, which needs the calling thread's fiber
   // state; a runtime destroyed at exit (a static) outlives the main thread's. A thread of
   // its own always has it.
@@ -206,6 +208,7 @@ std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptio
                                                std::string default_name, std::string_view kind,
                                                bool codelet) {
   check_limit("max_retries", options.max_retries);
+  check_rank(options.rank, codelet);
   if (options.stack_bytes != 0 && options.stack_bytes < kMinStackBytes) {
     throw InvalidArgumentError("stack_bytes = " + std::to_string(options.stack_bytes) +
                                ": 0 (the runtime's) or at least " + std::to_string(kMinStackBytes) +
@@ -218,7 +221,12 @@ std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptio
   }
   std::string name = options.name.empty() ? std::move(default_name) : options.name;
   Scheduler& scheduler = scheduler_of(runtime);
-  if (!codelet) return build_spec(scheduler, options, name, kind, false, DeviceKind::cpu);
+  if (!codelet) {
+    std::shared_ptr<TaskSpec> spec = build_spec(scheduler, options, name, kind, false,
+                                                DeviceKind::cpu);
+    if (cluster_link() || options.rank >= 0) spec->options = std::make_shared<TaskOptions>(options);
+    return spec;
+  }
   // A codelet: its CPU implementation holds no GPU; its GPU one a whole GPU unless num_gpus
   // asks for a share.
   TaskOptions on_cpu = options, on_gpu = options;

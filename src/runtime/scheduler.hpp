@@ -124,6 +124,8 @@ std::exception_ptr cancelled_error(const TaskRecord& task, const std::string& wh
 std::string what_of(std::exception_ptr error);
 /// Checks a count option where -1 means no limit (max_retries, max_restarts, ...).
 void check_limit(std::string_view option, int value);
+/// Checks TaskOptions::rank against the cluster (or the lone process); a codelet stays here.
+void check_rank(int rank, bool codelet);
 
 /// Makes `task` the context of the calling fiber, with `allocation` granted and its GPU (if
 /// it has a real one) current: before its body runs, and before an actor's instance is

@@ -1,0 +1,159 @@
+// Cluster mode against raw MPI, in one job of 2 ranks (or more; rank 1 is the far end):
+// - round trip: an empty registered call on rank 1, from submit to result (p50, p99), against
+//   an MPI ping-pong of 1 byte each way;
+// - async: calls per second to rank 1, --calls submitted then all gotten;
+// - transfer: a call on rank 1 taking N bytes (a std::vector<char>) and returning its size,
+//   against MPI sending the same N bytes with a 1-byte reply, from 1 KB to --max-mb.
+// The raw MPI figures are measured first in the same job; ratios are raw / spindle (1.0 is
+// parity). Medians of --reps runs.
+//
+//   mpirun -np 2 cluster_benchmark [--quick] [--calls 20000] [--reps 5] [--max-mb 64]
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "sample_support.hpp"
+#include "spindle/cluster.hpp"
+#include "spindle/spindle.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void nothing() {}
+SPINDLE_REMOTE(nothing);
+
+std::size_t size_of(const std::vector<char>& bytes) { return bytes.size(); }
+SPINDLE_REMOTE(size_of);
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Transfers timed per size: enough to take a few milliseconds, at least 3.
+int transfers_for(std::size_t bytes) {
+  return static_cast<int>(
+      std::clamp<std::size_t>((256u << 20) / std::max<std::size_t>(bytes, 1), 3, 2000));
+}
+
+// Raw MPI between ranks 0 and 1: `bytes` to rank 1, a 1-byte reply back; seconds per transfer
+// on rank 0 (rank 1 mirrors it and returns 0).
+double raw_transfer(std::size_t bytes, int times) {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  std::vector<char> buffer(std::max<std::size_t>(bytes, 1), 1);
+  char ack = 0;
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto start = Clock::now();
+  for (int i = 0; i < times; ++i) {
+    if (rank == 0) {
+      MPI_Send(buffer.data(), static_cast<int>(bytes), MPI_BYTE, 1, 0, MPI_COMM_WORLD);
+      MPI_Recv(&ack, 1, MPI_BYTE, 1, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    } else if (rank == 1) {
+      MPI_Recv(buffer.data(), static_cast<int>(bytes), MPI_BYTE, 0, 0, MPI_COMM_WORLD,
+               MPI_STATUS_IGNORE);
+      MPI_Send(&ack, 1, MPI_BYTE, 0, 0, MPI_COMM_WORLD);
+    }
+  }
+  return rank == 0 ? seconds_since(start) / times : 0;
+}
+
+double percentile(std::vector<double> values, double share) {
+  std::sort(values.begin(), values.end());
+  return values[static_cast<std::size_t>(share * static_cast<double>(values.size() - 1))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  samples::Flags flags(argc, argv,
+                       {{"calls", {20000, 2000, "async calls per run", 1, 1e7}},
+                        {"reps", {5, 2, "runs of each measure", 1, 1000}},
+                        {"max-mb", {64, 4, "largest transfer, MB", 1, 1024}}});
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size < 2) {
+    std::fprintf(stderr, "cluster_benchmark needs 2 ranks: mpirun -np 2 %s\n", argv[0]);
+    MPI_Finalize();
+    return 2;
+  }
+  const int reps = static_cast<int>(flags["reps"]);
+  const int round_trips = flags.quick() ? 2000 : 20000;
+  std::vector<std::size_t> sizes;
+  for (std::size_t bytes = 1024; bytes <= static_cast<std::size_t>(flags["max-mb"]) << 20;
+       bytes *= 8) {
+    sizes.push_back(bytes);
+  }
+
+  // Raw MPI first, every rank taking part.
+  std::vector<double> raw_round_trip;
+  for (int r = 0; r < reps; ++r) raw_round_trip.push_back(raw_transfer(1, round_trips));
+  std::vector<double> raw_seconds;
+  for (std::size_t bytes : sizes) {
+    std::vector<double> runs;
+    for (int r = 0; r < reps; ++r) runs.push_back(raw_transfer(bytes, transfers_for(bytes)));
+    raw_seconds.push_back(samples::median(runs));
+  }
+
+  {
+    spindle::Cluster cluster(argc, argv);  // from here rank 0 drives, the others serve
+    spindle::Runtime rt;
+    auto empty = rt.task(nothing).options({.rank = 1});
+    std::vector<double> latencies;
+    for (int r = 0; r < reps; ++r) {
+      for (int i = 0; i < round_trips; ++i) {
+        auto start = Clock::now();
+        empty.remote().get();
+        latencies.push_back(seconds_since(start));
+      }
+    }
+    const int calls = static_cast<int>(flags["calls"]);
+    std::vector<double> rates;
+    for (int r = 0; r < reps; ++r) {
+      auto start = Clock::now();
+      std::vector<spindle::ObjectRef<void>> refs;
+      refs.reserve(static_cast<std::size_t>(calls));
+      for (int i = 0; i < calls; ++i) refs.push_back(empty.remote());
+      spindle::get(refs);
+      rates.push_back(calls / seconds_since(start));
+    }
+    std::printf("cluster_benchmark: %d ranks on %s; rank 1 is the far end; medians of %d runs\n",
+                size, cluster.ranks()[1].host.c_str(), reps);
+    std::printf(
+        "round trip, empty call: p50 %.1f us, p99 %.1f us (raw MPI 1-byte ping-pong: "
+        "%.1f us; ratio %.2f)\n",
+        percentile(latencies, 0.5) * 1e6, percentile(latencies, 0.99) * 1e6,
+        samples::median(raw_round_trip) * 1e6,
+        samples::median(raw_round_trip) / percentile(latencies, 0.5));
+    std::printf("async calls to rank 1: %.0f calls/s\n", samples::median(rates));
+    std::printf("%-10s %14s %14s %8s\n", "bytes", "raw MPI GB/s", "spindle GB/s", "ratio");
+    auto sized = rt.task(size_of).options({.rank = 1});
+    for (std::size_t s = 0; s < sizes.size(); ++s) {
+      const std::size_t bytes = sizes[s];
+      auto data = rt.put(std::vector<char>(bytes, 1));
+      const int times = transfers_for(bytes);
+      std::vector<double> runs;
+      for (int r = 0; r < reps; ++r) {
+        auto start = Clock::now();
+        for (int i = 0; i < times; ++i) {
+          if (sized.remote(data).get() != bytes) {
+            std::fprintf(stderr, "size_of came back wrong\n");
+            MPI_Abort(MPI_COMM_WORLD, 1);
+          }
+        }
+        runs.push_back(seconds_since(start) / times);
+      }
+      const double seconds = samples::median(runs);
+      std::printf("%-10zu %14.2f %14.2f %8.2f\n", bytes, bytes / raw_seconds[s] / 1e9,
+                  bytes / seconds / 1e9, raw_seconds[s] / seconds);
+    }
+  }
+  MPI_Finalize();  // after ~Cluster stopped the serving ranks: MPI was started here
+  return 0;
+}

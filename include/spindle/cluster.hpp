@@ -1,0 +1,198 @@
+// Cluster mode: the same program on every rank of an Open MPI job.
+//
+//   int dot(const std::vector<int>& a, const std::vector<int>& b);
+//   SPINDLE_REMOTE(dot);                     // may run on any rank, found there by its name
+//
+//   int main(int argc, char** argv) {
+//     spindle::Cluster cluster(argc, argv);  // under mpirun, every rank but 0 serves here
+//     spindle::Runtime rt;                   // rank 0 runs the driver: the rest of main
+//     auto a = rt.put(std::vector<int>(1000, 1));
+//     auto r = rt.task(dot).remote(a, a);                       // on whichever rank fits
+//     auto s = rt.task(dot).options({.rank = 1}).remote(a, a);  // on rank 1
+//   }
+//
+// `mpirun -np 4 ./prog` runs it on 4 ranks; `./prog` alone runs it as one process, as
+// without a Cluster. Arguments and results travel serialised with cereal: standard types
+// work as they are, a type of yours needs a `serialize(Archive&)` (cereal's rules), and one
+// without is a compile-time error at SPINDLE_REMOTE.
+//
+// Objects live with the rank that made them: a call's arguments (refs resolved first) are
+// sent with it, and its result comes back once it is done, to be kept by the caller's ref.
+#pragma once
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/array.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/set.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/unordered_map.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/vector.hpp>
+#include <cstdint>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <streambuf>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "spindle/detail/remote.hpp"
+#include "spindle/object_ref.hpp"
+#include "spindle/runtime.hpp"
+
+namespace spindle {
+
+/// @brief One rank of the job, as every rank sees it.
+struct RankInfo {
+  int rank = 0;
+  std::string host;
+  double num_cpus = 0;
+  double num_gpus = 0;
+  /// Bytes.
+  double memory = 0;
+};
+
+/// @brief Joins the Open MPI job this process was started in, for as long as it lives.
+///
+/// Make it first in main, before any Runtime. Started by mpirun (or srun), every rank but 0
+/// serves in the constructor: it runs the calls other ranks send it, on a Runtime of its own
+/// made with `serving`, until rank 0's Cluster is destroyed; then it ends MPI (whoever started
+/// it) and the process exits with status 0 without returning (as a Ray worker does). Rank 0 returns
+/// and runs the rest of main, the driver. Started without mpirun, the process is rank 0 of 1 and
+/// nothing changes.
+class Cluster {
+ public:
+  /// @throws Error if MPI cannot start or lacks MPI_THREAD_MULTIPLE.
+  Cluster(int& argc, char**& argv, const RuntimeOptions& serving = {});
+  /// On rank 0: tells the other ranks to finish, and ends MPI if this Cluster started it (a
+  /// program that called MPI_Init itself calls MPI_Finalize after this).
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  [[nodiscard]] int rank() const;
+  [[nodiscard]] int size() const;
+  /// Every rank's totals and host, by rank.
+  [[nodiscard]] const std::vector<RankInfo>& ranks() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The rank this process is in the cluster; 0 without one.
+[[nodiscard]] int this_rank();
+
+namespace detail {
+
+/// Names a type that cereal cannot serialise in the compiler's account of the instantiation.
+template <typename T>
+struct Serialisable {
+  static_assert(
+      cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
+          cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value,
+      "spindle: a registered function's argument or result type cannot be serialised; the type "
+      "is T in spindle::detail::Serialisable<T> above. Give it a serialize(Archive&) member or "
+      "function, as cereal documents (cereal/types/... headers cover the standard types)");
+  static_assert(std::is_default_constructible_v<T>,
+                "spindle: a registered function's argument or result type must be default "
+                "constructible, to be decoded into; the type is T in "
+                "spindle::detail::Serialisable<T> above");
+  static constexpr bool value = true;
+};
+
+/// Reads from bytes held elsewhere, without copying them.
+class ViewBuffer : public std::streambuf {
+ public:
+  explicit ViewBuffer(std::string_view bytes) {
+    char* begin = const_cast<char*>(bytes.data());
+    setg(begin, begin, begin + bytes.size());
+  }
+};
+
+template <typename R, typename... P>
+class TypedRemoteFunction final : public RemoteFunction {
+  static_assert(!std::is_reference_v<R>,
+                "spindle: a registered function returns a value, not a reference");
+  static_assert((!IsObjectRef<std::decay_t<P>>::value && ...),
+                "spindle: a registered function takes values, not ObjectRefs (a ref argument "
+                "is resolved before the call and sent as its value)");
+  static_assert(!IsObjectRef<std::remove_cv_t<R>>::value,
+                "spindle: a registered function returns a value, not an ObjectRef");
+  static_assert((Serialisable<std::decay_t<P>>::value && ...));
+  static_assert(
+      Serialisable<std::conditional_t<std::is_void_v<R>, int, std::remove_cv_t<R>>>::value);
+
+ public:
+  TypedRemoteFunction(R (*function)(P...), std::string name)
+      : function_(function), name_(std::move(name)) {}
+
+  const std::string& name() const override { return name_; }
+
+  std::string encode_arguments(const void* arguments) const override {
+    const auto& views = *static_cast<const std::tuple<const std::decay_t<P>&...>*>(arguments);
+    std::ostringstream out(std::ios::binary);
+    {
+      cereal::BinaryOutputArchive archive(out);
+      std::apply([&](const auto&... value) { (archive(value), ...); }, views);
+    }
+    return std::move(out).str();
+  }
+
+  std::string invoke(std::string_view bytes) const override {
+    std::tuple<std::decay_t<P>...> arguments;
+    {
+      ViewBuffer buffer(bytes);
+      std::istream in(&buffer);
+      cereal::BinaryInputArchive archive(in);
+      std::apply([&](auto&... value) { (archive(value), ...); }, arguments);
+    }
+    std::ostringstream out(std::ios::binary);
+    if constexpr (std::is_void_v<R>) {
+      std::apply(function_, std::move(arguments));
+    } else {
+      R result = std::apply(function_, std::move(arguments));
+      cereal::BinaryOutputArchive archive(out);
+      archive(result);
+    }
+    return std::move(out).str();
+  }
+
+  void decode_result(std::string_view bytes, void* result) const override {
+    if constexpr (!std::is_void_v<R>) {
+      auto& out = *static_cast<std::optional<std::remove_cv_t<R>>*>(result);
+      ViewBuffer buffer(bytes);
+      std::istream in(&buffer);
+      cereal::BinaryInputArchive archive(in);
+      archive(out.emplace());
+    }
+  }
+
+ private:
+  R (*function_)(P...);
+  std::string name_;
+};
+
+template <typename R, typename... P>
+std::unique_ptr<RemoteFunction> make_remote_function(R (*function)(P...), std::string name) {
+  return std::make_unique<TypedRemoteFunction<R, P...>>(function, std::move(name));
+}
+}  // namespace detail
+}  // namespace spindle
+
+#define SPINDLE_REMOTE_CONCAT_(a, b) a##b
+#define SPINDLE_REMOTE_NAME_(counter) SPINDLE_REMOTE_CONCAT_(spindle_remote_, counter)
+/// Registers a function to run on any rank, by its name as written: write it once, at
+/// namespace scope, in one source file. Two functions registered under one name stop the
+/// program before main, naming it.
+#define SPINDLE_REMOTE(function)                                         \
+  [[maybe_unused]] static const bool SPINDLE_REMOTE_NAME_(__COUNTER__) = \
+      ::spindle::detail::register_remote_function(                       \
+          reinterpret_cast<const void*>(&function),                      \
+          ::spindle::detail::make_remote_function(&function, #function))

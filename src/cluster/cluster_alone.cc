@@ -1,0 +1,39 @@
+// Cluster mode in a build without MPI: every process runs alone, as rank 0 of 1.
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "spindle/cluster.hpp"
+#include "spindle/errors.hpp"
+#include "spindle/resources.hpp"
+#include "spindle/topology.hpp"
+
+namespace spindle {
+
+struct Cluster::Impl {
+  std::vector<RankInfo> ranks;
+};
+
+Cluster::Cluster(int&, char**&, const RuntimeOptions&) : impl_(std::make_unique<Impl>()) {
+  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
+    if (std::getenv(variable)) {
+      throw Error(std::string("started by an MPI launcher (") + variable +
+                  " is set), but this spindle was built without MPI (SPINDLE_MPI=OFF, or "
+                  "libopenmpi-dev missing when it was configured): every rank would run the "
+                  "whole program alone");
+    }
+  }
+  char host[64] = {};
+  gethostname(host, sizeof host - 1);
+  ResourceSet totals = resource_totals(Topology::discover());
+  impl_->ranks = {
+      {0, host, totals.cpu().to_double(), totals.gpu().to_double(), totals.memory().to_double()}};
+}
+
+Cluster::~Cluster() = default;
+int Cluster::rank() const { return 0; }
+int Cluster::size() const { return 1; }
+const std::vector<RankInfo>& Cluster::ranks() const { return impl_->ranks; }
+int this_rank() { return 0; }
+
+}  // namespace spindle

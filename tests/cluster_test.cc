@@ -1,0 +1,204 @@
+// Cluster mode: calls of registered functions on other ranks of an Open MPI job. CTest runs
+// this binary under mpirun with 2 and with 3 ranks, and alone, where it is rank 0 of 1.
+#include "spindle/cluster.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "spindle/spindle.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+spindle::Cluster* cluster = nullptr;
+
+int where() { return spindle::this_rank(); }
+SPINDLE_REMOTE(where);
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  return std::inner_product(a.begin(), a.end(), b.begin(), 0.0);
+}
+SPINDLE_REMOTE(dot);
+
+struct Point {
+  int x = 0;
+  std::string label;
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(x, label);
+  }
+  bool operator==(const Point&) const = default;
+};
+
+Point moved(Point point, int by) {
+  point.x += by;
+  point.label += " moved on rank " + std::to_string(spindle::this_rank());
+  return point;
+}
+SPINDLE_REMOTE(moved);
+
+int fails(int code) { throw std::runtime_error("boom " + std::to_string(code)); }
+SPINDLE_REMOTE(fails);
+
+std::atomic<int> flaky_runs{0};
+// Fails its first run in each process, succeeds after.
+int flaky(int value) {
+  if (flaky_runs.fetch_add(1) == 0) throw std::runtime_error("first run fails");
+  return value;
+}
+SPINDLE_REMOTE(flaky);
+
+std::atomic<int> touched{0};
+void touch() { touched.fetch_add(1); }
+SPINDLE_REMOTE(touch);
+int touches() { return touched.load(); }
+SPINDLE_REMOTE(touches);
+
+int unregistered(int x) { return x; }
+
+int last_rank() { return cluster->size() - 1; }
+
+TEST(Cluster, EveryRankIsDescribed) {
+  ASSERT_EQ(static_cast<int>(cluster->ranks().size()), cluster->size());
+  for (int rank = 0; rank < cluster->size(); ++rank) {
+    const spindle::RankInfo& info = cluster->ranks()[static_cast<std::size_t>(rank)];
+    EXPECT_EQ(info.rank, rank);
+    EXPECT_GT(info.num_cpus, 0);
+    EXPECT_GT(info.memory, 0);
+    EXPECT_FALSE(info.host.empty());
+  }
+  EXPECT_EQ(cluster->rank(), 0);
+  EXPECT_EQ(spindle::this_rank(), 0);
+}
+
+TEST(Cluster, ACallPinnedToARankRunsThere) {
+  spindle::Runtime rt;
+  for (int rank = 0; rank < cluster->size(); ++rank) {
+    EXPECT_EQ(rt.task(where).options({.rank = rank}).remote().get(), rank);
+  }
+}
+
+TEST(Cluster, UnpinnedCallsReachEveryRank) {
+  spindle::Runtime rt;
+  std::vector<spindle::ObjectRef<int>> refs;
+  for (int i = 0; i < 4 * cluster->size(); ++i) refs.push_back(rt.task(where).remote());
+  std::vector<int> ranks = spindle::get(refs);
+  std::set<int> seen(ranks.begin(), ranks.end());
+  EXPECT_EQ(static_cast<int>(seen.size()), cluster->size());
+}
+
+TEST(Cluster, ArgumentsGoAndResultsComeBackByValue) {
+  spindle::Runtime rt;
+  const int there = last_rank();
+  std::vector<double> a(100000, 0.5);
+  auto shared = rt.put(std::vector<double>(100000, 2.0));
+  EXPECT_EQ(rt.task(dot).options({.rank = there}).remote(a, shared).get(), 100000.0);
+  Point moved_there = rt.task(moved).options({.rank = there}).remote(Point{3, "p"}, 4).get();
+  EXPECT_EQ(moved_there, (Point{7, "p moved on rank " + std::to_string(there)}));
+}
+
+TEST(Cluster, ARefMadeByALocalTaskIsResolvedBeforeTheCallLeaves) {
+  spindle::Runtime rt;
+  auto made = rt.task([] { return std::vector<double>(1000, 3.0); }).remote();
+  auto ones = rt.put(std::vector<double>(1000, 1.0));
+  EXPECT_EQ(rt.task(dot).options({.rank = last_rank()}).remote(made, ones).get(), 3000.0);
+}
+
+TEST(Cluster, AFailureThereIsATaskErrorHereNamingTheRankTheFunctionAndTheCause) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: the call fails here, as a local task";
+  spindle::Runtime rt;
+  const int there = last_rank();
+  auto ref = rt.task(fails).options({.rank = there}).remote(7);
+  try {
+    (void)ref.get();
+    FAIL() << "the call did not fail";
+  } catch (const spindle::TaskError& error) {
+    const std::string message = error.what();
+    EXPECT_THAT(message, HasSubstr("on rank " + std::to_string(there)));
+    EXPECT_THAT(message, HasSubstr("fails"));
+    EXPECT_THAT(message, HasSubstr("std::runtime_error: boom 7"));
+  }
+}
+
+TEST(Cluster, AFailedArgumentFailsTheCallWithoutSendingIt) {
+  spindle::Runtime rt;
+  auto bad =
+      rt.task([]() -> std::vector<double> { throw std::runtime_error("no input"); }).remote();
+  auto ref = rt.task(dot).options({.rank = last_rank()}).remote(bad, bad);
+  try {
+    (void)ref.get();
+    FAIL() << "the call did not fail";
+  } catch (const spindle::TaskError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("no input"));
+  }
+}
+
+TEST(Cluster, ACallThatFailsThereIsRetriedFromHere) {
+  spindle::Runtime rt;
+  auto ref = rt.task(flaky)
+                 .options({.max_retries = 1, .retry_exceptions = true, .rank = last_rank()})
+                 .remote(42);
+  EXPECT_EQ(ref.get(), 42);
+}
+
+TEST(Cluster, ManyCallsInFlightAllComeBack) {
+  spindle::Runtime rt;
+  const int before = rt.task(touches).options({.rank = last_rank()}).remote().get();
+  std::vector<spindle::ObjectRef<void>> done;
+  for (int i = 0; i < 2000; ++i) {
+    done.push_back(rt.task(touch).options({.rank = last_rank()}).remote());
+  }
+  spindle::get(done);
+  EXPECT_EQ(rt.task(touches).options({.rank = last_rank()}).remote().get(), before + 2000);
+}
+
+TEST(Cluster, AnUnregisteredFunctionPinnedElsewhereIsRefusedAtSubmit) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: every rank is this one";
+  spindle::Runtime rt;
+  try {
+    (void)rt.task(unregistered).options({.rank = 1}).remote(1);
+    FAIL() << "the call was accepted";
+  } catch (const spindle::InvalidArgumentError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("rank = 1"));
+    EXPECT_THAT(error.what(), HasSubstr("SPINDLE_REMOTE"));
+  }
+  // Unpinned, it runs here.
+  EXPECT_EQ(rt.task(unregistered).remote(5).get(), 5);
+}
+
+TEST(Cluster, ARankOutOfRangeIsRefusedNamingWhatIsAllowed) {
+  spindle::Runtime rt;
+  const int size = cluster->size();
+  for (int rank : {size, -2}) {
+    try {
+      (void)rt.task(where).options({.rank = rank});
+      FAIL() << "rank " << rank << " was accepted";
+    } catch (const spindle::InvalidArgumentError& error) {
+      EXPECT_THAT(error.what(), HasSubstr("rank = " + std::to_string(rank)));
+      EXPECT_THAT(error.what(), HasSubstr(size > 1 ? "from 0 to " + std::to_string(size - 1)
+                                                   : std::string("runs alone")));
+    }
+  }
+}
+
+TEST(Cluster, ADemandNoRankHoldsIsInfeasibleAtSubmit) {
+  spindle::Runtime rt;
+  EXPECT_THROW((void)rt.task(where).options({.num_cpus = 1e6}).remote(), spindle::InfeasibleError);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spindle::Cluster joined(argc, argv);  // every rank but 0 serves here, and exits
+  cluster = &joined;
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
