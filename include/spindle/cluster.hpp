@@ -34,7 +34,6 @@
 #include <istream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <streambuf>
 #include <string>
 #include <string_view>
@@ -107,6 +106,27 @@ struct Serialisable {
   static constexpr bool value = true;
 };
 
+/// Appends what is written to a string.
+class StringSink : public std::streambuf {
+ public:
+  explicit StringSink(std::string& out) : out_(out) {}
+
+ protected:
+  std::streamsize xsputn(const char* bytes, std::streamsize count) override {
+    out_.append(bytes, static_cast<std::size_t>(count));
+    return count;
+  }
+  int_type overflow(int_type byte) override {
+    if (!traits_type::eq_int_type(byte, traits_type::eof())) {
+      out_.push_back(traits_type::to_char_type(byte));
+    }
+    return traits_type::not_eof(byte);
+  }
+
+ private:
+  std::string& out_;
+};
+
 /// Reads from bytes held elsewhere, without copying them.
 class ViewBuffer : public std::streambuf {
  public:
@@ -135,14 +155,20 @@ class TypedRemoteFunction final : public RemoteFunction {
 
   const std::string& name() const override { return name_; }
 
-  std::string encode_arguments(const void* arguments) const override {
+  void encode_arguments(const void* arguments, std::string& out) const override {
     const auto& views = *static_cast<const std::tuple<const std::decay_t<P>&...>*>(arguments);
-    std::ostringstream out(std::ios::binary);
-    {
-      cereal::BinaryOutputArchive archive(out);
-      std::apply([&](const auto&... value) { (archive(value), ...); }, views);
-    }
-    return std::move(out).str();
+    // Room for the values (as placement counts their bytes), their sizes and a header after.
+    std::size_t bytes = 256;
+    std::apply(
+        [&](const auto&... value) {
+          ((bytes += 16 + DataTraits<std::decay_t<decltype(value)>>::bytes(value)), ...);
+        },
+        views);
+    out.reserve(out.size() + bytes);
+    StringSink sink(out);
+    std::ostream stream(&sink);
+    cereal::BinaryOutputArchive archive(stream);
+    std::apply([&](const auto&... value) { (archive(value), ...); }, views);
   }
 
   std::string invoke(std::string_view bytes) const override {
@@ -153,15 +179,18 @@ class TypedRemoteFunction final : public RemoteFunction {
       cereal::BinaryInputArchive archive(in);
       std::apply([&](auto&... value) { (archive(value), ...); }, arguments);
     }
-    std::ostringstream out(std::ios::binary);
+    std::string out;
     if constexpr (std::is_void_v<R>) {
       std::apply(function_, std::move(arguments));
     } else {
       R result = std::apply(function_, std::move(arguments));
-      cereal::BinaryOutputArchive archive(out);
+      out.reserve(64 + DataTraits<std::remove_cv_t<R>>::bytes(result));  // and a trailer
+      StringSink sink(out);
+      std::ostream stream(&sink);
+      cereal::BinaryOutputArchive archive(stream);
       archive(result);
     }
-    return std::move(out).str();
+    return out;
   }
 
   void decode_result(std::string_view bytes, void* result) const override {

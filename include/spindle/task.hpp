@@ -227,6 +227,16 @@ typename Resolved<Stored>::type resolve(const Stored& stored) {
   }
 }
 
+/// Whether an argument can be sent to another rank at once: a value, or a ready ref.
+template <typename Stored>
+bool ready_to_send(const Stored& stored) {
+  if constexpr (IsObjectRef<Stored>::value) {
+    return stored.state() && stored.state()->status() == ObjectStateBase::Status::ready;
+  } else {
+    return true;
+  }
+}
+
 /// Whether `Invoker` takes the stored arguments as a task receives them (refs resolved).
 template <typename Invoker, typename... Stored>
 inline constexpr bool kTakesResolved =
@@ -428,7 +438,20 @@ class TaskFactory {
       if (spec_->options) {  // cluster mode, or a rank given
         auto [rank, function] =
             detail::remote_placement(*runtime_, *spec_, reinterpret_cast<const void*>(*f_));
-        if (function) return remote_on(rank, *function, std::forward<Args>(args)...);
+        if (function) {
+          const TaskOptions& options = *spec_->options;
+          constexpr bool as_is = detail::FunctionSignature<F>::template takes_as_is<
+              std::remove_cvref_t<typename detail::Resolved<std::decay_t<Args>>::type>...>();
+          if constexpr (as_is) {
+            // Values of the parameters' own types, refs among them ready, and nothing to
+            // retry: sent from here.
+            if ((options.max_retries == 0 || !options.retry_exceptions) &&
+                (detail::ready_to_send(args) && ...)) {
+              return remote_now(rank, *function, detail::resolve(args)...);
+            }
+          }
+          return remote_on(rank, *function, std::forward<Args>(args)...);
+        }
       }
     }
     using Task = detail::TypedTask<detail::SharedFunction<F>, std::decay_t<Args>...>;
@@ -443,8 +466,20 @@ class TaskFactory {
   [[nodiscard]] const std::string& name() const { return spec_->name; }
 
  private:
-  // A call on another rank: a local task, holding no CPU, resolves the arguments, sends them
-  // and waits for the result.
+  // A call on another rank whose arguments are ready as they are: encoded and sent by the
+  // caller; the result's object is filled when the answer comes.
+  template <typename... Args>
+  auto remote_now(int rank, const detail::RemoteFunction& function, const Args&... args) const {
+    using Value = typename detail::FunctionSignature<F>::Value;
+    typename detail::FunctionSignature<F>::ArgumentViews views(args...);
+    auto state = std::make_shared<detail::ObjectState<Value>>();
+    detail::cluster_link()->send(rank, function, &views, *spec_->options,
+                                 detail::reply_into(state, function));
+    return ObjectRef<Value>(std::move(state));
+  }
+
+  // A call on another rank whose arguments must be resolved (or converted) first: a local
+  // task, holding no CPU, takes them resolved, sends them and waits for the result.
   template <typename... Args>
   auto remote_on(int rank, const detail::RemoteFunction& function, Args&&... args) const {
     using Call = typename detail::RemoteCallOf<F>::type;

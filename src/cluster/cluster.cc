@@ -44,12 +44,19 @@ void append(std::string& out, const T& value) {
   out.append(reinterpret_cast<const char*>(&value), sizeof value);
 }
 
+// A received message: its bytes are not zeroed first, since MPI writes them all.
+struct Bytes {
+  std::shared_ptr<char[]> data;
+  std::size_t size = 0;
+  [[nodiscard]] std::string_view view() const { return {data.get(), size}; }
+};
+
 template <typename T>
-T take_back(std::string& in) {
-  if (in.size() < sizeof(T)) throw Error("a cluster message too short to hold its trailer");
+T take_back(Bytes& in) {
+  if (in.size < sizeof(T)) throw Error("a cluster message too short to hold its trailer");
   T value;
-  std::memcpy(&value, in.data() + in.size() - sizeof value, sizeof value);
-  in.resize(in.size() - sizeof value);
+  std::memcpy(&value, in.data.get() + in.size - sizeof value, sizeof value);
+  in.size -= sizeof value;
   return value;
 }
 
@@ -126,9 +133,14 @@ struct Cluster::Impl final : detail::ClusterLink {
   std::atomic<bool> stopping{false};
   std::thread poller;  // rank 0's
 
+  // A call sent from here, waiting for its answer.
+  struct Pending {
+    Reply reply;
+    std::string task;  // its name, for the error if it fails
+  };
+
   detail::Mutex mutex;
-  std::unordered_map<std::uint64_t, std::shared_ptr<detail::ObjectState<std::string>>> pending
-      SPINDLE_GUARDED_BY(mutex);
+  std::unordered_map<std::uint64_t, Pending> pending SPINDLE_GUARDED_BY(mutex);
   std::uint64_t next_id SPINDLE_GUARDED_BY(mutex) = 1;
   Runtime* serving SPINDLE_GUARDED_BY(mutex) = nullptr;
   std::atomic<std::uint64_t> turn{0};
@@ -162,9 +174,8 @@ struct Cluster::Impl final : detail::ClusterLink {
     return fit[turn.fetch_add(1, std::memory_order_relaxed) % fit.size()];
   }
 
-  std::string call(int to, const detail::RemoteFunction& function, std::string message,
-                   const TaskOptions& options) override {
-    auto reply = std::make_shared<detail::ObjectState<std::string>>();
+  void send(int to, const detail::RemoteFunction& function, const void* arguments,
+            const TaskOptions& options, Reply reply) override {
     CallHeader header{0,
                       function.name(),
                       options.num_cpus,
@@ -173,30 +184,29 @@ struct Cluster::Impl final : detail::ClusterLink {
                       options.resources,
                       options.name,
                       options.stack_bytes};
+    std::string task = options.name.empty() ? function.name() : options.name;
     {
       detail::MutexLock lock(mutex);
       header.id = next_id++;
-      pending.emplace(header.id, reply);
+      pending.emplace(header.id, Pending{std::move(reply), std::move(task)});
     }
-    std::ostringstream out(std::ios::binary);
-    {
-      cereal::BinaryOutputArchive archive(out);
-      archive(header);
-    }
-    const std::string encoded = std::move(out).str();
-    message += encoded;
-    append(message, static_cast<std::uint32_t>(encoded.size()));
     try {
-      send(to, kCall, message);
+      std::string message;
+      function.encode_arguments(arguments, message);
+      const std::size_t arguments_end = message.size();
+      {
+        detail::StringSink sink(message);
+        std::ostream out(&sink);
+        cereal::BinaryOutputArchive archive(out);
+        archive(header);
+      }
+      append(message, static_cast<std::uint32_t>(message.size() - arguments_end));
+      transmit(to, kCall, message);
     } catch (...) {
       detail::MutexLock lock(mutex);
       pending.erase(header.id);
       throw;
     }
-    ObjectRef<std::string> result(reply);
-    result.get();  // throws what rank `to` failed with
-    // Nobody else holds the reply: its bytes are moved out, not copied.
-    return std::move(const_cast<std::string&>(result.get()));
   }
 
   void attach(Runtime& runtime) override {
@@ -209,7 +219,7 @@ struct Cluster::Impl final : detail::ClusterLink {
     if (serving == &runtime) serving = nullptr;
   }
 
-  void send(int to, int tag, const std::string& bytes) {
+  void transmit(int to, int tag, const std::string& bytes) {
     if (bytes.size() > static_cast<std::size_t>(INT_MAX)) {
       throw Error("a message of " + std::to_string(bytes.size()) + " bytes to rank " +
                   std::to_string(to) + ": a call's arguments or result may take at most " +
@@ -242,8 +252,10 @@ struct Cluster::Impl final : detail::ClusterLink {
       idle = 0;
       int count = 0;
       MPI_Get_count(&status, MPI_BYTE, &count);
-      std::string bytes(static_cast<std::size_t>(count), '\0');
-      check_mpi(MPI_Mrecv(bytes.data(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE), "MPI_Mrecv");
+      Bytes bytes{std::make_shared_for_overwrite<char[]>(static_cast<std::size_t>(count)),
+                  static_cast<std::size_t>(count)};
+      check_mpi(MPI_Mrecv(bytes.data.get(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
+                "MPI_Mrecv");
       try {
         handle_message(status.MPI_SOURCE, status.MPI_TAG, std::move(bytes));
       } catch (const std::exception& error) {
@@ -253,7 +265,7 @@ struct Cluster::Impl final : detail::ClusterLink {
     }
   }
 
-  void handle_message(int source, int tag, std::string bytes) {
+  void handle_message(int source, int tag, Bytes bytes) {
     switch (tag) {
       case kStop:
         stopping.store(true, std::memory_order_release);
@@ -264,18 +276,21 @@ struct Cluster::Impl final : detail::ClusterLink {
       case kResult:
       case kFailure: {
         const auto id = take_back<std::uint64_t>(bytes);
-        std::shared_ptr<detail::ObjectState<std::string>> reply;
+        Pending call;
         {
           detail::MutexLock lock(mutex);
           auto found = pending.find(id);
           if (found == pending.end()) throw Error("a reply to no call made here");
-          reply = std::move(found->second);
+          call = std::move(found->second);
           pending.erase(found);
         }
         if (tag == kResult) {
-          reply->set_value(std::move(bytes));
+          call.reply(bytes.view(), nullptr);
         } else {
-          reply->fail(std::make_exception_ptr(Error(bytes)));
+          call.reply(
+              {}, std::make_exception_ptr(TaskError(
+                      call.task, "task '" + call.task + "' failed on rank " +
+                                     std::to_string(source) + ": " + std::string(bytes.view()))));
         }
         return;
       }
@@ -291,36 +306,35 @@ struct Cluster::Impl final : detail::ClusterLink {
     int source;
     std::uint64_t id;
 
-    void operator()(const std::string& arguments) const {
+    void operator()(const Bytes& arguments) const {
       std::string reply;
       int tag = kResult;
       try {
-        reply = function->invoke(arguments);
+        reply = function->invoke(arguments.view());
       } catch (...) {
-        reply = "on rank " + std::to_string(cluster->rank_) + ", " + function->name() + " threw " +
-                describe_current_exception();
+        reply = function->name() + " threw " + describe_current_exception();
         tag = kFailure;
       }
       append(reply, id);
-      cluster->send(source, tag, reply);
+      cluster->transmit(source, tag, reply);
     }
   };
 
-  void serve(int source, std::string message) {
+  void serve(int source, Bytes message) {
     const auto header_size = take_back<std::uint32_t>(message);
-    if (header_size > message.size()) throw Error("a call whose header is longer than it");
+    if (header_size > message.size) throw Error("a call whose header is longer than it");
     CallHeader header;
     {
-      detail::ViewBuffer buffer(std::string_view(message).substr(message.size() - header_size));
+      detail::ViewBuffer buffer(message.view().substr(message.size - header_size));
       std::istream in(&buffer);
       cereal::BinaryInputArchive archive(in);
       archive(header);
     }
-    message.resize(message.size() - header_size);
+    message.size -= header_size;
     auto refuse = [&](const std::string& why) {
       std::string reply = why;
       append(reply, header.id);
-      send(source, kFailure, reply);
+      transmit(source, kFailure, reply);
     };
     const detail::RemoteFunction* function = detail::find_remote_function(header.function);
     if (!function) {
@@ -356,12 +370,15 @@ struct Cluster::Impl final : detail::ClusterLink {
 
   // Fails the calls still waiting for a reply (the cluster ends under them).
   void fail_pending(const std::string& why) {
-    std::unordered_map<std::uint64_t, std::shared_ptr<detail::ObjectState<std::string>>> left;
+    std::unordered_map<std::uint64_t, Pending> left;
     {
       detail::MutexLock lock(mutex);
       left.swap(pending);
     }
-    for (auto& [id, reply] : left) reply->fail(std::make_exception_ptr(Error(why)));
+    for (auto& [id, call] : left) {
+      call.reply({}, std::make_exception_ptr(
+                         TaskError(call.task, "task '" + call.task + "' failed: " + why)));
+    }
   }
 };
 
@@ -433,7 +450,7 @@ Cluster::~Cluster() {
   if (!impl.in_mpi) return;
   for (int rank = 1; rank < impl.size_; ++rank) {
     try {
-      impl.send(rank, kStop, "");
+      impl.transmit(rank, kStop, "");
     } catch (const std::exception& error) {
       std::cerr << "spindle: rank " << rank << " was not told to stop: " << error.what() << '\n';
     }
