@@ -68,6 +68,10 @@ struct ActorOptions {
   /// Bytes of stack its constructor and methods need, when more than the runtime's
   /// (RuntimeOptions::stack_bytes). 0 means the runtime's.
   std::size_t stack_bytes = 0;
+  /// The rank it lives on in cluster mode (spindle/cluster.hpp): a class registered with
+  /// SPINDLE_REMOTE_ACTOR may live on any rank; -1 lets placement choose one whose totals
+  /// fit its demand. Without a cluster only -1 and 0 (this process) are allowed.
+  int rank = -1;
 };
 
 /// @brief Options of Runtime::kill.
@@ -90,7 +94,19 @@ struct ActorSpec {
   bool get_if_exists = false;
   std::shared_ptr<const TaskSpec> creation;  // the actor's demand, granted once for its life
   std::shared_ptr<const TaskSpec> call;      // the same demand, for this_task and messages
+  /// The options as given, kept where the actor may live on another rank (see TaskSpec).
+  std::shared_ptr<const ActorOptions> options;
 };
+
+/// Where an actor of class `type` with `spec` lives in cluster mode: the rank and the
+/// registered class when on another rank, else -1 and null (here).
+/// @throws InvalidArgumentError for a class pinned to another rank but not registered.
+std::pair<int, const RemoteActorClass*> remote_actor_placement(const ActorSpec& spec,
+                                                               std::type_index type);
+/// Checks that a registered class's constructor (or method) takes `arguments`, decayed and
+/// resolved: a std::tuple of their types.
+void check_remote_constructor(const RemoteActorClass& type, std::type_index arguments);
+void check_remote_parameters(const RemoteMethod& method, std::type_index arguments);
 
 /// The scheduler's part of an actor (src/runtime): its queue of calls, state and upkeep.
 class ActorCore;
@@ -188,6 +204,7 @@ class ActorHandle {
   [[nodiscard]] auto call(Method method, Args&&... args) const {
     using Invoker = detail::BoundMethod<T, Method>;
     detail::check_callable<Invoker, std::decay_t<Args>...>();
+    if (remote_) return call_there(method, args...);
     using Call = detail::TypedTask<Invoker, std::decay_t<Args>...>;
     detail::ActorCore& actor = checked();
     auto [call, body] = detail::make_task<Call>(detail::scheduler_of(actor),
@@ -201,14 +218,26 @@ class ActorHandle {
 
   /// @brief Ready once the constructor has run; failed if it threw or the actor was killed
   /// before it was built.
-  [[nodiscard]] ObjectRef<void> ready() const { return ObjectRef<void>(detail::created_of(checked())); }
+  [[nodiscard]] ObjectRef<void> ready() const {
+    if (remote_) return ObjectRef<void>(remote_->created);
+    return ObjectRef<void>(detail::created_of(checked()));
+  }
 
-  [[nodiscard]] bool valid() const noexcept { return core_ != nullptr; }
+  [[nodiscard]] bool valid() const noexcept { return core_ != nullptr || remote_ != nullptr; }
   /// The actor's name: its options' name, or its class's.
-  [[nodiscard]] const std::string& name() const { return detail::name_of(checked()); }
-  [[nodiscard]] std::uint64_t id() const { return detail::id_of(checked()); }
+  [[nodiscard]] const std::string& name() const {
+    return remote_ ? remote_->name : detail::name_of(checked());
+  }
+  /// Its id, unique in the process that holds it (for an actor on another rank: in this one).
+  [[nodiscard]] std::uint64_t id() const {
+    return remote_ ? remote_->id : detail::id_of(checked());
+  }
+  /// The rank it lives on: this one's, unless it was created on another.
+  [[nodiscard]] int rank() const;
 
-  friend bool operator==(const ActorHandle& a, const ActorHandle& b) { return a.core_ == b.core_; }
+  friend bool operator==(const ActorHandle& a, const ActorHandle& b) {
+    return a.core_ == b.core_ && a.remote_ == b.remote_;
+  }
 
  private:
   friend class Runtime;
@@ -220,6 +249,38 @@ class ActorHandle {
       : core_(std::move(core)),
         state_(&static_cast<detail::ActorState<T>&>(detail::instance_of(*core_))) {}
 
+  explicit ActorHandle(std::shared_ptr<const detail::RemoteActor> remote)
+      : remote_(std::move(remote)) {}
+
+  // A call of an actor on another rank: its method must be registered, and its arguments are
+  // sent at once (refs among them waited for here, so that calls keep their order).
+  template <typename Method, typename... Args>
+  auto call_there(const Method& method, const Args&... args) const {
+    using Value = std::remove_cvref_t<
+        std::invoke_result_t<const detail::BoundMethod<T, Method>&,
+                             typename detail::Resolved<std::decay_t<Args>>::type...>>;
+    const detail::RemoteMethod* registered = nullptr;
+    if constexpr (std::is_member_function_pointer_v<Method>) {
+      registered = detail::find_remote_method(typeid(T), typeid(Method), &method);
+    }
+    if (!registered) {
+      throw InvalidArgumentError(
+          "actor '" + remote_->name + "' lives on rank " + std::to_string(remote_->rank) +
+          ": only its methods registered with SPINDLE_REMOTE_METHOD(" + remote_->type->name() +
+          ", method) can be called there");
+    }
+    detail::check_remote_parameters(
+        *registered, typeid(std::tuple<std::remove_cvref_t<
+                         typename detail::Resolved<std::decay_t<Args>>::type>...>));
+    using Views = std::tuple<const std::remove_cvref_t<
+        typename detail::Resolved<std::decay_t<Args>>::type>&...>;
+    Views views(detail::resolve_waiting(args)...);
+    auto state = std::make_shared<detail::ObjectState<Value>>();
+    detail::cluster_link()->call_actor(remote_->rank, remote_->id, *registered, &views,
+                                       detail::reply_into(state, *registered));
+    return ObjectRef<Value>(std::move(state));
+  }
+
   detail::ActorCore& checked() const {
     if (!core_) {
       throw InvalidArgumentError(
@@ -230,7 +291,15 @@ class ActorHandle {
 
   std::shared_ptr<detail::ActorCore> core_;
   detail::ActorState<T>* state_ = nullptr;
+  std::shared_ptr<const detail::RemoteActor> remote_;  // set for an actor on another rank
 };
+
+template <typename T>
+int ActorHandle<T>::rank() const {
+  if (remote_) return remote_->rank;
+  detail::ClusterLink* link = detail::cluster_link();
+  return link ? link->rank() : 0;
+}
 
 /// @brief Creates actors of class T. Cheap to copy; made by Runtime::actor.
 template <typename T>
@@ -256,6 +325,10 @@ class ActorFactory {
                   "destroyed on a worker (at its end, or before a rebuild), where no caller "
                   "could catch the exception. Make the destructor noexcept");
     detail::check_storable<std::decay_t<Args>...>();
+    if (spec_->options) {  // cluster mode, or a rank given
+      auto [rank, type] = detail::remote_actor_placement(*spec_, typeid(T));
+      if (type) return create_there(rank, *type, args...);
+    }
     using Creation = detail::TypedTask<detail::ConstructActor<T>, std::decay_t<Args>...>;
     auto state = std::make_unique<detail::ActorState<T>>();
     detail::ActorState<T>* instance = state.get();
@@ -269,6 +342,27 @@ class ActorFactory {
   }
 
  private:
+  // An actor on another rank: its constructor's arguments are sent at once (refs among them
+  // waited for here); the handle's ready() tells when it is built there.
+  template <typename... Args>
+  ActorHandle<T> create_there(int rank, const detail::RemoteActorClass& type,
+                              const Args&... args) const {
+    using Views = std::tuple<const std::remove_cvref_t<
+        typename detail::Resolved<std::decay_t<Args>>::type>&...>;
+    detail::check_remote_constructor(
+        type, typeid(std::tuple<std::remove_cvref_t<
+                  typename detail::Resolved<std::decay_t<Args>>::type>...>));
+    Views views(detail::resolve_waiting(args)...);
+    auto remote = std::make_shared<detail::RemoteActor>();
+    remote->rank = rank;
+    remote->name = spec_->name;
+    remote->type = &type;
+    remote->created = std::make_shared<detail::ObjectState<void>>();
+    remote->id = detail::cluster_link()->create_actor(rank, type, &views, *spec_->options,
+                                                      detail::reply_done(remote->created));
+    return ActorHandle<T>(std::move(remote));
+  }
+
   Runtime* runtime_;
   std::shared_ptr<const detail::ActorSpec> spec_;
 };

@@ -41,6 +41,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "spindle/actor.hpp"
 #include "spindle/detail/remote.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/runtime.hpp"
@@ -136,18 +137,75 @@ class ViewBuffer : public std::streambuf {
   }
 };
 
+/// Encodes the values a std::tuple<const V&...> at `views` refers to, after what `out` holds.
+template <typename... V>
+void encode_views(const void* views, std::string& out) {
+  const auto& values = *static_cast<const std::tuple<const V&...>*>(views);
+  // Room for the values (as placement counts their bytes), their sizes and a header after.
+  std::size_t bytes = 256;
+  std::apply([&](const auto&... value) { ((bytes += 16 + DataTraits<V>::bytes(value)), ...); },
+             values);
+  out.reserve(out.size() + bytes);
+  StringSink sink(out);
+  std::ostream stream(&sink);
+  cereal::BinaryOutputArchive archive(stream);
+  std::apply([&](const auto&... value) { (archive(value), ...); }, values);
+}
+
+/// Decodes values of types V from `bytes`.
+template <typename... V>
+std::tuple<V...> decode_values(std::string_view bytes) {
+  std::tuple<V...> values;
+  ViewBuffer buffer(bytes);
+  std::istream in(&buffer);
+  cereal::BinaryInputArchive archive(in);
+  std::apply([&](auto&... value) { (archive(value), ...); }, values);
+  return values;
+}
+
+/// Encodes one result (nothing for void).
+template <typename Value>
+std::string encode_value(const Value& value) {
+  std::string out;
+  out.reserve(64 + DataTraits<Value>::bytes(value));  // and a trailer
+  StringSink sink(out);
+  std::ostream stream(&sink);
+  cereal::BinaryOutputArchive archive(stream);
+  archive(value);
+  return out;
+}
+
+/// Decodes a result into `*result`, a std::optional<Value> (nothing for void).
+template <typename Value>
+void decode_value(std::string_view bytes, void* result) {
+  if constexpr (!std::is_void_v<Value>) {
+    auto& out = *static_cast<std::optional<Value>*>(result);
+    ViewBuffer buffer(bytes);
+    std::istream in(&buffer);
+    cereal::BinaryInputArchive archive(in);
+    archive(out.emplace());
+  }
+}
+
+/// The rules a registered function's, method's or constructor's types follow, in one place.
 template <typename R, typename... P>
-class TypedRemoteFunction final : public RemoteFunction {
+constexpr bool check_remote_signature() {
   static_assert(!std::is_reference_v<R>,
-                "spindle: a registered function returns a value, not a reference");
+                "spindle: a registered function or method returns a value, not a reference");
   static_assert((!IsObjectRef<std::decay_t<P>>::value && ...),
-                "spindle: a registered function takes values, not ObjectRefs (a ref argument "
-                "is resolved before the call and sent as its value)");
+                "spindle: a registered function, method or constructor takes values, not "
+                "ObjectRefs (a ref argument is resolved before the call and sent as its value)");
   static_assert(!IsObjectRef<std::remove_cv_t<R>>::value,
-                "spindle: a registered function returns a value, not an ObjectRef");
+                "spindle: a registered function or method returns a value, not an ObjectRef");
   static_assert((Serialisable<std::decay_t<P>>::value && ...));
   static_assert(
       Serialisable<std::conditional_t<std::is_void_v<R>, int, std::remove_cv_t<R>>>::value);
+  return true;
+}
+
+template <typename R, typename... P>
+class TypedRemoteFunction final : public RemoteFunction {
+  static_assert(check_remote_signature<R, P...>());
 
  public:
   TypedRemoteFunction(R (*function)(P...), std::string name)
@@ -156,51 +214,21 @@ class TypedRemoteFunction final : public RemoteFunction {
   const std::string& name() const override { return name_; }
 
   void encode_arguments(const void* arguments, std::string& out) const override {
-    const auto& views = *static_cast<const std::tuple<const std::decay_t<P>&...>*>(arguments);
-    // Room for the values (as placement counts their bytes), their sizes and a header after.
-    std::size_t bytes = 256;
-    std::apply(
-        [&](const auto&... value) {
-          ((bytes += 16 + DataTraits<std::decay_t<decltype(value)>>::bytes(value)), ...);
-        },
-        views);
-    out.reserve(out.size() + bytes);
-    StringSink sink(out);
-    std::ostream stream(&sink);
-    cereal::BinaryOutputArchive archive(stream);
-    std::apply([&](const auto&... value) { (archive(value), ...); }, views);
+    encode_views<std::decay_t<P>...>(arguments, out);
   }
 
   std::string invoke(std::string_view bytes) const override {
-    std::tuple<std::decay_t<P>...> arguments;
-    {
-      ViewBuffer buffer(bytes);
-      std::istream in(&buffer);
-      cereal::BinaryInputArchive archive(in);
-      std::apply([&](auto&... value) { (archive(value), ...); }, arguments);
-    }
-    std::string out;
+    auto arguments = decode_values<std::decay_t<P>...>(bytes);
     if constexpr (std::is_void_v<R>) {
       std::apply(function_, std::move(arguments));
+      return {};
     } else {
-      R result = std::apply(function_, std::move(arguments));
-      out.reserve(64 + DataTraits<std::remove_cv_t<R>>::bytes(result));  // and a trailer
-      StringSink sink(out);
-      std::ostream stream(&sink);
-      cereal::BinaryOutputArchive archive(stream);
-      archive(result);
+      return encode_value<std::remove_cv_t<R>>(std::apply(function_, std::move(arguments)));
     }
-    return out;
   }
 
   void decode_result(std::string_view bytes, void* result) const override {
-    if constexpr (!std::is_void_v<R>) {
-      auto& out = *static_cast<std::optional<std::remove_cv_t<R>>*>(result);
-      ViewBuffer buffer(bytes);
-      std::istream in(&buffer);
-      cereal::BinaryInputArchive archive(in);
-      archive(out.emplace());
-    }
+    decode_value<std::remove_cv_t<R>>(bytes, result);
   }
 
  private:
@@ -212,6 +240,129 @@ template <typename R, typename... P>
 std::unique_ptr<RemoteFunction> make_remote_function(R (*function)(P...), std::string name) {
   return std::make_unique<TypedRemoteFunction<R, P...>>(function, std::move(name));
 }
+
+/// On the serving rank: replies once an actor call's result is done (a task holding no CPU
+/// that waits for it).
+template <typename Value>
+struct ReplyWhenDone {
+  ObjectRef<Value> result;
+  RemoteReply done;
+
+  void operator()() const {
+    std::string bytes;
+    try {
+      if constexpr (std::is_void_v<Value>) {
+        result.get();
+      } else {
+        bytes = encode_value<Value>(result.get());
+      }
+    } catch (...) {
+      done({}, std::current_exception());
+      return;
+    }
+    done(bytes, nullptr);
+  }
+};
+
+template <typename T, typename... A>
+class TypedRemoteActorClass final : public RemoteActorClass {
+  static_assert(check_remote_signature<void, A...>());
+
+ public:
+  explicit TypedRemoteActorClass(std::string name) : name_(std::move(name)) {}
+
+  const std::string& name() const override { return name_; }
+  std::type_index constructor() const override { return typeid(std::tuple<std::decay_t<A>...>); }
+
+  void encode_arguments(const void* arguments, std::string& out) const override {
+    encode_views<std::decay_t<A>...>(arguments, out);
+  }
+
+  AnyActor create(Runtime& runtime, const ActorOptions& options,
+                  std::string_view bytes) const override {
+    ActorOptions here = options;
+    here.rank = this_rank();
+    auto factory = runtime.actor<T>().options(here);
+    return std::apply(
+        [&](auto&&... argument) {
+          return std::make_shared<ActorHandle<T>>(factory.remote(std::move(argument)...));
+        },
+        decode_values<std::decay_t<A>...>(bytes));
+  }
+
+  ObjectRef<void> ready(const AnyActor& actor) const override {
+    return static_cast<const ActorHandle<T>*>(actor.get())->ready();
+  }
+
+  void kill(Runtime& runtime, const AnyActor& actor, bool no_restart) const override {
+    runtime.kill(*static_cast<const ActorHandle<T>*>(actor.get()), {.no_restart = no_restart});
+  }
+
+ private:
+  std::string name_;
+};
+
+template <typename M>
+struct MethodTraits;
+template <typename C, typename R, typename... P>
+struct MethodTraits<R (C::*)(P...)> {
+  using Result = R;
+  using Parameters = std::tuple<std::decay_t<P>...>;
+  static constexpr bool valid = check_remote_signature<R, P...>();
+  static void encode(const void* arguments, std::string& out) {
+    encode_views<std::decay_t<P>...>(arguments, out);
+  }
+  static Parameters decode(std::string_view bytes) {
+    return decode_values<std::decay_t<P>...>(bytes);
+  }
+};
+template <typename C, typename R, typename... P>
+struct MethodTraits<R (C::*)(P...) const> : MethodTraits<R (C::*)(P...)> {};
+template <typename C, typename R, typename... P>
+struct MethodTraits<R (C::*)(P...) noexcept> : MethodTraits<R (C::*)(P...)> {};
+template <typename C, typename R, typename... P>
+struct MethodTraits<R (C::*)(P...) const noexcept> : MethodTraits<R (C::*)(P...)> {};
+
+template <typename T, typename M>
+class TypedRemoteMethod final : public RemoteMethod {
+  using Traits = MethodTraits<M>;
+  using Value = std::remove_cv_t<typename Traits::Result>;
+  static_assert(Traits::valid);
+
+ public:
+  TypedRemoteMethod(M method, std::string name) : method_(method), name_(std::move(name)) {}
+
+  const std::string& name() const override { return name_; }
+  std::type_index actor_type() const override { return typeid(T); }
+  std::type_index parameters() const override { return typeid(typename Traits::Parameters); }
+  bool is(std::type_index method_type, const void* method) const override {
+    return method_type == typeid(M) && *static_cast<const M*>(method) == method_;
+  }
+
+  void encode_arguments(const void* arguments, std::string& out) const override {
+    Traits::encode(arguments, out);
+  }
+
+  void decode_result(std::string_view bytes, void* result) const override {
+    decode_value<Value>(bytes, result);
+  }
+
+  void invoke(Runtime& runtime, const AnyActor& actor, std::string_view bytes,
+              RemoteReply done) const override {
+    const auto& handle = *static_cast<const ActorHandle<T>*>(actor.get());
+    ObjectRef<Value> result =
+        std::apply([&](auto&&... argument) { return handle.call(method_, std::move(argument)...); },
+                   Traits::decode(bytes));
+    (void)runtime.task(ReplyWhenDone<Value>{std::move(result), std::move(done)})
+        .options({.num_cpus = 0, .name = name_ + " (replying)", .rank = this_rank()})
+        .remote();
+  }
+
+ private:
+  M method_;
+  std::string name_;
+};
+
 }  // namespace detail
 }  // namespace spindle
 
@@ -225,3 +376,22 @@ std::unique_ptr<RemoteFunction> make_remote_function(R (*function)(P...), std::s
       ::spindle::detail::register_remote_function(                       \
           reinterpret_cast<const void*>(&function),                      \
           ::spindle::detail::make_remote_function(&function, #function))
+
+/// Registers an actor class to live on any rank, by its name as written, with the types of
+/// the constructor's parameters (none for a default constructor). Calls of its methods from
+/// other ranks need each method registered with SPINDLE_REMOTE_METHOD.
+///
+///   SPINDLE_REMOTE_ACTOR(Counter, int);
+///   SPINDLE_REMOTE_METHOD(Counter, add);
+#define SPINDLE_REMOTE_ACTOR(Class, ...)                                 \
+  [[maybe_unused]] static const bool SPINDLE_REMOTE_NAME_(__COUNTER__) = \
+      ::spindle::detail::register_remote_actor(                          \
+          typeid(Class),                                                 \
+          std::make_unique<                                              \
+              ::spindle::detail::TypedRemoteActorClass<Class __VA_OPT__(, ) __VA_ARGS__>>(#Class))
+/// Registers a method of a registered actor class, so calls from other ranks can reach it.
+#define SPINDLE_REMOTE_METHOD(Class, method)                                                       \
+  [[maybe_unused]] static const bool SPINDLE_REMOTE_NAME_(__COUNTER__) =                           \
+      ::spindle::detail::register_remote_method(                                                   \
+          std::make_unique<::spindle::detail::TypedRemoteMethod<Class, decltype(&Class::method)>>( \
+              &Class::method, #Class "::" #method))

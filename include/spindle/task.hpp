@@ -237,6 +237,17 @@ bool ready_to_send(const Stored& stored) {
   }
 }
 
+/// An argument as it is sent to another rank: a ref is waited for first (and throws its error).
+template <typename Stored>
+typename Resolved<Stored>::type resolve_waiting(const Stored& stored) {
+  if constexpr (IsObjectRef<Stored>::value) {
+    (void)stored.get();
+    return resolve(stored);
+  } else {
+    return stored;
+  }
+}
+
 /// Whether `Invoker` takes the stored arguments as a task receives them (refs resolved).
 template <typename Invoker, typename... Stored>
 inline constexpr bool kTakesResolved =

@@ -37,7 +37,16 @@ namespace spindle {
 
 namespace {
 
-enum Tag : int { kCall = 1, kResult = 2, kFailure = 3, kStop = 4 };
+enum Tag : int {
+  kCall = 1,
+  kResult = 2,
+  kFailure = 3,
+  kStop = 4,
+  kCreateActor = 5,
+  kActorCall = 6,
+  kReleaseActor = 7,
+  kKillActor = 8,
+};
 
 template <typename T>
 void append(std::string& out, const T& value) {
@@ -77,6 +86,53 @@ struct CallHeader {
   }
 };
 
+// An actor to create: the reply to its creation, its id, its class and its options.
+struct ActorHeader {
+  std::uint64_t call = 0;
+  std::uint64_t actor = 0;
+  std::string type;
+  double num_cpus = 0;
+  double num_gpus = 0;
+  double memory = 0;
+  std::map<std::string, double> resources;
+  int max_concurrency = 1;
+  int max_restarts = 0;
+  int max_task_retries = 0;
+  int max_pending_calls = -1;
+  bool crash_on_exception = false;
+  std::string name;
+  std::uint64_t stack_bytes = 0;
+
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(call, actor, type, num_cpus, num_gpus, memory, resources, max_concurrency, max_restarts,
+            max_task_retries, max_pending_calls, crash_on_exception, name, stack_bytes);
+  }
+};
+
+// A call of an actor's method.
+struct ActorCallHeader {
+  std::uint64_t call = 0;
+  std::uint64_t actor = 0;
+  std::string method;
+
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(call, actor, method);
+  }
+};
+
+// A release or a kill.
+struct ActorOnlyHeader {
+  std::uint64_t actor = 0;
+  bool no_restart = true;
+
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(actor, no_restart);
+  }
+};
+
 // A rank's totals as sent to every other one.
 struct WireRank {
   double num_cpus = 0;
@@ -103,10 +159,10 @@ RankInfo info_of(int rank, const ResourceSet& totals) {
           totals.memory().to_double()};
 }
 
-// The current exception, as a message that names its type.
-std::string describe_current_exception() {
+// An exception, as a message that names its type.
+std::string describe(std::exception_ptr error) {
   try {
-    throw;
+    std::rethrow_exception(error);
   } catch (const std::exception& error) {
     return detail::type_name(typeid(error)) + ": " + error.what();
   } catch (...) {
@@ -143,6 +199,14 @@ struct Cluster::Impl final : detail::ClusterLink {
   std::unordered_map<std::uint64_t, Pending> pending SPINDLE_GUARDED_BY(mutex);
   std::uint64_t next_id SPINDLE_GUARDED_BY(mutex) = 1;
   Runtime* serving SPINDLE_GUARDED_BY(mutex) = nullptr;
+  // Actors this rank serves for others, by (caller's rank, id there).
+  struct Hosted {
+    detail::AnyActor handle;
+    const detail::RemoteActorClass* type = nullptr;
+    std::string refused;  // why it could not be created
+  };
+  std::map<std::pair<int, std::uint64_t>, Hosted> hosted SPINDLE_GUARDED_BY(mutex);
+  std::atomic<std::uint64_t> next_actor{1};
   std::atomic<std::uint64_t> turn{0};
 
   int rank() const override { return rank_; }
@@ -174,6 +238,60 @@ struct Cluster::Impl final : detail::ClusterLink {
     return fit[turn.fetch_add(1, std::memory_order_relaxed) % fit.size()];
   }
 
+  // Waits for the answer to a call: its id.
+  std::uint64_t expect(Reply reply, std::string task) {
+    detail::MutexLock lock(mutex);
+    const std::uint64_t id = next_id++;
+    pending.emplace(id, Pending{std::move(reply), std::move(task)});
+    return id;
+  }
+
+  void forget(std::uint64_t id) {
+    detail::MutexLock lock(mutex);
+    pending.erase(id);
+  }
+
+  // Sends `message` (a payload) with `header` behind it.
+  template <typename Header>
+  void request(int to, int tag, std::string message, const Header& header) {
+    const std::size_t payload_end = message.size();
+    {
+      detail::StringSink sink(message);
+      std::ostream out(&sink);
+      cereal::BinaryOutputArchive archive(out);
+      archive(header);
+    }
+    append(message, static_cast<std::uint32_t>(message.size() - payload_end));
+    transmit(to, tag, message);
+  }
+
+  // Sends a request that expects an answer: a failure to send forgets it.
+  template <typename Header>
+  void request_answer(int to, int tag, std::string message, const Header& header,
+                      std::uint64_t id) {
+    try {
+      request(to, tag, std::move(message), header);
+    } catch (...) {
+      forget(id);
+      throw;
+    }
+  }
+
+  template <typename Header>
+  static Header read_header(Bytes& message) {
+    const auto header_size = take_back<std::uint32_t>(message);
+    if (header_size > message.size) throw Error("a request whose header is longer than it");
+    Header header;
+    {
+      detail::ViewBuffer buffer(message.view().substr(message.size - header_size));
+      std::istream in(&buffer);
+      cereal::BinaryInputArchive archive(in);
+      archive(header);
+    }
+    message.size -= header_size;
+    return header;
+  }
+
   void send(int to, const detail::RemoteFunction& function, const void* arguments,
             const TaskOptions& options, Reply reply) override {
     CallHeader header{0,
@@ -184,29 +302,71 @@ struct Cluster::Impl final : detail::ClusterLink {
                       options.resources,
                       options.name,
                       options.stack_bytes};
-    std::string task = options.name.empty() ? function.name() : options.name;
-    {
-      detail::MutexLock lock(mutex);
-      header.id = next_id++;
-      pending.emplace(header.id, Pending{std::move(reply), std::move(task)});
-    }
+    header.id = expect(std::move(reply), options.name.empty() ? function.name() : options.name);
+    std::string message;
     try {
-      std::string message;
       function.encode_arguments(arguments, message);
-      const std::size_t arguments_end = message.size();
-      {
-        detail::StringSink sink(message);
-        std::ostream out(&sink);
-        cereal::BinaryOutputArchive archive(out);
-        archive(header);
-      }
-      append(message, static_cast<std::uint32_t>(message.size() - arguments_end));
-      transmit(to, kCall, message);
     } catch (...) {
-      detail::MutexLock lock(mutex);
-      pending.erase(header.id);
+      forget(header.id);
       throw;
     }
+    request_answer(to, kCall, std::move(message), header, header.id);
+  }
+
+  std::uint64_t create_actor(int to, const detail::RemoteActorClass& type, const void* arguments,
+                             const ActorOptions& options, Reply created) override {
+    ActorHeader header{0,
+                       next_actor.fetch_add(1),
+                       type.name(),
+                       options.num_cpus,
+                       options.num_gpus,
+                       options.memory,
+                       options.resources,
+                       options.max_concurrency,
+                       options.max_restarts,
+                       options.max_task_retries,
+                       options.max_pending_calls,
+                       options.crash_on_exception,
+                       options.name,
+                       options.stack_bytes};
+    header.call =
+        expect(std::move(created),
+               "actor '" + (options.name.empty() ? type.name() : options.name) + "' (created)");
+    std::string message;
+    try {
+      type.encode_arguments(arguments, message);
+    } catch (...) {
+      forget(header.call);
+      throw;
+    }
+    request_answer(to, kCreateActor, std::move(message), header, header.call);
+    return header.actor;
+  }
+
+  void call_actor(int to, std::uint64_t actor, const detail::RemoteMethod& method,
+                  const void* arguments, Reply reply) override {
+    ActorCallHeader header{expect(std::move(reply), method.name()), actor, method.name()};
+    std::string message;
+    try {
+      method.encode_arguments(arguments, message);
+    } catch (...) {
+      forget(header.call);
+      throw;
+    }
+    request_answer(to, kActorCall, std::move(message), header, header.call);
+  }
+
+  void release_actor(int to, std::uint64_t actor) noexcept override {
+    try {
+      request(to, kReleaseActor, {}, ActorOnlyHeader{actor, true});
+    } catch (const std::exception& error) {
+      std::cerr << "spindle: rank " << to << " was not told that actor #" << actor
+                << " may end: " << error.what() << '\n';
+    }
+  }
+
+  void kill_actor(int to, std::uint64_t actor, bool no_restart) override {
+    request(to, kKillActor, {}, ActorOnlyHeader{actor, no_restart});
   }
 
   void attach(Runtime& runtime) override {
@@ -215,8 +375,12 @@ struct Cluster::Impl final : detail::ClusterLink {
   }
 
   void detach(Runtime& runtime) override {
+    std::map<std::pair<int, std::uint64_t>, Hosted> ending;  // destroyed after the lock
     detail::MutexLock lock(mutex);
-    if (serving == &runtime) serving = nullptr;
+    if (serving != &runtime) return;
+    serving = nullptr;
+    ending.swap(hosted);
+    lock.unlock();
   }
 
   void transmit(int to, int tag, const std::string& bytes) {
@@ -273,6 +437,16 @@ struct Cluster::Impl final : detail::ClusterLink {
       case kCall:
         serve(source, std::move(bytes));
         return;
+      case kCreateActor:
+        host_actor(source, std::move(bytes));
+        return;
+      case kActorCall:
+        call_hosted(source, std::move(bytes));
+        return;
+      case kReleaseActor:
+      case kKillActor:
+        end_hosted(source, tag, std::move(bytes));
+        return;
       case kResult:
       case kFailure: {
         const auto id = take_back<std::uint64_t>(bytes);
@@ -299,48 +473,62 @@ struct Cluster::Impl final : detail::ClusterLink {
     }
   }
 
-  // Runs a call sent here as a task of this rank's runtime, which replies when it is done.
-  struct Serve {
-    Impl* cluster;
-    const detail::RemoteFunction* function;
-    int source;
-    std::uint64_t id;
-
-    void operator()(const Bytes& arguments) const {
+  // What answers request `id` of rank `source`: its result, or `what` failed with the error.
+  detail::RemoteReply answer(int source, std::uint64_t id, std::string what) {
+    return [this, source, id, what = std::move(what)](std::string_view result,
+                                                      std::exception_ptr failure) {
       std::string reply;
       int tag = kResult;
-      try {
-        reply = function->invoke(arguments.view());
-      } catch (...) {
-        reply = function->name() + " threw " + describe_current_exception();
+      if (failure) {
+        reply = what + " threw " + describe(failure);
         tag = kFailure;
+      } else {
+        reply.reserve(result.size() + sizeof id);
+        reply.assign(result);
       }
       append(reply, id);
-      cluster->transmit(source, tag, reply);
+      transmit(source, tag, reply);
+    };
+  }
+
+  // Fails request `id` of rank `source` with `why`.
+  void refuse(int source, std::uint64_t id, std::string why) {
+    append(why, id);
+    transmit(source, kFailure, why);
+  }
+
+  std::string no_runtime(const std::string& what) const {
+    return "rank " + std::to_string(rank_) + " has no Runtime to run " + what +
+           " on: make one after the Cluster, on every rank that should serve";
+  }
+
+  // Runs a call sent here as a task of this rank's runtime, which answers when it is done.
+  struct Serve {
+    const detail::RemoteFunction* function;
+    detail::RemoteReply done;
+
+    void operator()(const Bytes& arguments) const {
+      std::string result;
+      try {
+        result = function->invoke(arguments.view());
+      } catch (...) {
+        done({}, std::current_exception());
+        return;
+      }
+      done(result, nullptr);
     }
   };
 
   void serve(int source, Bytes message) {
-    const auto header_size = take_back<std::uint32_t>(message);
-    if (header_size > message.size) throw Error("a call whose header is longer than it");
-    CallHeader header;
-    {
-      detail::ViewBuffer buffer(message.view().substr(message.size - header_size));
-      std::istream in(&buffer);
-      cereal::BinaryInputArchive archive(in);
-      archive(header);
-    }
-    message.size -= header_size;
-    auto refuse = [&](const std::string& why) {
-      std::string reply = why;
-      append(reply, header.id);
-      transmit(source, kFailure, reply);
-    };
+    const auto header = read_header<CallHeader>(message);
     const detail::RemoteFunction* function = detail::find_remote_function(header.function);
     if (!function) {
-      refuse("rank " + std::to_string(rank_) + " has no function registered as '" +
-             header.function + "': every rank must run the same program, with SPINDLE_REMOTE(" +
-             header.function + ")");
+      refuse(source, header.id,
+             "rank " + std::to_string(rank_) + " has no function registered as '" +
+                 header.function +
+                 "': every rank must run the same program, with "
+                 "SPINDLE_REMOTE(" +
+                 header.function + ")");
       return;
     }
     TaskOptions options;
@@ -353,18 +541,111 @@ struct Cluster::Impl final : detail::ClusterLink {
     detail::MutexLock lock(mutex);  // the runtime is not destroyed meanwhile (detach waits)
     if (!serving) {
       lock.unlock();
-      refuse("rank " + std::to_string(rank_) + " has no Runtime to run '" + header.function +
-             "' on: make one after the Cluster, on every rank that should serve");
+      refuse(source, header.id, no_runtime("'" + header.function + "'"));
       return;
     }
     try {
-      (void)serving->task(Serve{this, function, source, header.id})
+      (void)serving->task(Serve{function, answer(source, header.id, function->name())})
           .options(options)
           .remote(std::move(message));
     } catch (const std::exception& error) {
       lock.unlock();
-      refuse("rank " + std::to_string(rank_) + " cannot run '" + header.function +
-             "': " + error.what());
+      refuse(source, header.id,
+             "rank " + std::to_string(rank_) + " cannot run '" + header.function +
+                 "': " + error.what());
+    }
+  }
+
+  // Creates an actor another rank asked for; its ready() answers the request.
+  void host_actor(int source, Bytes message) {
+    const auto header = read_header<ActorHeader>(message);
+    const std::string what = "actor '" + (header.name.empty() ? header.type : header.name) + "'";
+    const detail::RemoteActorClass* type = detail::find_remote_actor(header.type);
+    std::string refused;
+    detail::MutexLock lock(mutex);
+    Hosted& entry = hosted[{source, header.actor}];
+    if (!type) {
+      refused = "rank " + std::to_string(rank_) + " has no actor class registered as '" +
+                header.type +
+                "': every rank must run the same program, with "
+                "SPINDLE_REMOTE_ACTOR(" +
+                header.type + ", ...)";
+    } else if (!serving) {
+      refused = no_runtime(what);
+    } else {
+      ActorOptions options;
+      options.num_cpus = header.num_cpus;
+      options.num_gpus = header.num_gpus;
+      options.memory = header.memory;
+      options.resources = header.resources;
+      options.max_concurrency = header.max_concurrency;
+      options.max_restarts = header.max_restarts;
+      options.max_task_retries = header.max_task_retries;
+      options.max_pending_calls = header.max_pending_calls;
+      options.crash_on_exception = header.crash_on_exception;
+      options.name = header.name;
+      options.stack_bytes = header.stack_bytes;
+      try {
+        entry.handle = type->create(*serving, options, message.view());
+        entry.type = type;
+        (void)serving
+            ->task(detail::ReplyWhenDone<void>{type->ready(entry.handle),
+                                               answer(source, header.call, what)})
+            .options({.num_cpus = 0, .name = what + " (replying)", .rank = rank_})
+            .remote();
+        return;
+      } catch (const std::exception& error) {
+        refused = "rank " + std::to_string(rank_) + " cannot create " + what + ": " + error.what();
+      }
+    }
+    entry.refused = refused;
+    lock.unlock();
+    refuse(source, header.call, std::move(refused));
+  }
+
+  // Calls a method of an actor this rank hosts for `source`.
+  void call_hosted(int source, Bytes message) {
+    const auto header = read_header<ActorCallHeader>(message);
+    const detail::RemoteMethod* method = detail::find_remote_method(header.method);
+    std::string refused;
+    detail::MutexLock lock(mutex);
+    auto found = hosted.find({source, header.actor});
+    if (!method) {
+      refused = "rank " + std::to_string(rank_) + " has no method registered as '" + header.method +
+                "': every rank must run the same program, with "
+                "SPINDLE_REMOTE_METHOD";
+    } else if (found == hosted.end() || !serving) {
+      refused = "actor #" + std::to_string(header.actor) + " of rank " + std::to_string(source) +
+                " is gone from rank " + std::to_string(rank_);
+    } else if (!found->second.handle) {
+      refused = found->second.refused;
+    } else {
+      try {
+        method->invoke(*serving, found->second.handle, message.view(),
+                       answer(source, header.call, method->name()));
+        return;
+      } catch (const std::exception& error) {
+        refused =
+            "rank " + std::to_string(rank_) + " cannot call " + header.method + ": " + error.what();
+      }
+    }
+    lock.unlock();
+    refuse(source, header.call, std::move(refused));
+  }
+
+  // Drops or kills an actor this rank hosts for `source`.
+  void end_hosted(int source, int tag, Bytes message) {
+    const auto header = read_header<ActorOnlyHeader>(message);
+    Hosted ending;  // destroyed after the lock
+    detail::MutexLock lock(mutex);
+    auto found = hosted.find({source, header.actor});
+    if (found == hosted.end()) return;
+    if (tag == kReleaseActor) {
+      ending = std::move(found->second);
+      hosted.erase(found);
+      lock.unlock();
+    } else if (found->second.handle && serving) {
+      found->second.type->kill(*serving, found->second.handle, header.no_restart);
     }
   }
 

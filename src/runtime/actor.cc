@@ -439,6 +439,7 @@ std::shared_ptr<const ActorSpec> make_actor_spec(Runtime& runtime, const ActorOp
   if (options.get_if_exists && options.name.empty()) {
     throw InvalidArgumentError("get_if_exists = true: the actor needs a name to be found by");
   }
+  check_rank(options.rank, false);
   auto spec = std::make_shared<ActorSpec>();
   spec->name = options.name.empty() ? std::move(default_name) : options.name;
   spec->registered_name = options.name;
@@ -460,6 +461,7 @@ std::shared_ptr<const ActorSpec> make_actor_spec(Runtime& runtime, const ActorOp
   call->cpu_request = nullptr;  // a call keeps the actor's CPU while it waits in get
   spec->creation = std::move(creation);
   spec->call = std::move(call);
+  if (cluster_link() || options.rank >= 0) spec->options = std::make_shared<ActorOptions>(options);
   return spec;
 }
 

@@ -9,11 +9,13 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <typeindex>
 
 #include "runtime/scheduler.hpp"
+#include "spindle/actor.hpp"
+#include "spindle/detail/thread_annotations.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/runtime.hpp"
 #include "spindle/task.hpp"
@@ -23,10 +25,21 @@ namespace spindle::detail {
 namespace {
 
 struct Registry {
-  std::mutex mutex;
-  std::map<const void*, std::unique_ptr<RemoteFunction>> by_address;
-  std::map<std::string, const RemoteFunction*, std::less<>> by_name;
+  Mutex mutex;
+  std::map<const void*, std::unique_ptr<RemoteFunction>> by_address SPINDLE_GUARDED_BY(mutex);
+  std::map<std::string, const RemoteFunction*, std::less<>> by_name SPINDLE_GUARDED_BY(mutex);
+  std::map<std::type_index, std::unique_ptr<RemoteActorClass>> actors SPINDLE_GUARDED_BY(mutex);
+  std::map<std::string, const RemoteActorClass*, std::less<>> actors_by_name
+      SPINDLE_GUARDED_BY(mutex);
+  std::map<std::string, std::unique_ptr<RemoteMethod>, std::less<>> methods
+      SPINDLE_GUARDED_BY(mutex);
 };
+
+[[noreturn]] void taken(const std::string& what, const std::string& name) {
+  throw std::logic_error(what + "(" + name +
+                         "): something is already registered under that name; each name must "
+                         "stand for one thing on every rank");
+}
 
 // Built on first use: registrations run before main, in any order of translation units.
 Registry& registry() {
@@ -52,27 +65,79 @@ std::string function_name(const void* address, const std::string& fallback) {
 
 bool register_remote_function(const void* address, std::unique_ptr<RemoteFunction> function) {
   Registry& all = registry();
-  std::lock_guard lock(all.mutex);
+  MutexLock lock(all.mutex);
   auto [named, fresh] = all.by_name.try_emplace(function->name(), function.get());
-  if (!fresh) {
-    throw std::logic_error("SPINDLE_REMOTE(" + function->name() +
-                           "): a function is already registered under that name; each name "
-                           "must stand for one function on every rank");
-  }
+  if (!fresh) taken("SPINDLE_REMOTE", function->name());
   all.by_address[address] = std::move(function);
   return true;
 }
 
+bool register_remote_actor(std::type_index type, std::unique_ptr<RemoteActorClass> actor) {
+  Registry& all = registry();
+  MutexLock lock(all.mutex);
+  auto [named, fresh] = all.actors_by_name.try_emplace(actor->name(), actor.get());
+  if (!fresh || all.actors.count(type)) taken("SPINDLE_REMOTE_ACTOR", actor->name());
+  all.actors[type] = std::move(actor);
+  return true;
+}
+
+const RemoteActorClass* find_remote_actor(std::type_index type) {
+  Registry& all = registry();
+  MutexLock lock(all.mutex);
+  auto found = all.actors.find(type);
+  return found == all.actors.end() ? nullptr : found->second.get();
+}
+
+const RemoteActorClass* find_remote_actor(std::string_view name) {
+  Registry& all = registry();
+  MutexLock lock(all.mutex);
+  auto found = all.actors_by_name.find(name);
+  return found == all.actors_by_name.end() ? nullptr : found->second;
+}
+
+bool register_remote_method(std::unique_ptr<RemoteMethod> method) {
+  Registry& all = registry();
+  MutexLock lock(all.mutex);
+  const std::string name = method->name();
+  if (!all.methods.try_emplace(name, std::move(method)).second) {
+    taken("SPINDLE_REMOTE_METHOD", name);
+  }
+  return true;
+}
+
+const RemoteMethod* find_remote_method(std::type_index actor, std::type_index method_type,
+                                       const void* method) {
+  Registry& all = registry();
+  MutexLock lock(all.mutex);
+  for (const auto& [name, candidate] : all.methods) {
+    if (candidate->actor_type() == actor && candidate->is(method_type, method)) {
+      return candidate.get();
+    }
+  }
+  return nullptr;
+}
+
+const RemoteMethod* find_remote_method(std::string_view name) {
+  Registry& all = registry();
+  MutexLock lock(all.mutex);
+  auto found = all.methods.find(name);
+  return found == all.methods.end() ? nullptr : found->second.get();
+}
+
+RemoteActor::~RemoteActor() {
+  if (ClusterLink* link = cluster_link()) link->release_actor(rank, id);
+}
+
 const RemoteFunction* find_remote_function(const void* address) {
   Registry& all = registry();
-  std::lock_guard lock(all.mutex);
+  MutexLock lock(all.mutex);
   auto found = all.by_address.find(address);
   return found == all.by_address.end() ? nullptr : found->second.get();
 }
 
 const RemoteFunction* find_remote_function(std::string_view name) {
   Registry& all = registry();
-  std::lock_guard lock(all.mutex);
+  MutexLock lock(all.mutex);
   auto found = all.by_name.find(name);
   return found == all.by_name.end() ? nullptr : found->second;
 }
@@ -117,6 +182,50 @@ std::pair<int, const RemoteFunction*> remote_placement(Runtime&, const TaskSpec&
   const int rank = link->place(options);
   if (rank == link->rank()) return {-1, nullptr};
   return {rank, function};
+}
+
+std::pair<int, const RemoteActorClass*> remote_actor_placement(const ActorSpec& spec,
+                                                               std::type_index type) {
+  ClusterLink* link = cluster_link();
+  const ActorOptions& options = *spec.options;
+  if (!link || options.rank == (link ? link->rank() : 0)) return {-1, nullptr};
+  const RemoteActorClass* registered = find_remote_actor(type);
+  if (!registered) {
+    if (options.rank < 0) return {-1, nullptr};  // placement keeps what it cannot send
+    throw InvalidArgumentError("actor '" + spec.name +
+                               "' with rank = " + std::to_string(options.rank) +
+                               ": only a class registered with SPINDLE_REMOTE_ACTOR(class, "
+                               "constructor's parameter types...) lives on another rank");
+  }
+  TaskOptions demand;
+  demand.num_cpus = options.num_cpus;
+  demand.num_gpus = options.num_gpus;
+  demand.memory = options.memory;
+  demand.resources = options.resources;
+  demand.name = spec.name;
+  demand.rank = options.rank;
+  const int rank = link->place(demand);
+  if (rank == link->rank()) return {-1, nullptr};
+  return {rank, registered};
+}
+
+namespace {
+
+void check_same(const std::string& what, std::type_index registered, std::type_index given) {
+  if (registered == given) return;
+  throw InvalidArgumentError(what + " is registered taking " + type_name(registered) +
+                             ", but is called with " + type_name(given) +
+                             ": on another rank its arguments must be of exactly those types");
+}
+
+}  // namespace
+
+void check_remote_constructor(const RemoteActorClass& type, std::type_index arguments) {
+  check_same("actor class '" + type.name() + "'", type.constructor(), arguments);
+}
+
+void check_remote_parameters(const RemoteMethod& method, std::type_index arguments) {
+  check_same("method '" + method.name() + "'", method.parameters(), arguments);
 }
 
 std::shared_ptr<const TaskSpec> remote_call_spec(Runtime& runtime, const TaskSpec& spec, int rank,

@@ -1,9 +1,11 @@
-// What the runtime knows of cluster mode: functions registered to run on other ranks
-// (SPINDLE_REMOTE in spindle/cluster.hpp makes them), and the link to the cluster that carries
-// their calls. The runtime needs neither MPI nor a serialisation library: a registered
-// function encodes its own arguments and result, and the cluster layer installs the link.
+// What the runtime knows of cluster mode: functions, actor classes and methods registered to
+// run on other ranks (SPINDLE_REMOTE and its kin in spindle/cluster.hpp make them), and the
+// link to the cluster that carries their calls. The runtime needs neither MPI nor a
+// serialisation library: a registered function encodes its own arguments and result, and the
+// cluster layer installs the link.
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -12,6 +14,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <typeindex>
 
 #include "spindle/object_ref.hpp"
 
@@ -19,22 +22,67 @@ namespace spindle {
 
 class Runtime;
 struct TaskOptions;
+struct ActorOptions;
 
 namespace detail {
 
-/// A function that may run on another rank, found by its address where it is called and by
-/// its name where it runs.
-class RemoteFunction {
+/// What a call's answer does where it arrives: given the encoded result, or the failure.
+using RemoteReply = std::function<void(std::string_view result, std::exception_ptr failure)>;
+
+/// What encodes a call's arguments and decodes its result: a registered function or method.
+class RemoteCodec {
  public:
-  virtual ~RemoteFunction() = default;
+  virtual ~RemoteCodec() = default;
   [[nodiscard]] virtual const std::string& name() const = 0;
   /// Appends the encoded arguments to `out`, reserving room for them and a little more.
   /// `arguments` points to a std::tuple<const std::decay_t<P>&...> of the parameters P.
   virtual void encode_arguments(const void* arguments, std::string& out) const = 0;
-  /// Decodes the arguments, calls the function, and encodes its result.
-  [[nodiscard]] virtual std::string invoke(std::string_view arguments) const = 0;
   /// Stores the decoded result in `*result`, a std::optional<R> (nothing for void).
   virtual void decode_result(std::string_view bytes, void* result) const = 0;
+};
+
+/// A function that may run on another rank, found by its address where it is called and by
+/// its name where it runs (SPINDLE_REMOTE).
+class RemoteFunction : public RemoteCodec {
+ public:
+  /// Decodes the arguments, calls the function, and encodes its result.
+  [[nodiscard]] virtual std::string invoke(std::string_view arguments) const = 0;
+};
+
+/// An ActorHandle<T>, its class erased: what the serving rank keeps of an actor.
+using AnyActor = std::shared_ptr<void>;
+
+/// An actor class that may live on another rank, with the constructor it is registered with
+/// (SPINDLE_REMOTE_ACTOR).
+class RemoteActorClass {
+ public:
+  virtual ~RemoteActorClass() = default;
+  [[nodiscard]] virtual const std::string& name() const = 0;
+  /// typeid(std::tuple<A...>) of the constructor's parameters A, decayed.
+  [[nodiscard]] virtual std::type_index constructor() const = 0;
+  /// As RemoteCodec::encode_arguments, for the constructor.
+  virtual void encode_arguments(const void* arguments, std::string& out) const = 0;
+  /// On the serving rank: creates the actor on `runtime`.
+  [[nodiscard]] virtual AnyActor create(Runtime& runtime, const ActorOptions& options,
+                                        std::string_view arguments) const = 0;
+  /// Its handle's ready() there.
+  [[nodiscard]] virtual ObjectRef<void> ready(const AnyActor& actor) const = 0;
+  virtual void kill(Runtime& runtime, const AnyActor& actor, bool no_restart) const = 0;
+};
+
+/// A method of a registered actor class that may be called from another rank
+/// (SPINDLE_REMOTE_METHOD).
+class RemoteMethod : public RemoteCodec {
+ public:
+  [[nodiscard]] virtual std::type_index actor_type() const = 0;
+  /// typeid(std::tuple<P...>) of its parameters P, decayed.
+  [[nodiscard]] virtual std::type_index parameters() const = 0;
+  /// Whether `*method`, a member pointer of type `method_type`, is this method.
+  [[nodiscard]] virtual bool is(std::type_index method_type, const void* method) const = 0;
+  /// On the serving rank: calls the method on `actor` with the encoded arguments, in order
+  /// with the calls before it; `done` gets the encoded result, or the failure, once it ends.
+  virtual void invoke(Runtime& runtime, const AnyActor& actor, std::string_view arguments,
+                      RemoteReply done) const = 0;
 };
 
 /// Registers `function` under its name; called once per function, before main.
@@ -44,6 +92,15 @@ bool register_remote_function(const void* address, std::unique_ptr<RemoteFunctio
 [[nodiscard]] const RemoteFunction* find_remote_function(const void* address);
 /// The registered function named `name`, or null.
 [[nodiscard]] const RemoteFunction* find_remote_function(std::string_view name);
+/// The same for actor classes (by class) and their methods.
+bool register_remote_actor(std::type_index type, std::unique_ptr<RemoteActorClass> actor);
+[[nodiscard]] const RemoteActorClass* find_remote_actor(std::type_index type);
+[[nodiscard]] const RemoteActorClass* find_remote_actor(std::string_view name);
+bool register_remote_method(std::unique_ptr<RemoteMethod> method);
+[[nodiscard]] const RemoteMethod* find_remote_method(std::type_index actor,
+                                                     std::type_index method_type,
+                                                     const void* method);
+[[nodiscard]] const RemoteMethod* find_remote_method(std::string_view name);
 
 /// The cluster a process belongs to (installed by spindle::Cluster while it lives).
 class ClusterLink {
@@ -55,13 +112,22 @@ class ClusterLink {
   /// fit the demand. Throws InvalidArgumentError for a rank out of range and
   /// InfeasibleError for a demand no rank fits.
   [[nodiscard]] virtual int place(const TaskOptions& options) = 0;
-  /// What a call's answer does where it arrives: given the encoded result, or the failure.
-  using Reply = std::function<void(std::string_view result, std::exception_ptr failure)>;
+  using Reply = RemoteReply;
   /// Sends a call of `function` to `rank`; `reply` runs once, on the thread that receives the
   /// answer, never inside send. `arguments` is as RemoteFunction::encode_arguments takes it.
   /// @throws Error if the call cannot be sent (then `reply` never runs).
   virtual void send(int rank, const RemoteFunction& function, const void* arguments,
                     const TaskOptions& options, Reply reply) = 0;
+  /// Creates an actor of `type` on `rank` and returns its id; `created` runs once it is built
+  /// there (or could not be). Calls sent to the id after this find it.
+  virtual std::uint64_t create_actor(int rank, const RemoteActorClass& type, const void* arguments,
+                                     const ActorOptions& options, Reply created) = 0;
+  /// Calls `method` on the actor `actor` of `rank`, in order with this rank's calls before.
+  virtual void call_actor(int rank, std::uint64_t actor, const RemoteMethod& method,
+                          const void* arguments, Reply reply) = 0;
+  /// The last handle here is gone: the actor there may end once its calls are done.
+  virtual void release_actor(int rank, std::uint64_t actor) noexcept = 0;
+  virtual void kill_actor(int rank, std::uint64_t actor, bool no_restart) = 0;
   /// A runtime made in this process: the first one serves the calls other ranks send here.
   virtual void attach(Runtime& runtime) = 0;
   virtual void detach(Runtime& runtime) = 0;
@@ -70,6 +136,21 @@ class ClusterLink {
 /// The link, or null when the process runs alone.
 [[nodiscard]] ClusterLink* cluster_link();
 void set_cluster_link(ClusterLink* link);
+
+/// The caller's side of an actor on another rank. The actor lives while a handle here holds
+/// this (and while its calls run); the last one gone tells its rank.
+struct RemoteActor {
+  int rank = 0;
+  std::uint64_t id = 0;
+  std::string name;
+  const RemoteActorClass* type = nullptr;
+  std::shared_ptr<ObjectState<void>> created;
+
+  RemoteActor() = default;
+  RemoteActor(const RemoteActor&) = delete;
+  RemoteActor& operator=(const RemoteActor&) = delete;
+  ~RemoteActor();
+};
 
 /// What a registered function's call sends: its parameters, decayed.
 template <typename F>
@@ -93,8 +174,7 @@ struct FunctionSignature<R (*)(P...) noexcept> : FunctionSignature<R (*)(P...)> 
 
 /// A reply that decodes the result into `state`, or fails it.
 template <typename Value>
-ClusterLink::Reply reply_into(std::shared_ptr<ObjectState<Value>> state,
-                              const RemoteFunction& function) {
+RemoteReply reply_into(std::shared_ptr<ObjectState<Value>> state, const RemoteCodec& function) {
   return [state = std::move(state), &function](std::string_view bytes, std::exception_ptr failure) {
     if (failure) {
       state->fail(failure);
@@ -110,6 +190,17 @@ ClusterLink::Reply reply_into(std::shared_ptr<ObjectState<Value>> state,
       }
     } catch (...) {
       state->fail(std::current_exception());
+    }
+  };
+}
+
+/// A reply that completes `state` once the answer comes, or fails it.
+inline RemoteReply reply_done(std::shared_ptr<ObjectState<void>> state) {
+  return [state = std::move(state)](std::string_view, std::exception_ptr failure) {
+    if (failure) {
+      state->fail(failure);
+    } else {
+      state->set_value();
     }
   };
 }
