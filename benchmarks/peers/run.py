@@ -30,7 +30,7 @@ REPO = HERE.parent.parent
 # A scenario: its group, label, and for each system how to measure it. Rates are operations
 # per second (higher is better); workloads are seconds (lower is better).
 # ("gbench", binary, benchmark name) | ("ray_micro" | "ray_seeds" | "ray_train", key) |
-# ("sample", binary, report line[, extra flags])
+# ("sample", binary, report line[, extra flags]) | ("mpi_sample", binary, report line, ranks)
 GROUPS = [
     ("Tasks", "tasks per second", [
         ("empty tasks, async (submit 10k, then get)", {
@@ -80,6 +80,10 @@ GROUPS = [
         ("sharded parameter server (host shards)", {
             "spindle": ("sample", "sharded_parameter_server", "host shards, workers as tasks"),
             "Ray": ("ray_seeds", "sharded_parameter_server")}),
+        ("distributed parameter server (3 shards on 3 of 4 ranks / Ray actors)", {
+            "spindle": ("mpi_sample", "distributed_parameter_server",
+                        "shards on ranks, workers as tasks on rank 0", 4),
+            "Ray": ("ray_seeds", "distributed_parameter_server")}),
         ("map and tree reduce", {
             "spindle": ("sample", "map_reduce", "parallel map, tree reduce"),
             "Ray": ("ray_seeds", "map_reduce")}),
@@ -186,10 +190,11 @@ class Harness:
                 return 1 / (run["real_time"] * scale)
         raise RuntimeError(f"{binary} reported no '{name}'")
 
-    def sample(self, binary, line, extra=()):
+    def sample(self, binary, line, extra=(), launcher=()):
         with tempfile.NamedTemporaryFile(suffix=".tsv") as out:
             flags = (["--quick"] if self.args.quick else []) + list(extra)
-            stdout = self.run([self.bin / binary, *flags], env={"SPINDLE_SAMPLE_RESULTS": out.name})
+            stdout = self.run([*launcher, self.bin / binary, *flags],
+                              env={"SPINDLE_SAMPLE_RESULTS": out.name})
             if binary == "pipeline":
                 self.durations = re.search(r"durations ([\d. ]+) s", stdout).group(1).split()
             if line is None:
@@ -199,6 +204,14 @@ class Harness:
                 if name == line:
                     return float(seconds)
         raise RuntimeError(f"{binary} reported no '{line}'")
+
+    def mpi_sample(self, binary, line, ranks):
+        """A cluster sample, on `ranks` ranks of this machine (rank 0 reports)."""
+        mpirun = shutil.which("mpirun")
+        if not mpirun:
+            raise RuntimeError("mpirun not found (openmpi-bin)")
+        return self.sample(binary, line, launcher=[mpirun, "--oversubscribe",
+                                                   "--allow-run-as-root", "-np", str(ranks)])
 
     def ray_suite(self, which):
         """One Ray process runs the whole suite (Ray takes seconds to start)."""
@@ -229,7 +242,7 @@ class Harness:
                 for system, how in systems.items():
                     plan.append((label, system, how))
         reps = self.args.reps
-        per_rep = sum(1 for _, s, h in plan if s not in self.missing and h[0] in ("gbench", "sample"))
+        per_rep = sum(1 for _, s, h in plan if s not in self.missing and h[0] in ("gbench", "sample", "mpi_sample"))
         per_rep += sum(1 for suite in RAY_SUITES if "Ray" not in self.missing)
         step = 0
         for rep in range(reps):
@@ -251,8 +264,9 @@ class Harness:
                 else:
                     step += 1
                     try:
-                        value = (self.gbench(*how[1:]) if how[0] == "gbench"
-                                 else self.sample(*how[1:]))
+                        measure = {"gbench": self.gbench, "sample": self.sample,
+                                   "mpi_sample": self.mpi_sample}[how[0]]
+                        value = measure(*how[1:])
                     except Exception as error:
                         value = None
                         say(f"    {system} on '{label}' failed: {error}")
