@@ -28,7 +28,7 @@ find_package(Boost 1.74 REQUIRED COMPONENTS fiber context)
 # Cluster mode: cereal serialises calls (libcereal-dev, header only, always needed) and Open
 # MPI carries them (libopenmpi-dev). The portable build leaves MPI out: Debian ships no
 # static Open MPI, and a cluster's MPI is the site's own.
-find_package(cereal 1.3 CONFIG REQUIRED)
+find_package(cereal 1.3.1 CONFIG REQUIRED)  # 1.3.1 exports cereal::cereal
 set(SPINDLE_HAVE_MPI OFF)
 if(SPINDLE_MPI STREQUAL "ON" AND SPINDLE_STATIC)
   message(FATAL_ERROR "SPINDLE_MPI=ON with SPINDLE_STATIC: the portable build has no MPI")

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <set>
 #include <stdexcept>
@@ -48,13 +50,20 @@ SPINDLE_REMOTE(moved);
 int fails(int code) { throw std::runtime_error("boom " + std::to_string(code)); }
 SPINDLE_REMOTE(fails);
 
-std::atomic<int> flaky_runs{0};
-// Fails its first run in each process, succeeds after.
-int flaky(int value) {
-  if (flaky_runs.fetch_add(1) == 0) throw std::runtime_error("first run fails");
-  return value;
+std::mutex flaky_mutex;
+std::map<int, int> flaky_runs;  // by key, in the process that runs them
+// Fails its first run for each key, succeeds after.
+int flaky(int key) {
+  std::lock_guard lock(flaky_mutex);
+  if (flaky_runs[key]++ == 0) throw std::runtime_error("first run fails");
+  return key;
 }
 SPINDLE_REMOTE(flaky);
+std::pair<int, int> flaky_seen(int key) {  // (rank, runs of key there)
+  std::lock_guard lock(flaky_mutex);
+  return {spindle::this_rank(), flaky_runs[key]};
+}
+SPINDLE_REMOTE(flaky_seen);
 
 std::atomic<int> touched{0};
 void touch() { touched.fetch_add(1); }
@@ -64,12 +73,19 @@ SPINDLE_REMOTE(touches);
 
 int unregistered(int x) { return x; }
 
-std::atomic<int> live_counters{0};
+// Counters built with this start, alive in this process: only one test makes them.
+constexpr int kTracedStart = 1000003;
+std::atomic<int> traced_counters{0};
 
 struct Counter {
-  explicit Counter(int start) : total(start) { live_counters.fetch_add(1); }
+  explicit Counter(int start) : total(start), traced(start == kTracedStart) {
+    if (traced) traced_counters.fetch_add(1);
+  }
   Counter(const Counter&) = delete;
-  ~Counter() { live_counters.fetch_sub(1); }
+  ~Counter() {
+    if (traced) traced_counters.fetch_sub(1);
+  }
+  bool traced;
   int total = 0;
   int add(int k) { return total += k; }
   int where() const { return spindle::this_rank(); }
@@ -81,7 +97,7 @@ SPINDLE_REMOTE_METHOD(Counter, add);
 SPINDLE_REMOTE_METHOD(Counter, where);
 SPINDLE_REMOTE_METHOD(Counter, fail);
 
-int counters_alive() { return live_counters.load(); }
+int counters_alive() { return traced_counters.load(); }
 SPINDLE_REMOTE(counters_alive);
 
 int last_rank() { return cluster->size() - 1; }
@@ -97,6 +113,23 @@ TEST(Cluster, EveryRankIsDescribed) {
   }
   EXPECT_EQ(cluster->rank(), 0);
   EXPECT_EQ(spindle::this_rank(), 0);
+}
+
+TEST(Cluster, StatusShowsTheRuntimeOfEveryRank) {
+  if (cluster->size() < 2) {
+    ASSERT_EQ(cluster->status().size(), 1u);  // alone: Runtime::status says it all
+    GTEST_SKIP() << "alone: no rank serves";
+  }
+  spindle::Runtime rt;  // rank 0's serving runtime while it lives
+  std::vector<spindle::RuntimeStatus> all = cluster->status();
+  ASSERT_EQ(static_cast<int>(all.size()), cluster->size());
+  for (int rank = 0; rank < cluster->size(); ++rank) {
+    const spindle::RuntimeStatus& status = all[static_cast<std::size_t>(rank)];
+    EXPECT_GT(status.workers, 0u) << "rank " << rank;
+    EXPECT_EQ(status.total.cpu().to_double(),
+              cluster->ranks()[static_cast<std::size_t>(rank)].num_cpus)
+        << "rank " << rank;
+  }
 }
 
 TEST(Cluster, ACallPinnedToARankRunsThere) {
@@ -163,10 +196,15 @@ TEST(Cluster, AFailedArgumentFailsTheCallWithoutSendingIt) {
 
 TEST(Cluster, ACallThatFailsThereIsRetriedFromHere) {
   spindle::Runtime rt;
+  static int next_key = 0;  // a fresh key in each repetition of the test
+  const int key = ++next_key;
   auto ref = rt.task(flaky)
                  .options({.max_retries = 1, .retry_exceptions = true, .rank = last_rank()})
-                 .remote(42);
-  EXPECT_EQ(ref.get(), 42);
+                 .remote(key);
+  EXPECT_EQ(ref.get(), key);
+  auto [rank, runs] = rt.task(flaky_seen).options({.rank = last_rank()}).remote(key).get();
+  EXPECT_EQ(rank, last_rank());
+  EXPECT_EQ(runs, 2);  // the failed run and the retry, both there
 }
 
 TEST(Cluster, ManyCallsInFlightAllComeBack) {
@@ -190,8 +228,14 @@ TEST(Cluster, AnUnregisteredFunctionPinnedElsewhereIsRefusedAtSubmit) {
     EXPECT_THAT(error.what(), HasSubstr("rank = 1"));
     EXPECT_THAT(error.what(), HasSubstr("SPINDLE_REMOTE"));
   }
-  // Unpinned, it runs here.
+  // Unpinned, it runs here; and a lambda pinned elsewhere is refused the same way.
   EXPECT_EQ(rt.task(unregistered).remote(5).get(), 5);
+  try {
+    (void)rt.task([] { return 1; }).options({.rank = 1}).remote();
+    FAIL() << "a lambda pinned to rank 1 was accepted";
+  } catch (const spindle::InvalidArgumentError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("a lambda or functor runs where it is submitted"));
+  }
 }
 
 TEST(Cluster, ARankOutOfRangeIsRefusedNamingWhatIsAllowed) {
@@ -212,6 +256,9 @@ TEST(Cluster, ARankOutOfRangeIsRefusedNamingWhatIsAllowed) {
 TEST(Cluster, ADemandNoRankHoldsIsInfeasibleAtSubmit) {
   spindle::Runtime rt;
   EXPECT_THROW((void)rt.task(where).options({.num_cpus = 1e6}).remote(), spindle::InfeasibleError);
+  // Pinned, the demand is checked against that rank's totals.
+  EXPECT_THROW((void)rt.task(where).options({.num_cpus = 1e6, .rank = last_rank()}).remote(),
+               spindle::InfeasibleError);
 }
 
 TEST(Cluster, AnActorPinnedToARankLivesThereAndTakesItsCallsInOrder) {
@@ -280,25 +327,25 @@ TEST(Cluster, AKilledActorThereFailsTheCallsAfterTheKill) {
   auto counter = rt.actor<Counter>().options({.rank = 1}).remote(1);
   EXPECT_EQ(counter.call(&Counter::add, 1).get(), 2);
   rt.kill(counter);
-  EXPECT_THROW((void)counter.call(&Counter::add, 1).get(), spindle::TaskError);
+  EXPECT_THROW((void)counter.call(&Counter::add, 1).get(), spindle::ActorDiedError);
 }
 
 TEST(Cluster, AnActorThereEndsWhenItsLastHandleHereIsGone) {
   if (cluster->size() < 2) GTEST_SKIP() << "alone: lifetimes are the local actors' (actor_test)";
   spindle::Runtime rt;
   auto alive = rt.task(counters_alive).options({.rank = 1});
-  const int before = alive.remote().get();
+  ASSERT_EQ(alive.remote().get(), 0);
   {
-    auto counter = rt.actor<Counter>().options({.rank = 1}).remote(1);
+    auto counter = rt.actor<Counter>().options({.rank = 1}).remote(kTracedStart);
     auto copy = counter;
     counter.ready().get();
-    EXPECT_EQ(alive.remote().get(), before + 1);
+    EXPECT_EQ(alive.remote().get(), 1);
   }
   // The release goes before the next call; the instance is destroyed on a worker there soon
   // after, so ask until it is (each ask a round trip, no sleeping).
-  int now = before + 1;
-  for (int asks = 0; asks < 100000 && now != before; ++asks) now = alive.remote().get();
-  EXPECT_EQ(now, before);
+  int now = 1;
+  for (int asks = 0; asks < 100000 && now != 0; ++asks) now = alive.remote().get();
+  EXPECT_EQ(now, 0);
 }
 
 }  // namespace

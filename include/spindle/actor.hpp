@@ -276,8 +276,9 @@ class ActorHandle {
         typename detail::Resolved<std::decay_t<Args>>::type>&...>;
     Views views(detail::resolve_waiting(args)...);
     auto state = std::make_shared<detail::ObjectState<Value>>();
-    detail::cluster_link()->call_actor(remote_->rank, remote_->id, *registered, &views,
-                                       detail::reply_into(state, *registered));
+    detail::live_cluster_link(registered->name())
+        .call_actor(remote_->rank, remote_->id, *registered, &views,
+                    detail::reply_into(state, *registered));
     return ObjectRef<Value>(std::move(state));
   }
 
@@ -358,8 +359,9 @@ class ActorFactory {
     remote->name = spec_->name;
     remote->type = &type;
     remote->created = std::make_shared<detail::ObjectState<void>>();
-    remote->id = detail::cluster_link()->create_actor(rank, type, &views, *spec_->options,
-                                                      detail::reply_done(remote->created));
+    remote->id = detail::live_cluster_link(spec_->name)
+                     .create_actor(rank, type, &views, *spec_->options,
+                                   detail::reply_done(remote->created));
     return ActorHandle<T>(std::move(remote));
   }
 

@@ -80,9 +80,15 @@ class Cluster {
   [[nodiscard]] int size() const;
   /// Every rank's totals and host, by rank.
   [[nodiscard]] const std::vector<RankInfo>& ranks() const;
+  /// Every rank's load, by rank: the status of the runtime that serves calls there (rank 0's:
+  /// the first Runtime made after the Cluster; empty where there is none). Asks each rank,
+  /// so it waits for their answers. Alone it holds one empty status: Runtime::status() is
+  /// the process's.
+  [[nodiscard]] std::vector<RuntimeStatus> status() const;
+
+  struct Impl;  // the link to the cluster (src/cluster)
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

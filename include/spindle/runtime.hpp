@@ -147,8 +147,8 @@ class Runtime {
   void kill(const ActorHandle<T>& actor, KillOptions options = {}) {
     if (!actor.valid()) throw InvalidArgumentError("kill: the ActorHandle is empty");
     if (actor.remote_) {
-      detail::cluster_link()->kill_actor(actor.remote_->rank, actor.remote_->id,
-                                         options.no_restart);
+      detail::live_cluster_link("kill")
+          .kill_actor(actor.remote_->rank, actor.remote_->id, options.no_restart);
       return;
     }
     detail::kill(*actor.core_, options.no_restart);

@@ -413,6 +413,8 @@ std::string type_name(std::type_index type);
 std::pair<int, const RemoteFunction*> remote_placement(Runtime& runtime, const TaskSpec& spec,
                                                        const void* address);
 /// The spec of the local task that stands for a call of `function` on `rank` (RemoteCall).
+/// Refuses a task that is not a registered function but is pinned to another rank.
+void check_runs_here(const TaskSpec& spec);
 std::shared_ptr<const TaskSpec> remote_call_spec(Runtime& runtime, const TaskSpec& spec,
                                                  int rank, const RemoteFunction& function);
 
@@ -464,6 +466,8 @@ class TaskFactory {
           return remote_on(rank, *function, std::forward<Args>(args)...);
         }
       }
+    } else if (spec_->options) {
+      detail::check_runs_here(*spec_);
     }
     using Task = detail::TypedTask<detail::SharedFunction<F>, std::decay_t<Args>...>;
     auto [task, body] = detail::make_task<Task>(detail::scheduler_of(*runtime_), spec_,
@@ -484,8 +488,8 @@ class TaskFactory {
     using Value = typename detail::FunctionSignature<F>::Value;
     typename detail::FunctionSignature<F>::ArgumentViews views(args...);
     auto state = std::make_shared<detail::ObjectState<Value>>();
-    detail::cluster_link()->send(rank, function, &views, *spec_->options,
-                                 detail::reply_into(state, function));
+    detail::live_cluster_link(function.name())
+        .send(rank, function, &views, *spec_->options, detail::reply_into(state, function));
     return ObjectRef<Value>(std::move(state));
   }
 

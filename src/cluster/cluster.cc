@@ -35,6 +35,46 @@
 
 namespace spindle {
 
+// What a call or an actor's creation sends of its options: all but where it runs (and a
+// codelet's device, which never leaves its rank). Found by cereal in the types' namespace.
+template <typename Archive>
+void serialize(Archive& archive, TaskOptions& options) {
+  archive(options.num_cpus, options.num_gpus, options.memory, options.resources,
+          options.max_retries, options.retry_exceptions, options.name, options.stack_bytes);
+}
+
+template <typename Archive>
+void serialize(Archive& archive, ActorOptions& options) {
+  archive(options.num_cpus, options.num_gpus, options.memory, options.resources,
+          options.max_concurrency, options.max_restarts, options.max_task_retries,
+          options.max_pending_calls, options.crash_on_exception, options.name,
+          options.get_if_exists, options.stack_bytes);
+}
+
+// A rank's status, as Cluster::status() gathers it.
+template <typename Archive>
+void save(Archive& archive, const ResourceSet& resources) {
+  std::map<std::string, std::int64_t> units;
+  for (const auto& [name, amount] : resources.amounts()) units[name] = amount.units();
+  archive(units);
+}
+
+template <typename Archive>
+void load(Archive& archive, ResourceSet& resources) {
+  std::map<std::string, std::int64_t> units;
+  archive(units);
+  resources = ResourceSet();
+  for (const auto& [name, amount] : units) resources.set(name, Quantity::from_units(amount));
+}
+
+template <typename Archive>
+void serialize(Archive& archive, RuntimeStatus& status) {
+  archive(status.total, status.available, status.waiting_for_dependencies,
+          status.waiting_for_resources, status.running, status.blocked, status.finished,
+          status.failed, status.cancelled, status.actors, status.actor_calls_finished,
+          status.actor_calls_failed, status.pending_demands, status.workers);
+}
+
 namespace {
 
 enum Tag : int {
@@ -46,7 +86,11 @@ enum Tag : int {
   kActorCall = 6,
   kReleaseActor = 7,
   kKillActor = 8,
+  kStopped = 9,  // a serving rank to rank 0: its runtime is gone, nothing more will come
 };
+
+// The first byte of a failure: which error the caller raises.
+enum class Failed : char { task = 'T', actor_died = 'A', cancelled = 'C' };
 
 template <typename T>
 void append(std::string& out, const T& value) {
@@ -73,16 +117,11 @@ T take_back(Bytes& in) {
 struct CallHeader {
   std::uint64_t id = 0;
   std::string function;
-  double num_cpus = 1;
-  double num_gpus = 0;
-  double memory = 0;
-  std::map<std::string, double> resources;
-  std::string name;
-  std::uint64_t stack_bytes = 0;
+  TaskOptions options;  // as serialize() below sends them
 
   template <typename Archive>
   void serialize(Archive& archive) {
-    archive(id, function, num_cpus, num_gpus, memory, resources, name, stack_bytes);
+    archive(id, function, options);
   }
 };
 
@@ -91,22 +130,11 @@ struct ActorHeader {
   std::uint64_t call = 0;
   std::uint64_t actor = 0;
   std::string type;
-  double num_cpus = 0;
-  double num_gpus = 0;
-  double memory = 0;
-  std::map<std::string, double> resources;
-  int max_concurrency = 1;
-  int max_restarts = 0;
-  int max_task_retries = 0;
-  int max_pending_calls = -1;
-  bool crash_on_exception = false;
-  std::string name;
-  std::uint64_t stack_bytes = 0;
+  ActorOptions options;  // as serialize() below sends them
 
   template <typename Archive>
   void serialize(Archive& archive) {
-    archive(call, actor, type, num_cpus, num_gpus, memory, resources, max_concurrency, max_restarts,
-            max_task_retries, max_pending_calls, crash_on_exception, name, stack_bytes);
+    archive(call, actor, type, options);
   }
 };
 
@@ -159,6 +187,19 @@ RankInfo info_of(int rank, const ResourceSet& totals) {
           totals.memory().to_double()};
 }
 
+// Which error a failure is, for the caller to raise the same kind.
+Failed kind_of(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const ActorDiedError&) {
+    return Failed::actor_died;
+  } catch (const CancelledError&) {
+    return Failed::cancelled;
+  } catch (...) {
+    return Failed::task;
+  }
+}
+
 // An exception, as a message that names its type.
 std::string describe(std::exception_ptr error) {
   try {
@@ -186,7 +227,9 @@ struct Cluster::Impl final : detail::ClusterLink {
   bool started_mpi = false;  // MPI_Init was ours, so MPI_Finalize is too
   bool in_mpi = false;
   std::vector<RankInfo> ranks;
+  MPI_Comm comm = MPI_COMM_NULL;  // spindle's own: the program's messages never reach it
   std::atomic<bool> stopping{false};
+  int stopped = 0;     // rank 0: serving ranks that said kStopped (the poller's)
   std::thread poller;  // rank 0's
 
   // A call sent from here, waiting for its answer.
@@ -215,26 +258,32 @@ struct Cluster::Impl final : detail::ClusterLink {
   // A pinned call goes to its rank; another one to the ranks whose totals fit its demand, in
   // turn. Custom resources are known only here, so a demand for them stays here.
   int place(const TaskOptions& options) override {
-    if (options.rank >= 0) return options.rank;
-    if (!options.resources.empty()) return rank_;
-    std::vector<int> fit;
-    for (const RankInfo& info : ranks) {
-      if (options.num_cpus <= info.num_cpus && options.num_gpus <= info.num_gpus &&
-          options.memory <= info.memory) {
-        fit.push_back(info.rank);
-      }
-    }
-    if (fit.empty()) {
+    auto fits = [&](const RankInfo& info) {
+      return options.num_cpus <= info.num_cpus && options.num_gpus <= info.num_gpus &&
+             options.memory <= info.memory;
+    };
+    auto refuse = [&](const std::vector<RankInfo>& holders, const char* which) {
       std::ostringstream out;
       out << "task '" << options.name << "' asks for " << options.num_cpus << " cpus, "
-          << options.num_gpus << " gpus and " << options.memory
-          << " bytes of memory, which no rank holds:";
-      for (const RankInfo& info : ranks) {
+          << options.num_gpus << " gpus and " << options.memory << " bytes of memory, which "
+          << which << " holds:";
+      for (const RankInfo& info : holders) {
         out << " rank " << info.rank << " has " << info.num_cpus << " cpus, " << info.num_gpus
             << " gpus, " << info.memory << " bytes;";
       }
       throw InfeasibleError(out.str());
+    };
+    if (options.rank >= 0) {  // custom resources are checked there
+      const RankInfo& pinned = ranks[static_cast<std::size_t>(options.rank)];
+      if (!fits(pinned)) refuse({pinned}, "the rank it is pinned to never");
+      return options.rank;
     }
+    if (!options.resources.empty()) return rank_;  // custom resources are known only here
+    std::vector<int> fit;
+    for (const RankInfo& info : ranks) {
+      if (fits(info)) fit.push_back(info.rank);
+    }
+    if (fit.empty()) refuse(ranks, "no rank");
     return fit[turn.fetch_add(1, std::memory_order_relaxed) % fit.size()];
   }
 
@@ -294,14 +343,7 @@ struct Cluster::Impl final : detail::ClusterLink {
 
   void send(int to, const detail::RemoteFunction& function, const void* arguments,
             const TaskOptions& options, Reply reply) override {
-    CallHeader header{0,
-                      function.name(),
-                      options.num_cpus,
-                      options.num_gpus,
-                      options.memory,
-                      options.resources,
-                      options.name,
-                      options.stack_bytes};
+    CallHeader header{0, function.name(), options};
     header.id = expect(std::move(reply), options.name.empty() ? function.name() : options.name);
     std::string message;
     try {
@@ -315,20 +357,7 @@ struct Cluster::Impl final : detail::ClusterLink {
 
   std::uint64_t create_actor(int to, const detail::RemoteActorClass& type, const void* arguments,
                              const ActorOptions& options, Reply created) override {
-    ActorHeader header{0,
-                       next_actor.fetch_add(1),
-                       type.name(),
-                       options.num_cpus,
-                       options.num_gpus,
-                       options.memory,
-                       options.resources,
-                       options.max_concurrency,
-                       options.max_restarts,
-                       options.max_task_retries,
-                       options.max_pending_calls,
-                       options.crash_on_exception,
-                       options.name,
-                       options.stack_bytes};
+    ActorHeader header{0, next_actor.fetch_add(1), type.name(), options};
     header.call =
         expect(std::move(created),
                "actor '" + (options.name.empty() ? type.name() : options.name) + "' (created)");
@@ -389,20 +418,26 @@ struct Cluster::Impl final : detail::ClusterLink {
                   std::to_string(to) + ": a call's arguments or result may take at most " +
                   std::to_string(INT_MAX) + " bytes");
     }
-    check_mpi(
-        MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, tag, MPI_COMM_WORLD),
-        "MPI_Send");
+    check_mpi(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, tag, comm),
+              "MPI_Send");
   }
 
   // Receives and handles messages until rank 0 says stop. Polls, yielding, and sleeps a little
   // once nothing has come for a while, so an idle rank costs next to no CPU.
+  // Rank 0 goes on after its Cluster asked the others to stop, until each says it stopped: the
+  // answers of the calls they were still running get here.
+  [[nodiscard]] bool done_polling() const {
+    if (!stopping.load(std::memory_order_acquire)) return false;
+    return rank_ != 0 || stopped == size_ - 1;
+  }
+
   void poll_until_stopped() {
     unsigned idle = 0;
-    while (!stopping.load(std::memory_order_acquire)) {
+    while (!done_polling()) {
       int flag = 0;
       MPI_Message handle;
       MPI_Status status;
-      check_mpi(MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &handle, &status),
+      check_mpi(MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm, &flag, &handle, &status),
                 "MPI_Improbe");
       if (!flag) {
         ++idle;
@@ -416,8 +451,15 @@ struct Cluster::Impl final : detail::ClusterLink {
       idle = 0;
       int count = 0;
       MPI_Get_count(&status, MPI_BYTE, &count);
-      Bytes bytes{std::make_shared_for_overwrite<char[]>(static_cast<std::size_t>(count)),
-                  static_cast<std::size_t>(count)};
+      Bytes bytes;
+      try {
+        bytes = {std::make_shared_for_overwrite<char[]>(static_cast<std::size_t>(count)),
+                 static_cast<std::size_t>(count)};
+      } catch (const std::bad_alloc&) {  // the message cannot be skipped: the job ends
+        std::cerr << "spindle: rank " << rank_ << " cannot receive a message of " << count
+                  << " bytes from rank " << status.MPI_SOURCE << ": out of memory\n";
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      }
       check_mpi(MPI_Mrecv(bytes.data.get(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
                 "MPI_Mrecv");
       try {
@@ -433,6 +475,9 @@ struct Cluster::Impl final : detail::ClusterLink {
     switch (tag) {
       case kStop:
         stopping.store(true, std::memory_order_release);
+        return;
+      case kStopped:
+        ++stopped;
         return;
       case kCall:
         serve(source, std::move(bytes));
@@ -460,12 +505,22 @@ struct Cluster::Impl final : detail::ClusterLink {
         }
         if (tag == kResult) {
           call.reply(bytes.view(), nullptr);
-        } else {
-          call.reply(
-              {}, std::make_exception_ptr(TaskError(
-                      call.task, "task '" + call.task + "' failed on rank " +
-                                     std::to_string(source) + ": " + std::string(bytes.view()))));
+          return;
         }
+        if (bytes.size == 0) throw Error("a failure without its kind");
+        const auto kind = static_cast<Failed>(bytes.data[0]);
+        const std::string message = "task '" + call.task + "' failed on rank " +
+                                    std::to_string(source) + ": " +
+                                    std::string(bytes.view().substr(1));
+        std::exception_ptr error;
+        if (kind == Failed::actor_died) {
+          error = std::make_exception_ptr(ActorDiedError(message));
+        } else if (kind == Failed::cancelled) {
+          error = std::make_exception_ptr(CancelledError(message));
+        } else {
+          error = std::make_exception_ptr(TaskError(call.task, message));
+        }
+        call.reply({}, error);
         return;
       }
       default:
@@ -480,21 +535,31 @@ struct Cluster::Impl final : detail::ClusterLink {
       std::string reply;
       int tag = kResult;
       if (failure) {
-        reply = what + " threw " + describe(failure);
+        reply = static_cast<char>(kind_of(failure)) + what + " threw " + describe(failure);
         tag = kFailure;
       } else {
         reply.reserve(result.size() + sizeof id);
         reply.assign(result);
       }
       append(reply, id);
-      transmit(source, tag, reply);
+      try {
+        transmit(source, tag, reply);
+      } catch (const std::exception& error) {  // too large: the caller is told, not left waiting
+        refuse(source, id, what + "'s answer could not be sent: " + error.what());
+      }
     };
   }
 
   // Fails request `id` of rank `source` with `why`.
-  void refuse(int source, std::uint64_t id, std::string why) {
-    append(why, id);
-    transmit(source, kFailure, why);
+  void refuse(int source, std::uint64_t id, std::string why) noexcept {
+    try {
+      why.insert(why.begin(), static_cast<char>(Failed::task));
+      append(why, id);
+      transmit(source, kFailure, why);
+    } catch (const std::exception& error) {
+      std::cerr << "spindle: rank " << rank_ << " could not answer rank " << source << ": "
+                << error.what() << '\n';
+    }
   }
 
   std::string no_runtime(const std::string& what) const {
@@ -531,13 +596,10 @@ struct Cluster::Impl final : detail::ClusterLink {
                  header.function + ")");
       return;
     }
-    TaskOptions options;
-    options.num_cpus = header.num_cpus;
-    options.num_gpus = header.num_gpus;
-    options.memory = header.memory;
-    options.resources = header.resources;
-    options.name = header.name.empty() ? function->name() : header.name;
-    options.stack_bytes = header.stack_bytes;
+    TaskOptions options = header.options;  // retries are made by the caller
+    options.max_retries = 0;
+    options.retry_exceptions = false;
+    if (options.name.empty()) options.name = function->name();
     detail::MutexLock lock(mutex);  // the runtime is not destroyed meanwhile (detach waits)
     if (!serving) {
       lock.unlock();
@@ -559,7 +621,8 @@ struct Cluster::Impl final : detail::ClusterLink {
   // Creates an actor another rank asked for; its ready() answers the request.
   void host_actor(int source, Bytes message) {
     const auto header = read_header<ActorHeader>(message);
-    const std::string what = "actor '" + (header.name.empty() ? header.type : header.name) + "'";
+    const std::string what =
+        "actor '" + (header.options.name.empty() ? header.type : header.options.name) + "'";
     const detail::RemoteActorClass* type = detail::find_remote_actor(header.type);
     std::string refused;
     detail::MutexLock lock(mutex);
@@ -573,20 +636,8 @@ struct Cluster::Impl final : detail::ClusterLink {
     } else if (!serving) {
       refused = no_runtime(what);
     } else {
-      ActorOptions options;
-      options.num_cpus = header.num_cpus;
-      options.num_gpus = header.num_gpus;
-      options.memory = header.memory;
-      options.resources = header.resources;
-      options.max_concurrency = header.max_concurrency;
-      options.max_restarts = header.max_restarts;
-      options.max_task_retries = header.max_task_retries;
-      options.max_pending_calls = header.max_pending_calls;
-      options.crash_on_exception = header.crash_on_exception;
-      options.name = header.name;
-      options.stack_bytes = header.stack_bytes;
       try {
-        entry.handle = type->create(*serving, options, message.view());
+        entry.handle = type->create(*serving, header.options, message.view());
         entry.type = type;
         (void)serving
             ->task(detail::ReplyWhenDone<void>{type->ready(entry.handle),
@@ -686,8 +737,9 @@ Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
                 "; spindle needs MPI_THREAD_MULTIPLE (" + std::to_string(MPI_THREAD_MULTIPLE) +
                 "), as Debian's Open MPI provides");
   }
-  MPI_Comm_rank(MPI_COMM_WORLD, &impl.rank_);
-  MPI_Comm_size(MPI_COMM_WORLD, &impl.size_);
+  check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &impl.comm), "MPI_Comm_dup");
+  MPI_Comm_rank(impl.comm, &impl.rank_);
+  MPI_Comm_size(impl.comm, &impl.size_);
   detail::set_cluster_link(&impl);
   // A serving rank's runtime is made before the totals are shared: they are its totals.
   std::optional<Runtime> runtime;
@@ -707,9 +759,9 @@ Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
   WireRank wire{mine.num_cpus, mine.num_gpus, mine.memory, {}};
   std::strncpy(wire.host, mine.host.c_str(), sizeof wire.host - 1);
   std::vector<WireRank> all(static_cast<std::size_t>(impl.size_));
-  check_mpi(MPI_Allgather(&wire, sizeof wire, MPI_BYTE, all.data(), sizeof wire, MPI_BYTE,
-                          MPI_COMM_WORLD),
-            "MPI_Allgather");
+  check_mpi(
+      MPI_Allgather(&wire, sizeof wire, MPI_BYTE, all.data(), sizeof wire, MPI_BYTE, impl.comm),
+      "MPI_Allgather");
   for (int rank = 0; rank < impl.size_; ++rank) {
     const WireRank& each = all[static_cast<std::size_t>(rank)];
     impl.ranks.push_back({rank, each.host, each.num_cpus, each.num_gpus, each.memory});
@@ -718,10 +770,14 @@ Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
     impl.poller = std::thread([&impl] { impl.poll_until_stopped(); });
     return;
   }
-  // A serving rank: it runs what it is sent until rank 0 says stop, then leaves.
+  // A serving rank: it runs what it is sent until rank 0 says stop. Its runtime then finishes
+  // the calls that run (their answers still reach rank 0, which receives until every rank has
+  // stopped) and cancels those that wait; then it says so and leaves.
   impl.poll_until_stopped();
   runtime.reset();
   detail::set_cluster_link(nullptr);
+  impl.transmit(0, kStopped, "");
+  MPI_Comm_free(&impl.comm);
   MPI_Finalize();  // whoever started MPI: this process ends here
   std::exit(0);
 }
@@ -729,6 +785,7 @@ Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
 Cluster::~Cluster() {
   Impl& impl = *impl_;
   if (!impl.in_mpi) return;
+  detail::set_cluster_link(nullptr);  // no call leaves from here on; answers still come
   for (int rank = 1; rank < impl.size_; ++rank) {
     try {
       impl.transmit(rank, kStop, "");
@@ -738,9 +795,52 @@ Cluster::~Cluster() {
   }
   impl.stopping.store(true, std::memory_order_release);
   if (impl.poller.joinable()) impl.poller.join();
-  impl.fail_pending("the cluster ended before the call's rank replied");
-  detail::set_cluster_link(nullptr);
+  impl.fail_pending("the cluster ended before the call's rank answered");
+  MPI_Comm_free(&impl.comm);
   if (impl.started_mpi) MPI_Finalize();
+}
+
+namespace {
+
+// What a rank answers Cluster::status() with: its serving runtime's status (empty without one).
+RuntimeStatus serving_status() {
+  auto* impl = static_cast<Cluster::Impl*>(detail::cluster_link());
+  if (!impl) return {};
+  detail::MutexLock lock(impl->mutex);
+  return impl->serving ? impl->serving->status() : RuntimeStatus{};
+}
+
+}  // namespace
+
+}  // namespace spindle
+
+SPINDLE_REMOTE(spindle::serving_status);
+
+namespace spindle {
+
+std::vector<RuntimeStatus> Cluster::status() const {
+  std::vector<RuntimeStatus> all(static_cast<std::size_t>(impl_->size_));
+  if (!impl_->in_mpi) {
+    all[0] = serving_status();
+    return all;
+  }
+  const detail::RemoteFunction& function =
+      *detail::find_remote_function(reinterpret_cast<const void*>(&serving_status));
+  std::vector<std::shared_ptr<detail::ObjectState<RuntimeStatus>>> answers;
+  std::tuple<> none;
+  for (int rank = 0; rank < impl_->size_; ++rank) {
+    answers.push_back(std::make_shared<detail::ObjectState<RuntimeStatus>>());
+    if (rank == impl_->rank_) {
+      answers.back()->set_value(serving_status());
+    } else {
+      impl_->send(rank, function, &none, {.num_cpus = 0, .name = "status"},
+                  detail::reply_into(answers.back(), function));
+    }
+  }
+  for (std::size_t rank = 0; rank < all.size(); ++rank) {
+    all[rank] = ObjectRef<RuntimeStatus>(answers[rank]).get();
+  }
+  return all;
 }
 
 int Cluster::rank() const { return impl_->rank_; }

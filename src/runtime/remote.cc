@@ -68,6 +68,10 @@ bool register_remote_function(const void* address, std::unique_ptr<RemoteFunctio
   MutexLock lock(all.mutex);
   auto [named, fresh] = all.by_name.try_emplace(function->name(), function.get());
   if (!fresh) taken("SPINDLE_REMOTE", function->name());
+  if (all.by_address.count(address)) {  // one function under two names, or folded by the linker
+    all.by_name.erase(named);
+    taken("SPINDLE_REMOTE", function->name() + " (its address is registered under another name)");
+  }
   all.by_address[address] = std::move(function);
   return true;
 }
@@ -125,7 +129,22 @@ const RemoteMethod* find_remote_method(std::string_view name) {
 }
 
 RemoteActor::~RemoteActor() {
+  if (id == 0) return;  // never created
   if (ClusterLink* link = cluster_link()) link->release_actor(rank, id);
+}
+
+ClusterLink& live_cluster_link(const std::string& what) {
+  if (ClusterLink* link = cluster_link()) return *link;
+  throw Error(what + ": the spindle::Cluster has ended, so nothing more goes to other ranks");
+}
+
+void check_runs_here(const TaskSpec& spec) {
+  ClusterLink* link = cluster_link();
+  const int rank = spec.options->rank;
+  if (!link || rank < 0 || rank == link->rank()) return;
+  throw InvalidArgumentError("task '" + spec.name + "' with rank = " + std::to_string(rank) +
+                             ": only a function registered with SPINDLE_REMOTE(name) runs on "
+                             "another rank; a lambda or functor runs where it is submitted");
 }
 
 const RemoteFunction* find_remote_function(const void* address) {

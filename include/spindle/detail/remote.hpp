@@ -136,6 +136,8 @@ class ClusterLink {
 /// The link, or null when the process runs alone.
 [[nodiscard]] ClusterLink* cluster_link();
 void set_cluster_link(ClusterLink* link);
+/// The link, for `what` (named in the error): throws Error once the Cluster has ended.
+ClusterLink& live_cluster_link(const std::string& what);
 
 /// The caller's side of an actor on another rank. The actor lives while a handle here holds
 /// this (and while its calls run); the last one gone tells its rank.
@@ -218,7 +220,8 @@ struct RemoteCall {
   Value operator()(const std::decay_t<P>&... arguments) const {
     std::tuple<const std::decay_t<P>&...> views(arguments...);
     auto state = std::make_shared<ObjectState<Value>>();
-    cluster_link()->send(rank, *function, &views, *options, reply_into(state, *function));
+    live_cluster_link(function->name())
+        .send(rank, *function, &views, *options, reply_into(state, *function));
     ObjectRef<Value> result(std::move(state));
     if constexpr (std::is_void_v<Value>) {
       result.get();
