@@ -314,11 +314,13 @@ struct Cluster::Impl final : detail::ClusterLink {
     transmit(to, tag, message);
   }
 
-  // Sends a request that expects an answer: a failure to send forgets it.
-  template <typename Header>
-  void request_answer(int to, int tag, std::string message, const Header& header,
-                      std::uint64_t id) {
+  // Sends a request that expects answer `id`; `encode` appends its payload. A failure to
+  // encode or to send forgets the answer.
+  template <typename Header, typename Encode>
+  void ask(int to, int tag, const Header& header, std::uint64_t id, Encode encode) {
     try {
+      std::string message;
+      encode(message);
       request(to, tag, std::move(message), header);
     } catch (...) {
       forget(id);
@@ -345,14 +347,8 @@ struct Cluster::Impl final : detail::ClusterLink {
             const TaskOptions& options, Reply reply) override {
     CallHeader header{0, function.name(), options};
     header.id = expect(std::move(reply), options.name.empty() ? function.name() : options.name);
-    std::string message;
-    try {
-      function.encode_arguments(arguments, message);
-    } catch (...) {
-      forget(header.id);
-      throw;
-    }
-    request_answer(to, kCall, std::move(message), header, header.id);
+    ask(to, kCall, header, header.id,
+        [&](std::string& out) { function.encode_arguments(arguments, out); });
   }
 
   std::uint64_t create_actor(int to, const detail::RemoteActorClass& type, const void* arguments,
@@ -361,28 +357,16 @@ struct Cluster::Impl final : detail::ClusterLink {
     header.call =
         expect(std::move(created),
                "actor '" + (options.name.empty() ? type.name() : options.name) + "' (created)");
-    std::string message;
-    try {
-      type.encode_arguments(arguments, message);
-    } catch (...) {
-      forget(header.call);
-      throw;
-    }
-    request_answer(to, kCreateActor, std::move(message), header, header.call);
+    ask(to, kCreateActor, header, header.call,
+        [&](std::string& out) { type.encode_arguments(arguments, out); });
     return header.actor;
   }
 
   void call_actor(int to, std::uint64_t actor, const detail::RemoteMethod& method,
                   const void* arguments, Reply reply) override {
     ActorCallHeader header{expect(std::move(reply), method.name()), actor, method.name()};
-    std::string message;
-    try {
-      method.encode_arguments(arguments, message);
-    } catch (...) {
-      forget(header.call);
-      throw;
-    }
-    request_answer(to, kActorCall, std::move(message), header, header.call);
+    ask(to, kActorCall, header, header.call,
+        [&](std::string& out) { method.encode_arguments(arguments, out); });
   }
 
   void release_actor(int to, std::uint64_t actor) noexcept override {

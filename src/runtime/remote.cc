@@ -47,6 +47,26 @@ Registry& registry() {
   return *instance;
 }
 
+template <typename T>
+T* pointer_of(const std::unique_ptr<T>& owned) {
+  return owned.get();
+}
+template <typename T>
+T* pointer_of(T* plain) {
+  return plain;
+}
+
+// The entry for `key` in one of the registry's maps, or null. The map is reached through a
+// member pointer, which the thread safety analysis cannot follow; the lock is held.
+template <auto Map, typename Key>
+auto look_up(const Key& key) SPINDLE_NO_THREAD_SAFETY_ANALYSIS {
+  Registry& all = registry();
+  MutexLock lock(all.mutex);
+  const auto& map = all.*Map;
+  auto found = map.find(key);
+  return found == map.end() ? nullptr : pointer_of(found->second);
+}
+
 std::atomic<ClusterLink*> installed_link{nullptr};
 
 // A function's name for a message: its symbol where the dynamic linker knows it.
@@ -86,17 +106,11 @@ bool register_remote_actor(std::type_index type, std::unique_ptr<RemoteActorClas
 }
 
 const RemoteActorClass* find_remote_actor(std::type_index type) {
-  Registry& all = registry();
-  MutexLock lock(all.mutex);
-  auto found = all.actors.find(type);
-  return found == all.actors.end() ? nullptr : found->second.get();
+  return look_up<&Registry::actors>(type);
 }
 
 const RemoteActorClass* find_remote_actor(std::string_view name) {
-  Registry& all = registry();
-  MutexLock lock(all.mutex);
-  auto found = all.actors_by_name.find(name);
-  return found == all.actors_by_name.end() ? nullptr : found->second;
+  return look_up<&Registry::actors_by_name>(name);
 }
 
 bool register_remote_method(std::unique_ptr<RemoteMethod> method) {
@@ -122,10 +136,7 @@ const RemoteMethod* find_remote_method(std::type_index actor, std::type_index me
 }
 
 const RemoteMethod* find_remote_method(std::string_view name) {
-  Registry& all = registry();
-  MutexLock lock(all.mutex);
-  auto found = all.methods.find(name);
-  return found == all.methods.end() ? nullptr : found->second.get();
+  return look_up<&Registry::methods>(name);
 }
 
 RemoteActor::~RemoteActor() {
@@ -148,17 +159,11 @@ void check_runs_here(const TaskSpec& spec) {
 }
 
 const RemoteFunction* find_remote_function(const void* address) {
-  Registry& all = registry();
-  MutexLock lock(all.mutex);
-  auto found = all.by_address.find(address);
-  return found == all.by_address.end() ? nullptr : found->second.get();
+  return look_up<&Registry::by_address>(address);
 }
 
 const RemoteFunction* find_remote_function(std::string_view name) {
-  Registry& all = registry();
-  MutexLock lock(all.mutex);
-  auto found = all.by_name.find(name);
-  return found == all.by_name.end() ? nullptr : found->second;
+  return look_up<&Registry::by_name>(name);
 }
 
 ClusterLink* cluster_link() { return installed_link.load(std::memory_order_acquire); }
