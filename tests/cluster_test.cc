@@ -73,6 +73,16 @@ SPINDLE_REMOTE(touches);
 
 int unregistered(int x) { return x; }
 
+// Passes from rank to rank `hops` times, each hop a call made from inside the last one with
+// the runtime running it; returns the sum of the ranks it ran on.
+int relay(int hops, int size) {
+  const int here = spindle::this_rank();
+  if (hops == 0) return here;
+  spindle::Runtime& rt = spindle::this_task::runtime();
+  return here + rt.task(relay).options({.rank = (here + 1) % size}).remote(hops - 1, size).get();
+}
+SPINDLE_REMOTE(relay);
+
 // Counters built with this start, alive in this process: only one test makes them.
 constexpr int kTracedStart = 1000003;
 std::atomic<int> traced_counters{0};
@@ -137,6 +147,14 @@ TEST(Cluster, ACallPinnedToARankRunsThere) {
   for (int rank = 0; rank < cluster->size(); ++rank) {
     EXPECT_EQ(rt.task(where).options({.rank = rank}).remote().get(), rank);
   }
+}
+
+TEST(Cluster, ACallRunningOnARankCallsOnToTheNext) {
+  spindle::Runtime rt;  // rank 0 serves the hops that reach it with this runtime
+  const int size = cluster->size(), hops = size + 1;
+  int expected = 0;
+  for (int hop = 0; hop <= hops; ++hop) expected += (1 + hop) % size;
+  EXPECT_EQ(rt.task(relay).options({.rank = 1 % size}).remote(hops, size).get(), expected);
 }
 
 TEST(Cluster, UnpinnedCallsReachEveryRank) {

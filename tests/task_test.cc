@@ -455,6 +455,22 @@ TEST(Task, FractionalGpusAreVisibleToTheTask) {
   EXPECT_TRUE(this_task::gpu_ids().empty());
 }
 
+TEST(Task, ATaskFindsTheRuntimeRunningItAndSubmitsWithIt) {
+  Runtime rt({.num_cpus = 2});
+  EXPECT_EQ(rt.task([] { return &this_task::runtime(); }).remote().get(), &rt);
+  auto nested = rt.task([] {
+    Runtime& here = this_task::runtime();
+    return here.task([] { return 7; }).remote().get() + 1;
+  });
+  EXPECT_EQ(nested.remote().get(), 8);
+  try {
+    (void)this_task::runtime();
+    FAIL() << "this_task::runtime() answered outside a task";
+  } catch (const Error& error) {
+    EXPECT_THAT(error.what(), HasSubstr("outside a task"));
+  }
+}
+
 TEST(Task, SleepingSuspendsOnlyTheFiber) {
   Runtime rt({.num_cpus = 2, .num_workers = 1});
   boost::fibers::promise<void> signal;

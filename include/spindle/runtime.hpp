@@ -189,6 +189,10 @@ class Runtime {
 namespace this_task {
 
 [[nodiscard]] bool in_task();
+/// The runtime running the calling task: what code inside a task (a registered function run
+/// for another rank, among others) submits further work with.
+/// @throws Error outside a task.
+[[nodiscard]] Runtime& runtime();
 [[nodiscard]] std::uint64_t id();
 [[nodiscard]] std::string name();
 /// True once cancel() was called on this task's result.

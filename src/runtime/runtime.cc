@@ -73,6 +73,7 @@ Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()
   unsigned workers = options.num_workers.value_or(
       std::max(1u, static_cast<unsigned>(impl_->topology.num_cores())));
   impl_->scheduler->set_workers(workers);
+  impl_->scheduler->set_runtime(*this);
   impl_->model = std::make_unique<PerfModel>(PerfModel::machine_key(impl_->topology));
   impl_->model_file = options.perf_model_file.value_or(PerfModel::default_path(impl_->topology));
   if (!impl_->model_file.empty()) {
@@ -265,6 +266,15 @@ std::string type_name(std::type_index type) {
 namespace this_task {
 
 bool in_task() { return detail::current_task() != nullptr; }
+
+Runtime& runtime() {
+  detail::TaskRecord* task = detail::current_task();
+  if (!task) {
+    throw Error("this_task::runtime() is called outside a task: only a task (or an actor's "
+                "method) has a runtime running it");
+  }
+  return *task->scheduler.runtime();
+}
 
 std::uint64_t id() {
   detail::TaskRecord* task = detail::current_task();

@@ -210,6 +210,9 @@ class Scheduler final : public ContextOwner {
   /// How many worker threads run tasks (set once by the runtime, before any task).
   void set_workers(unsigned workers);
   [[nodiscard]] unsigned workers() const noexcept { return workers_; }
+  /// The runtime that owns this scheduler (set once by it, before any task).
+  void set_runtime(Runtime& runtime) noexcept { runtime_ = &runtime; }
+  [[nodiscard]] Runtime* runtime() const noexcept { return runtime_; }
   /// Records a copy made for a consumer (a Buffer's replica) in the timeline, and in the
   /// performance model when it crossed between kinds of device.
   void record_transfer(std::string label, DeviceKind from, DeviceKind to, std::size_t bytes,
@@ -318,6 +321,7 @@ class Scheduler final : public ContextOwner {
 
   ResourcePool pool_ SPINDLE_GUARDED_BY(mutex_);
   unsigned workers_ = 1;
+  Runtime* runtime_ = nullptr;
   PerfModel* model_ = nullptr;
   std::unique_ptr<Placer> placer_;
   std::atomic<bool> model_updated_{false};
