@@ -4,10 +4,16 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 #include <stdexcept>
@@ -126,10 +132,7 @@ TEST(Cluster, EveryRankIsDescribed) {
 }
 
 TEST(Cluster, StatusShowsTheRuntimeOfEveryRank) {
-  if (cluster->size() < 2) {
-    ASSERT_EQ(cluster->status().size(), 1u);  // alone: Runtime::status says it all
-    GTEST_SKIP() << "alone: no rank serves";
-  }
+  if (!spindle::Cluster::with_mpi()) GTEST_SKIP() << "built without MPI: no ranks to ask";
   spindle::Runtime rt;  // rank 0's serving runtime while it lives
   std::vector<spindle::RuntimeStatus> all = cluster->status();
   ASSERT_EQ(static_cast<int>(all.size()), cluster->size());
@@ -140,6 +143,45 @@ TEST(Cluster, StatusShowsTheRuntimeOfEveryRank) {
               cluster->ranks()[static_cast<std::size_t>(rank)].num_cpus)
         << "rank " << rank;
   }
+}
+
+TEST(Cluster, TheTimelineHasATrackForEveryRank) {
+  if (!spindle::Cluster::with_mpi()) GTEST_SKIP() << "built without MPI: no ranks to ask";
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("spindle_cluster_timeline_" + std::to_string(::getpid()) + ".json");
+  {
+    spindle::Runtime quiet;  // serves rank 0, recording nothing
+    EXPECT_THROW(cluster->timeline(path.string()), spindle::Error);
+  }
+  spindle::Runtime rt({.timeline = true});  // the serving ranks record (main's options)
+  static int run = 0;  // a name of this run's own: serving ranks keep earlier runs' events
+  const std::string probe = "timeline probe " + std::to_string(++run);
+  std::vector<spindle::ObjectRef<int>> refs;
+  const auto start = std::chrono::steady_clock::now();
+  for (int rank = 0; rank < cluster->size(); ++rank) {
+    refs.push_back(rt.task(where).options({.name = probe, .rank = rank}).remote());
+  }
+  (void)spindle::get(refs);
+  const double elapsed_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+  cluster->timeline(path.string());
+  std::ifstream in(path);
+  nlohmann::json trace = nlohmann::json::parse(in);
+  std::set<int> ranks_with_tasks, named;
+  double first = 1e300, last = -1e300;  // the calls' starts, on the merged trace's clock
+  for (const auto& event : trace["traceEvents"]) {
+    if (event["ph"] == "X" && event["name"] == probe) {
+      ranks_with_tasks.insert(event["pid"].get<int>());
+      first = std::min(first, event["ts"].get<double>());
+      last = std::max(last, event["ts"].get<double>());
+    }
+    if (event["name"] == "process_name") named.insert(event["pid"].get<int>());
+  }
+  // The ranks' clocks are aligned: calls made within `elapsed_us` start within it.
+  EXPECT_LE(last - first, elapsed_us);
+  EXPECT_EQ(static_cast<int>(ranks_with_tasks.size()), cluster->size());
+  EXPECT_EQ(static_cast<int>(named.size()), cluster->size());
+  std::filesystem::remove(path);
 }
 
 TEST(Cluster, ACallPinnedToARankRunsThere) {
@@ -369,7 +411,7 @@ TEST(Cluster, AnActorThereEndsWhenItsLastHandleHereIsGone) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  spindle::Cluster joined(argc, argv);  // every rank but 0 serves here, and exits
+  spindle::Cluster joined(argc, argv, {.timeline = true});  // every rank but 0 serves here
   cluster = &joined;
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();

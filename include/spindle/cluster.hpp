@@ -78,13 +78,20 @@ class Cluster {
 
   [[nodiscard]] int rank() const;
   [[nodiscard]] int size() const;
+  /// Whether this spindle was built with MPI (SPINDLE_MPI); without it a Cluster runs alone,
+  /// and status() and timeline() throw Error.
+  [[nodiscard]] static bool with_mpi();
   /// Every rank's totals and host, by rank.
   [[nodiscard]] const std::vector<RankInfo>& ranks() const;
   /// Every rank's load, by rank: the status of the runtime that serves calls there (rank 0's:
   /// the first Runtime made after the Cluster; empty where there is none). Asks each rank,
-  /// so it waits for their answers. Alone it holds one empty status: Runtime::status() is
-  /// the process's.
+  /// so it waits for their answers.
   [[nodiscard]] std::vector<RuntimeStatus> status() const;
+  /// Writes one Chrome trace (Perfetto, chrome://tracing) of every rank's serving runtime,
+  /// a process track per rank. Each rank records as its runtime's options say
+  /// (RuntimeOptions::timeline, or SPINDLE_TIMELINE=1 in its environment).
+  /// @throws Error naming the rank whose runtime does not record, or the file.
+  void timeline(const std::string& path) const;
 
   struct Impl;  // the link to the cluster (src/cluster)
 

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <iosfwd>
 #include <string>
 #include <utility>
 #include <vector>
@@ -166,6 +167,9 @@ class Runtime {
   /// @throws Error if the file cannot be written, or if recording is off (see
   /// RuntimeOptions::timeline).
   void timeline(const std::string& path) const;
+  /// @brief The same trace, written to `out`.
+  /// @throws Error if recording is off.
+  void timeline(std::ostream& out) const;
   [[nodiscard]] RuntimeStatus status() const;
 
   /// @brief The performance model codelets are placed by: measured run times by task, input

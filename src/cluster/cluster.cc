@@ -14,6 +14,7 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -21,7 +22,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -406,8 +409,6 @@ struct Cluster::Impl final : detail::ClusterLink {
               "MPI_Send");
   }
 
-  // Receives and handles messages until rank 0 says stop. Polls, yielding, and sleeps a little
-  // once nothing has come for a while, so an idle rank costs next to no CPU.
   // Rank 0 goes on after its Cluster asked the others to stop, until each says it stopped: the
   // answers of the calls they were still running get here.
   [[nodiscard]] bool done_polling() const {
@@ -415,6 +416,8 @@ struct Cluster::Impl final : detail::ClusterLink {
     return rank_ != 0 || stopped == size_ - 1;
   }
 
+  // Receives and handles messages until told to stop. Polls, yielding, and sleeps a little
+  // once nothing has come for a while, so an idle rank costs next to no CPU.
   void poll_until_stopped() {
     unsigned idle = 0;
     while (!done_polling()) {
@@ -701,8 +704,9 @@ struct Cluster::Impl final : detail::ClusterLink {
 Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
     : impl_(std::make_unique<Impl>()) {
   Impl& impl = *impl_;
-  if (!launched_by_mpi()) {
+  if (!launched_by_mpi()) {  // alone: rank 0 of 1, where every call stays
     impl.ranks = {info_of(0, resource_totals(Topology::discover()))};
+    detail::set_cluster_link(&impl);
     return;
   }
   int initialized = 0;
@@ -768,8 +772,8 @@ Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
 
 Cluster::~Cluster() {
   Impl& impl = *impl_;
-  if (!impl.in_mpi) return;
   detail::set_cluster_link(nullptr);  // no call leaves from here on; answers still come
+  if (!impl.in_mpi) return;
   for (int rank = 1; rank < impl.size_; ++rank) {
     try {
       impl.transmit(rank, kStop, "");
@@ -794,40 +798,100 @@ RuntimeStatus serving_status() {
   return impl->serving ? impl->serving->status() : RuntimeStatus{};
 }
 
+// What a rank answers Cluster::timeline() with: its serving runtime's trace, as JSON.
+std::string serving_timeline() {
+  auto* impl = static_cast<Cluster::Impl*>(detail::cluster_link());
+  if (!impl) throw Error("the cluster has ended");
+  detail::MutexLock lock(impl->mutex);
+  if (!impl->serving) {
+    throw Error("rank " + std::to_string(impl->rank_) + " has no runtime serving calls");
+  }
+  std::ostringstream out;
+  impl->serving->timeline(out);
+  return std::move(out).str();
+}
+
 }  // namespace
 
 }  // namespace spindle
 
 SPINDLE_REMOTE(spindle::serving_status);
+SPINDLE_REMOTE(spindle::serving_timeline);
 
 namespace spindle {
 
-std::vector<RuntimeStatus> Cluster::status() const {
-  std::vector<RuntimeStatus> all(static_cast<std::size_t>(impl_->size_));
-  if (!impl_->in_mpi) {
-    all[0] = serving_status();
-    return all;
-  }
+namespace {
+
+// Calls `ask` (a registered function taking nothing) on every rank, this one directly, and
+// returns the answers by rank; the first failure is thrown once all have answered.
+template <typename Value>
+std::vector<Value> gather(Cluster::Impl& impl, Value (*ask)(), const char* name) {
+  std::vector<std::shared_ptr<detail::ObjectState<Value>>> answers;
   const detail::RemoteFunction& function =
-      *detail::find_remote_function(reinterpret_cast<const void*>(&serving_status));
-  std::vector<std::shared_ptr<detail::ObjectState<RuntimeStatus>>> answers;
+      *detail::find_remote_function(reinterpret_cast<const void*>(ask));
   std::tuple<> none;
-  for (int rank = 0; rank < impl_->size_; ++rank) {
-    answers.push_back(std::make_shared<detail::ObjectState<RuntimeStatus>>());
-    if (rank == impl_->rank_) {
-      answers.back()->set_value(serving_status());
+  for (int rank = 0; rank < impl.size_; ++rank) {
+    answers.push_back(std::make_shared<detail::ObjectState<Value>>());
+    if (rank == impl.rank_) {
+      try {
+        answers.back()->set_value(ask());
+      } catch (...) {
+        answers.back()->fail(std::current_exception());
+      }
     } else {
-      impl_->send(rank, function, &none, {.num_cpus = 0, .name = "status"},
-                  detail::reply_into(answers.back(), function));
+      impl.send(rank, function, &none, {.num_cpus = 0, .name = name},
+                detail::reply_into(answers.back(), function));
     }
   }
-  for (std::size_t rank = 0; rank < all.size(); ++rank) {
-    all[rank] = ObjectRef<RuntimeStatus>(answers[rank]).get();
+  std::vector<ObjectRef<Value>> refs(answers.begin(), answers.end());
+  return get(refs);
+}
+
+}  // namespace
+
+std::vector<RuntimeStatus> Cluster::status() const {
+  return gather(*impl_, &serving_status, "status");
+}
+
+void Cluster::timeline(const std::string& path) const {
+  std::vector<std::string> traces;
+  try {
+    traces = gather(*impl_, &serving_timeline, "timeline");
+  } catch (const std::exception& error) {
+    throw Error(std::string("timeline: ") + error.what());
   }
-  return all;
+  nlohmann::json merged = {{"displayTimeUnit", "ns"}, {"traceEvents", nlohmann::json::array()}};
+  auto& events = merged["traceEvents"];
+  std::vector<nlohmann::json> parsed;
+  std::int64_t earliest = INT64_MAX;  // the first rank's start: time 0 of the merged trace
+  for (const std::string& text : traces) {
+    parsed.push_back(nlohmann::json::parse(text));
+    earliest = std::min(earliest, parsed.back()["otherData"]["epoch_ns"].get<std::int64_t>());
+  }
+  for (std::size_t rank = 0; rank < parsed.size(); ++rank) {
+    nlohmann::json& trace = parsed[rank];
+    const double shift_us =
+        static_cast<double>(trace["otherData"]["epoch_ns"].get<std::int64_t>() - earliest) / 1e3;
+    for (auto& event : trace["traceEvents"]) {
+      event["pid"] = rank;
+      if (event.contains("ts")) event["ts"] = event["ts"].get<double>() + shift_us;
+      events.push_back(std::move(event));
+    }
+    events.push_back(
+        {{"name", "process_name"},
+         {"ph", "M"},
+         {"pid", rank},
+         {"args",
+          {{"name", "rank " + std::to_string(rank) + " (" + impl_->ranks[rank].host + ")"}}}});
+    merged["otherData"]["rank " + std::to_string(rank)] = trace["otherData"];
+  }
+  std::ofstream out(path);
+  if (out) out << merged.dump() << '\n';
+  if (!out) throw Error("timeline: cannot write '" + path + "': " + std::strerror(errno));
 }
 
 int Cluster::rank() const { return impl_->rank_; }
+bool Cluster::with_mpi() { return true; }
 int Cluster::size() const { return impl_->size_; }
 const std::vector<RankInfo>& Cluster::ranks() const { return impl_->ranks; }
 

@@ -31,8 +31,18 @@ Cluster::Cluster(int&, char**&, const RuntimeOptions&) : impl_(std::make_unique<
 }
 
 Cluster::~Cluster() = default;
-std::vector<RuntimeStatus> Cluster::status() const { return {RuntimeStatus{}}; }
+namespace {
+[[noreturn]] void no_mpi(const char* what) {
+  throw Error(std::string(what) +
+              ": this spindle was built without MPI, so a Cluster has no ranks to ask; use the "
+              "Runtime's own");
+}
+}  // namespace
+
+std::vector<RuntimeStatus> Cluster::status() const { no_mpi("status"); }
+void Cluster::timeline(const std::string&) const { no_mpi("timeline"); }
 int Cluster::rank() const { return 0; }
+bool Cluster::with_mpi() { return false; }
 int Cluster::size() const { return 1; }
 const std::vector<RankInfo>& Cluster::ranks() const { return impl_->ranks; }
 int this_rank() { return 0; }

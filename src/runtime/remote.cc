@@ -178,10 +178,10 @@ void check_rank(int rank, bool codelet) {
   if (rank < -1 || rank >= size) {
     throw InvalidArgumentError(
         "rank = " + std::to_string(rank) + ": " +
-        (link ? "-1 (placement chooses) or a rank from 0 to " + std::to_string(size - 1) +
-                    " is allowed"
-              : std::string("-1 or 0 is allowed: this process runs alone (rank 0 of 1); start "
-                            "it under mpirun with a spindle::Cluster to reach other ranks")));
+        (size > 1 ? "-1 (placement chooses) or a rank from 0 to " + std::to_string(size - 1) +
+                        " is allowed"
+                  : std::string("-1 or 0 is allowed: this process runs alone (rank 0 of 1); start "
+                                "it under mpirun with a spindle::Cluster to reach other ranks")));
   }
   if (codelet && rank != here) {
     throw InvalidArgumentError("rank = " + std::to_string(rank) +

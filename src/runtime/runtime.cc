@@ -119,12 +119,25 @@ void Runtime::cancel_object(detail::ObjectStateBase& object) {
   }
 }
 
-void Runtime::timeline(const std::string& path) const {
-  if (!impl_->scheduler->recording_timeline()) {
+namespace {
+
+void check_recording(const detail::Scheduler& scheduler) {
+  if (!scheduler.recording_timeline()) {
     throw Error(
         "timeline: recording is off; turn it on with RuntimeOptions::timeline = true "
         "or SPINDLE_TIMELINE=1 in the environment");
   }
+}
+
+}  // namespace
+
+void Runtime::timeline(std::ostream& out) const {
+  check_recording(*impl_->scheduler);
+  impl_->scheduler->write_timeline(out);
+}
+
+void Runtime::timeline(const std::string& path) const {
+  check_recording(*impl_->scheduler);
   std::ofstream out(path);
   if (out) impl_->scheduler->write_timeline(out);
   if (!out) throw Error("timeline: cannot write '" + path + "': " + std::strerror(errno));

@@ -1131,8 +1131,10 @@ void write_transfer(std::ostream& out, const TimelineEvent& event, bool first) {
 void Scheduler::write_timeline(std::ostream& out) const {
   MutexLock lock(timeline_mutex_);
   std::vector<unsigned> workers;
+  // Timestamps count from the scheduler's start, `epoch_ns` on the steady clock (which a
+  // cluster's timeline aligns ranks by).
   out << "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"dropped_events\":" << timeline_dropped_
-      << "},\"traceEvents\":[";
+      << ",\"epoch_ns\":" << epoch_.time_since_epoch().count() << "},\"traceEvents\":[";
   bool first = true;
   char number[64];
   for (const TimelineEvent& event : timeline_) {
