@@ -9,7 +9,14 @@
 //     auto a = rt.put(std::vector<int>(1000, 1));
 //     auto r = rt.task(dot).remote(a, a);                       // on whichever rank fits
 //     auto s = rt.task(dot).options({.rank = 1}).remote(a, a);  // on rank 1
+//     auto c = rt.actor<Counter>().options({.rank = 1}).remote(0);  // an actor on rank 1
+//     auto n = c.call(&Counter::add, 5);                            // its calls go there
 //   }
+//
+// with the actor's class and methods registered once, at namespace scope:
+//
+//   SPINDLE_REMOTE_ACTOR(Counter, int);  // the constructor's parameter types
+//   SPINDLE_REMOTE_METHOD(Counter, add);
 //
 // `mpirun -np 4 ./prog` runs it on 4 ranks; `./prog` alone runs it as one process, as
 // without a Cluster. Arguments and results travel serialised with cereal: standard types
