@@ -18,11 +18,6 @@
 
 namespace {
 
-// The update a worker computes from the parameters: a gradient that pulls them toward 0.
-void compute_gradient(const std::vector<double>& params, std::vector<double>& gradient) {
-  for (std::size_t i = 0; i < params.size(); ++i) gradient[i] = 1e-3 * params[i] + 1e-6;
-}
-
 constexpr double kRate = 0.1;
 
 // One slice of the parameters, on whichever rank it was created on.
@@ -79,7 +74,7 @@ int main(int argc, char** argv) {
     std::vector<double> reference(n, 1.0), pulled(n), gradient(n);
     for (long step = 0; step < workers * iterations; ++step) {
       pulled = reference;
-      compute_gradient(pulled, gradient);
+      samples::compute_gradient(pulled, gradient);
       for (std::size_t i = 0; i < n; ++i) reference[i] -= kRate * gradient[i];
     }
     for (double v : reference) sequential_mean += v;
@@ -109,7 +104,7 @@ int main(int argc, char** argv) {
         const std::vector<double>& part = parts[s].get();
         std::copy(part.begin(), part.end(), params.begin() + static_cast<long>(begin[s]));
       }
-      compute_gradient(params, gradient);
+      samples::compute_gradient(params, gradient);
       std::vector<spindle::ObjectRef<std::uint64_t>> pushed;
       for (std::size_t s = 0; s < shards; ++s) {
         slice.assign(gradient.begin() + static_cast<long>(begin[s]),

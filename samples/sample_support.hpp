@@ -156,6 +156,12 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+/// The update a worker of the sharded parameter server samples computes from the parameters:
+/// a gradient that pulls them toward 0.
+inline void compute_gradient(const std::vector<double>& params, std::vector<double>& gradient) {
+  for (std::size_t i = 0; i < params.size(); ++i) gradient[i] = 1e-3 * params[i] + 1e-6;
+}
+
 /// The middle value (the upper one of an even count); `values` must not be empty.
 inline double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());

@@ -17,11 +17,6 @@
 
 namespace {
 
-// The update a worker computes from the parameters: a gradient that pulls them toward 0.
-void compute_gradient(const std::vector<double>& params, std::vector<double>& gradient) {
-  for (std::size_t i = 0; i < params.size(); ++i) gradient[i] = 1e-3 * params[i] + 1e-6;
-}
-
 // The best of three copies of `n` doubles by `threads` threads, each its own part, in GB/s
 // counted as STREAM counts a copy (bytes read plus bytes written).
 double copy_bandwidth(std::size_t n, unsigned threads) {
@@ -92,7 +87,7 @@ int main(int argc, char** argv) {
     std::vector<double> reference(n, 1.0), pulled(n), gradient(n);
     for (long step = 0; step < workers * iterations; ++step) {
       pulled = reference;
-      compute_gradient(pulled, gradient);
+      samples::compute_gradient(pulled, gradient);
       spindle::kernels::cpu::sgd<double>(reference.data(), gradient.data(), nullptr, n,
                                          {.lr = 0.1});
     }
@@ -113,7 +108,7 @@ int main(int argc, char** argv) {
       std::vector<double> params(ps.size()), gradient(ps.size());
       for (long i = 0; i < iterations; ++i) {
         ps.pull(params);
-        compute_gradient(params, gradient);
+        samples::compute_gradient(params, gradient);
         (void)spindle::get(ps.push_view(gradient));  // all done, even if one failed
       }
     });
