@@ -2,8 +2,10 @@
 // - round trip: an empty registered call on rank 1, from submit to result (p50, p99), against
 //   an MPI ping-pong of 1 byte each way;
 // - async: calls per second to rank 1, --calls submitted then all gotten;
-// - transfer: a call on rank 1 taking N bytes (a std::vector<char>) and returning its size,
-//   against MPI sending the same N bytes with a 1-byte reply, from 1 KB to --max-mb.
+// - transfer: a call on rank 1 taking N bytes and returning their size, against MPI sending the
+//   same N bytes with a 1-byte reply, from 1 KB to --max-mb; the bytes as a std::vector<char>
+//   (which the far end zero-fills before receiving into it, as std::vector does) and as a
+//   spindle::Buffer<char> (received into unzeroed memory).
 // The raw MPI figures are measured first in the same job; ratios are raw / spindle (1.0 is
 // parity). Medians of --reps runs.
 //
@@ -28,6 +30,9 @@ SPINDLE_REMOTE(nothing);
 
 std::size_t size_of(const std::vector<char>& bytes) { return bytes.size(); }
 SPINDLE_REMOTE(size_of);
+
+std::size_t buffer_size(const spindle::Buffer<char>& bytes) { return bytes.size(); }
+SPINDLE_REMOTE(buffer_size);
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -61,6 +66,24 @@ double raw_transfer(std::size_t bytes, int times) {
   return rank == 0 ? seconds_since(start) / times : 0;
 }
 
+// Seconds per call of `sized` on `data`, the median of `reps` runs of `times` calls each.
+template <typename Call, typename Ref>
+double seconds_per_transfer(const Call& sized, const Ref& data, std::size_t bytes, int times,
+                            int reps) {
+  std::vector<double> runs;
+  for (int r = 0; r < reps; ++r) {
+    auto start = Clock::now();
+    for (int i = 0; i < times; ++i) {
+      if (sized.remote(data).get() != bytes) {
+        std::fprintf(stderr, "a transfer's size came back wrong\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      }
+    }
+    runs.push_back(seconds_since(start) / times);
+  }
+  return samples::median(runs);
+}
+
 double percentile(std::vector<double> values, double share) {
   std::sort(values.begin(), values.end());
   return values[static_cast<std::size_t>(share * static_cast<double>(values.size() - 1))];
@@ -87,7 +110,7 @@ int main(int argc, char** argv) {
   const int round_trips = flags.quick() ? 2000 : 20000;
   std::vector<std::size_t> sizes;
   for (std::size_t bytes = 1024; bytes <= static_cast<std::size_t>(flags["max-mb"]) << 20;
-       bytes *= 8) {
+       bytes *= 4) {
     sizes.push_back(bytes);
   }
 
@@ -132,26 +155,28 @@ int main(int argc, char** argv) {
         samples::median(raw_round_trip) * 1e6,
         samples::median(raw_round_trip) / percentile(latencies, 0.5));
     std::printf("async calls to rank 1: %.0f calls/s\n", samples::median(rates));
-    std::printf("%-10s %14s %14s %8s\n", "bytes", "raw MPI GB/s", "spindle GB/s", "ratio");
+    std::printf("transfers, GB/s (ratio: raw MPI's time over spindle's)\n");
+    std::printf("%-10s %8s %16s %7s %16s %7s\n", "bytes", "raw MPI", "std::vector", "ratio",
+                "spindle::Buffer", "ratio");
     auto sized = rt.task(size_of).options({.rank = 1});
+    auto buffer_sized = rt.task(buffer_size).options({.rank = 1});
     for (std::size_t s = 0; s < sizes.size(); ++s) {
       const std::size_t bytes = sizes[s];
-      auto data = rt.put(std::vector<char>(bytes, 1));
       const int times = transfers_for(bytes);
-      std::vector<double> runs;
-      for (int r = 0; r < reps; ++r) {
-        auto start = Clock::now();
-        for (int i = 0; i < times; ++i) {
-          if (sized.remote(data).get() != bytes) {
-            std::fprintf(stderr, "size_of came back wrong\n");
-            MPI_Abort(MPI_COMM_WORLD, 1);
-          }
-        }
-        runs.push_back(seconds_since(start) / times);
+      double vector_seconds = 0;
+      {
+        auto data = rt.put(std::vector<char>(bytes, 1));
+        vector_seconds = seconds_per_transfer(sized, data, bytes, times, reps);
       }
-      const double seconds = samples::median(runs);
-      std::printf("%-10zu %14.2f %14.2f %8.2f\n", bytes, bytes / raw_seconds[s] / 1e9,
-                  bytes / seconds / 1e9, raw_seconds[s] / seconds);
+      double buffer_seconds = 0;
+      {
+        std::vector<char> ones(bytes, 1);
+        auto data = rt.put(spindle::Buffer<char>(ones, spindle::Location::host()));
+        buffer_seconds = seconds_per_transfer(buffer_sized, data, bytes, times, reps);
+      }
+      std::printf("%-10zu %8.2f %16.2f %7.2f %16.2f %7.2f\n", bytes, bytes / raw_seconds[s] / 1e9,
+                  bytes / vector_seconds / 1e9, raw_seconds[s] / vector_seconds,
+                  bytes / buffer_seconds / 1e9, raw_seconds[s] / buffer_seconds);
     }
   }
   MPI_Finalize();  // after ~Cluster stopped the serving ranks: MPI was started here

@@ -21,7 +21,10 @@
 // `mpirun -np 4 ./prog` runs it on 4 ranks; `./prog` alone runs it as one process, as
 // without a Cluster. Arguments and results travel serialised with cereal: standard types
 // work as they are, a type of yours needs a `serialize(Archive&)` (cereal's rules), and one
-// without is a compile-time error at SPINDLE_REMOTE.
+// without is a compile-time error at SPINDLE_REMOTE. An argument or result that is one array
+// of plain elements (detail::Contiguous: a std::vector or std::string of trivially copyable
+// elements without a serialize of their own, or a Buffer) travels as raw bytes instead, from
+// 64 KiB on sent by MPI from its own memory into the value made for it on the other side.
 //
 // Objects live with the rank that made them: a call's arguments (refs resolved first) are
 // sent with it, and its result comes back once it is done, to be kept by the caller's ref.
@@ -37,6 +40,7 @@
 #include <cereal/types/unordered_map.hpp>
 #include <cereal/types/utility.hpp>
 #include <cereal/types/vector.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <istream>
 #include <memory>
@@ -49,6 +53,7 @@
 #include <vector>
 
 #include "spindle/actor.hpp"
+#include "spindle/buffer.hpp"
 #include "spindle/detail/remote.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/runtime.hpp"
@@ -111,12 +116,76 @@ class Cluster {
 
 namespace detail {
 
+/// An element type whose arrays travel as raw bytes: trivially copyable, no pointer, and
+/// either a number, an enum, or a type without a cereal serialisation of its own (whose bytes
+/// are then all it is).
+template <typename T>
+inline constexpr bool raw_element =
+    std::is_trivially_copyable_v<T>&& std::is_default_constructible_v<T> && !std::is_pointer_v<T> &&
+    !std::is_member_pointer_v<T> && !std::is_same_v<T, bool> &&
+    (std::is_arithmetic_v<T> || std::is_enum_v<T> ||
+     !cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value);
+
+/// How a value made of one contiguous array travels: its element count in the bytes, and its
+/// elements as raw bytes (a block of their own once they are large). Not for other values.
+template <typename V>
+struct Contiguous {
+  static constexpr bool value = false;
+};
+
+template <typename T, typename A>
+requires raw_element<T>
+struct Contiguous<std::vector<T, A>> {
+  static constexpr bool value = true;
+  using Element = T;
+  static std::size_t size(const std::vector<T, A>& values) { return values.size(); }
+  static const void* data(const std::vector<T, A>& values, Encoded&) { return values.data(); }
+  static void* data(std::vector<T, A>& values) { return values.data(); }
+  static std::vector<T, A> make(std::size_t size) { return std::vector<T, A>(size); }
+};
+
+template <typename C, typename Traits, typename A>
+requires raw_element<C>
+struct Contiguous<std::basic_string<C, Traits, A>> {
+  using String = std::basic_string<C, Traits, A>;
+  static constexpr bool value = true;
+  using Element = C;
+  static std::size_t size(const String& text) { return text.size(); }
+  static const void* data(const String& text, Encoded&) { return text.data(); }
+  static void* data(String& text) { return text.data(); }
+  static String make(std::size_t size) { return String(size, C{}); }
+};
+
+/// A Buffer travels from host memory (a GPU buffer's elements are copied out first) and
+/// arrives in host memory, unzeroed before its elements are received into it.
+template <typename T>
+struct Contiguous<Buffer<T>> {
+  static constexpr bool value = true;
+  using Element = T;
+  static std::size_t size(const Buffer<T>& buffer) { return buffer.size(); }
+  static const void* data(const Buffer<T>& buffer, Encoded& out) {
+    if (!buffer.location().on_gpu()) return buffer.data();
+    auto host = std::make_shared<const std::vector<T>>(buffer.to_vector());
+    out.keep.push_back(host);
+    return host->data();
+  }
+  static void* data(Buffer<T>& buffer) { return buffer.data(); }
+  static Buffer<T> make(std::size_t size) {
+    return Buffer<T>::uninitialized(size, Location::host());
+  }
+};
+
+/// Arrays of at least this many bytes are sent as blocks of their own, from their memory
+/// into the receiver's; smaller ones are copied into the message.
+inline constexpr std::size_t kBlockBytes = std::size_t{64} << 10;
+
 /// Names a type that cereal cannot serialise in the compiler's account of the instantiation.
 template <typename T>
 struct Serialisable {
   static_assert(
-      cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-          cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value,
+      Contiguous<T>::value ||
+          (cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
+           cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value),
       "spindle: a registered function's argument or result type cannot be serialised; the type "
       "is T in spindle::detail::Serialisable<T> above. Give it a serialize(Archive&) member or "
       "function, as cereal documents (cereal/types/... headers cover the standard types)");
@@ -157,53 +226,106 @@ class ViewBuffer : public std::streambuf {
   }
 };
 
-/// Encodes the values a std::tuple<const V&...> at `views` refers to, after what `out` holds.
-template <typename... V>
-void encode_views(const void* views, std::string& out) {
-  const auto& values = *static_cast<const std::tuple<const V&...>*>(views);
-  // Room for the values (as placement counts their bytes), their sizes and a header after.
-  std::size_t bytes = 256;
-  std::apply([&](const auto&... value) { ((bytes += 16 + DataTraits<V>::bytes(value)), ...); },
-             values);
-  out.reserve(out.size() + bytes);
-  StringSink sink(out);
-  std::ostream stream(&sink);
-  cereal::BinaryOutputArchive archive(stream);
-  std::apply([&](const auto&... value) { (archive(value), ...); }, values);
+/// The bytes a value adds to its encoding, blocks aside (for reserving room).
+template <typename V>
+std::size_t encoded_bytes(const V& value) {
+  if constexpr (Contiguous<V>::value) {
+    const std::size_t bytes = Contiguous<V>::size(value) * sizeof(typename Contiguous<V>::Element);
+    return 16 + (bytes >= kBlockBytes ? 0 : bytes);
+  } else {
+    return 16 + DataTraits<V>::bytes(value);
+  }
 }
 
-/// Decodes values of types V from `bytes`.
+/// Encodes one value: a contiguous one as its count and its elements (a block, or inline).
+template <typename V>
+void encode_one(cereal::BinaryOutputArchive& archive, const V& value, Encoded& out) {
+  if constexpr (Contiguous<V>::value) {
+    const std::size_t count = Contiguous<V>::size(value);
+    const std::size_t bytes = count * sizeof(typename Contiguous<V>::Element);
+    archive(static_cast<std::uint64_t>(count));
+    const void* data = Contiguous<V>::data(value, out);
+    if (bytes >= kBlockBytes) {
+      out.blocks.push_back({data, bytes});
+    } else {
+      archive(cereal::binary_data(data, bytes));
+    }
+  } else {
+    archive(value);
+  }
+}
+
+/// Decodes one value as encode_one encoded it, receiving its block straight into it.
+template <typename V>
+void decode_one(cereal::BinaryInputArchive& archive, V& value, BlockSource* blocks) {
+  if constexpr (Contiguous<V>::value) {
+    using Element = typename Contiguous<V>::Element;
+    std::uint64_t count = 0;
+    archive(count);
+    if (count > SIZE_MAX / sizeof(Element)) throw Error("a received array's size overflows");
+    const std::size_t bytes = static_cast<std::size_t>(count) * sizeof(Element);
+    if (bytes >= kBlockBytes) {
+      if (!blocks) throw Error("a received array's elements came without their block");
+      if (blocks->next_size() != bytes) {
+        throw Error("a received array of " + std::to_string(bytes) +
+                    " bytes came with a block of " + std::to_string(blocks->next_size()));
+      }
+    }
+    value = Contiguous<V>::make(static_cast<std::size_t>(count));
+    if (bytes >= kBlockBytes) {
+      blocks->receive(Contiguous<V>::data(value), bytes);
+    } else {
+      archive(cereal::binary_data(Contiguous<V>::data(value), bytes));
+    }
+  } else {
+    archive(value);
+  }
+}
+
+/// Encodes the values a std::tuple<const V&...> at `views` refers to, after what `out` holds.
 template <typename... V>
-std::tuple<V...> decode_values(std::string_view bytes) {
+void encode_views(const void* views, Encoded& out) {
+  const auto& values = *static_cast<const std::tuple<const V&...>*>(views);
+  // Room for the values, their sizes and a header after.
+  std::size_t bytes = 256;
+  std::apply([&](const auto&... value) { ((bytes += encoded_bytes(value)), ...); }, values);
+  out.bytes.reserve(out.bytes.size() + bytes);
+  StringSink sink(out.bytes);
+  std::ostream stream(&sink);
+  cereal::BinaryOutputArchive archive(stream);
+  std::apply([&](const auto&... value) { (encode_one(archive, value, out), ...); }, values);
+}
+
+/// Decodes values of types V.
+template <typename... V>
+std::tuple<V...> decode_values(Received encoded) {
   std::tuple<V...> values;
-  ViewBuffer buffer(bytes);
+  ViewBuffer buffer(encoded.bytes);
   std::istream in(&buffer);
   cereal::BinaryInputArchive archive(in);
-  std::apply([&](auto&... value) { (archive(value), ...); }, values);
+  std::apply([&](auto&... value) { (decode_one(archive, value, encoded.blocks), ...); }, values);
   return values;
 }
 
-/// Encodes one result (nothing for void).
+/// Encodes one result into `out`; `value` must outlive the sending of its blocks.
 template <typename Value>
-std::string encode_value(const Value& value) {
-  std::string out;
-  out.reserve(64 + DataTraits<Value>::bytes(value));  // and a trailer
-  StringSink sink(out);
+void encode_value(const Value& value, Encoded& out) {
+  out.bytes.reserve(64 + encoded_bytes(value));  // and a trailer
+  StringSink sink(out.bytes);
   std::ostream stream(&sink);
   cereal::BinaryOutputArchive archive(stream);
-  archive(value);
-  return out;
+  encode_one(archive, value, out);
 }
 
 /// Decodes a result into `*result`, a std::optional<Value> (nothing for void).
 template <typename Value>
-void decode_value(std::string_view bytes, void* result) {
+void decode_value(Received encoded, void* result) {
   if constexpr (!std::is_void_v<Value>) {
     auto& out = *static_cast<std::optional<Value>*>(result);
-    ViewBuffer buffer(bytes);
+    ViewBuffer buffer(encoded.bytes);
     std::istream in(&buffer);
     cereal::BinaryInputArchive archive(in);
-    archive(out.emplace());
+    decode_one(archive, out.emplace(), encoded.blocks);
   }
 }
 
@@ -226,6 +348,7 @@ constexpr bool check_remote_signature() {
 template <typename R, typename... P>
 class TypedRemoteFunction final : public RemoteFunction {
   static_assert(check_remote_signature<R, P...>());
+  using Arguments = std::tuple<std::decay_t<P>...>;
 
  public:
   TypedRemoteFunction(R (*function)(P...), std::string name)
@@ -233,22 +356,30 @@ class TypedRemoteFunction final : public RemoteFunction {
 
   const std::string& name() const override { return name_; }
 
-  void encode_arguments(const void* arguments, std::string& out) const override {
+  void encode_arguments(const void* arguments, Encoded& out) const override {
     encode_views<std::decay_t<P>...>(arguments, out);
   }
 
-  std::string invoke(std::string_view bytes) const override {
-    auto arguments = decode_values<std::decay_t<P>...>(bytes);
-    if constexpr (std::is_void_v<R>) {
-      std::apply(function_, std::move(arguments));
-      return {};
-    } else {
-      return encode_value<std::remove_cv_t<R>>(std::apply(function_, std::move(arguments)));
-    }
+  std::shared_ptr<void> decode_arguments(Received encoded) const override {
+    return std::make_shared<Arguments>(decode_values<std::decay_t<P>...>(encoded));
   }
 
-  void decode_result(std::string_view bytes, void* result) const override {
-    decode_value<std::remove_cv_t<R>>(bytes, result);
+  Encoded invoke(void* arguments) const override {
+    auto& values = *static_cast<Arguments*>(arguments);
+    Encoded out;
+    if constexpr (std::is_void_v<R>) {
+      std::apply(function_, std::move(values));
+    } else {
+      auto result =
+          std::make_shared<const std::remove_cv_t<R>>(std::apply(function_, std::move(values)));
+      encode_value(*result, out);
+      out.keep.push_back(std::move(result));
+    }
+    return out;
+  }
+
+  void decode_result(Received encoded, void* result) const override {
+    decode_value<std::remove_cv_t<R>>(encoded, result);
   }
 
  private:
@@ -266,21 +397,21 @@ std::unique_ptr<RemoteFunction> make_remote_function(R (*function)(P...), std::s
 template <typename Value>
 struct ReplyWhenDone {
   ObjectRef<Value> result;
-  RemoteReply done;
+  RemoteAnswer done;
 
   void operator()() const {
-    std::string bytes;
+    Encoded encoded;  // its blocks point into the result, which `result` holds
     try {
       if constexpr (std::is_void_v<Value>) {
         result.get();
       } else {
-        bytes = encode_value<Value>(result.get());
+        encode_value<Value>(result.get(), encoded);
       }
     } catch (...) {
       done({}, std::current_exception());
       return;
     }
-    done(bytes, nullptr);
+    done(encoded, nullptr);
   }
 };
 
@@ -294,12 +425,11 @@ class TypedRemoteActorClass final : public RemoteActorClass {
   const std::string& name() const override { return name_; }
   std::type_index constructor() const override { return typeid(std::tuple<std::decay_t<A>...>); }
 
-  void encode_arguments(const void* arguments, std::string& out) const override {
+  void encode_arguments(const void* arguments, Encoded& out) const override {
     encode_views<std::decay_t<A>...>(arguments, out);
   }
 
-  AnyActor create(Runtime& runtime, const ActorOptions& options,
-                  std::string_view bytes) const override {
+  AnyActor create(Runtime& runtime, const ActorOptions& options, Received encoded) const override {
     ActorOptions here = options;
     here.rank = this_rank();
     auto factory = runtime.actor<T>().options(here);
@@ -307,7 +437,7 @@ class TypedRemoteActorClass final : public RemoteActorClass {
         [&](auto&&... argument) {
           return std::make_shared<ActorHandle<T>>(factory.remote(std::move(argument)...));
         },
-        decode_values<std::decay_t<A>...>(bytes));
+        decode_values<std::decay_t<A>...>(encoded));
   }
 
   ObjectRef<void> ready(const AnyActor& actor) const override {
@@ -329,12 +459,10 @@ struct MethodTraits<R (C::*)(P...)> {
   using Result = R;
   using Parameters = std::tuple<std::decay_t<P>...>;
   static constexpr bool valid = check_remote_signature<R, P...>();
-  static void encode(const void* arguments, std::string& out) {
+  static void encode(const void* arguments, Encoded& out) {
     encode_views<std::decay_t<P>...>(arguments, out);
   }
-  static Parameters decode(std::string_view bytes) {
-    return decode_values<std::decay_t<P>...>(bytes);
-  }
+  static Parameters decode(Received encoded) { return decode_values<std::decay_t<P>...>(encoded); }
 };
 template <typename C, typename R, typename... P>
 struct MethodTraits<R (C::*)(P...) const> : MethodTraits<R (C::*)(P...)> {};
@@ -359,20 +487,20 @@ class TypedRemoteMethod final : public RemoteMethod {
     return method_type == typeid(M) && *static_cast<const M*>(method) == method_;
   }
 
-  void encode_arguments(const void* arguments, std::string& out) const override {
+  void encode_arguments(const void* arguments, Encoded& out) const override {
     Traits::encode(arguments, out);
   }
 
-  void decode_result(std::string_view bytes, void* result) const override {
-    decode_value<Value>(bytes, result);
+  void decode_result(Received encoded, void* result) const override {
+    decode_value<Value>(encoded, result);
   }
 
-  void invoke(Runtime& runtime, const AnyActor& actor, std::string_view bytes,
-              RemoteReply done) const override {
+  void invoke(Runtime& runtime, const AnyActor& actor, Received encoded,
+              RemoteAnswer done) const override {
     const auto& handle = *static_cast<const ActorHandle<T>*>(actor.get());
     ObjectRef<Value> result =
         std::apply([&](auto&&... argument) { return handle.call(method_, std::move(argument)...); },
-                   Traits::decode(bytes));
+                   Traits::decode(encoded));
     (void)runtime.task(ReplyWhenDone<Value>{std::move(result), std::move(done)})
         .options({.num_cpus = 0, .name = name_ + " (replying)", .rank = this_rank()})
         .remote();

@@ -5,10 +5,17 @@
 // its result or failure one message back; every rank sends from whichever thread makes the
 // message (MPI_THREAD_MULTIPLE). Message framing is a trailer, so the payload in front of it
 // is taken by shrinking the received string, not by copying it:
-//   call:    arguments | header (cereal) | header size (u32)
-//   result:  result | call id (u64)
-//   failure: message | call id (u64)
-//   stop:    empty (rank 0 to the others, when its Cluster ends)
+//   call:    arguments | header (cereal) | header size (u32) | blocks
+//   result:  result | call id (u64) | blocks
+//   failure: message | call id (u64) | blocks
+//   stop:    blocks (rank 0 to the others, when its Cluster ends)
+// where blocks is: each block's size (u64) | their tag (i32) | their count (u32). The blocks
+// themselves (large arrays in the values, detail::Contiguous) follow the message as messages
+// of their own, sent from the values' memory on a second communicator with a tag that no other
+// message of the sender's has in use, and are received straight into the values decoded from
+// it: no copy but MPI's own. The receiving thread takes them right after the message; what its
+// decoding did not take (it failed, or never began) is received and dropped, so the sender
+// never waits for them forever.
 #include "spindle/cluster.hpp"
 
 #include <mpi.h>
@@ -115,6 +122,66 @@ T take_back(Bytes& in) {
   in.size -= sizeof value;
   return value;
 }
+
+// A block travels in pieces of at most this many bytes: MPI counts in int, and a block that
+// nobody takes is received, piece by piece, into this much scratch memory.
+constexpr std::size_t kPieceBytes = std::size_t{16} << 20;
+
+// The blocks that came with a message, received from `source` in the order they were sent.
+class MpiBlocks final : public detail::BlockSource {
+ public:
+  MpiBlocks(MPI_Comm comm, int source) : comm_(comm), source_(source) {}
+
+  // Takes the blocks' trailer off `message`.
+  void read(Bytes& message) {
+    const auto count = take_back<std::uint32_t>(message);
+    if (count == 0) return;
+    tag_ = take_back<std::int32_t>(message);
+    if (count > message.size / sizeof(std::uint64_t)) {
+      throw Error("a cluster message announcing more blocks than it can list");
+    }
+    sizes_.resize(count);
+    for (std::size_t i = count; i-- > 0;) sizes_[i] = take_back<std::uint64_t>(message);
+  }
+
+  [[nodiscard]] std::size_t next_size() const override {
+    if (next_ == sizes_.size())
+      throw Error("a cluster message decoded into more blocks than it has");
+    return static_cast<std::size_t>(sizes_[next_]);
+  }
+
+  void receive(void* into, std::size_t bytes) override {
+    if (bytes != next_size()) throw Error("a block received into memory of another size");
+    ++next_;
+    receive_pieces(static_cast<char*>(into), bytes, false);
+  }
+
+  // Receives and drops the blocks nobody took.
+  void drain() {
+    if (next_ == sizes_.size()) return;
+    std::unique_ptr<char[]> scratch(new char[kPieceBytes]);
+    for (; next_ < sizes_.size(); ++next_) {
+      receive_pieces(scratch.get(), static_cast<std::size_t>(sizes_[next_]), true);
+    }
+  }
+
+ private:
+  void receive_pieces(char* into, std::size_t bytes, bool scratch) {
+    for (std::size_t done = 0; done < bytes;) {
+      const std::size_t piece = std::min(kPieceBytes, bytes - done);
+      const int code = MPI_Recv(scratch ? into : into + done, static_cast<int>(piece), MPI_BYTE,
+                                source_, tag_, comm_, MPI_STATUS_IGNORE);
+      if (code != MPI_SUCCESS) throw Error("MPI_Recv of a block failed");
+      done += piece;
+    }
+  }
+
+  MPI_Comm comm_;
+  int source_;
+  int tag_ = 0;
+  std::vector<std::uint64_t> sizes_;
+  std::size_t next_ = 0;
+};
 
 // What a call carries besides its arguments: its id and the options it runs with there.
 struct CallHeader {
@@ -230,7 +297,10 @@ struct Cluster::Impl final : detail::ClusterLink {
   bool started_mpi = false;  // MPI_Init was ours, so MPI_Finalize is too
   bool in_mpi = false;
   std::vector<RankInfo> ranks;
-  MPI_Comm comm = MPI_COMM_NULL;  // spindle's own: the program's messages never reach it
+  MPI_Comm comm = MPI_COMM_NULL;         // spindle's own: the program's messages never reach it
+  MPI_Comm blocks_comm = MPI_COMM_NULL;  // the blocks that follow messages
+  int block_tags = 1;                    // tags 0..block_tags-1 serve blocks, in turn
+  std::atomic<std::uint32_t> next_block_tag{0};
   std::atomic<bool> stopping{false};
   int stopped = 0;     // rank 0: serving ranks that said kStopped (the poller's)
   std::thread poller;  // rank 0's
@@ -305,16 +375,16 @@ struct Cluster::Impl final : detail::ClusterLink {
 
   // Sends `message` (a payload) with `header` behind it.
   template <typename Header>
-  void request(int to, int tag, std::string message, const Header& header) {
-    const std::size_t payload_end = message.size();
+  void request(int to, int tag, detail::Encoded message, const Header& header) {
+    const std::size_t payload_end = message.bytes.size();
     {
-      detail::StringSink sink(message);
+      detail::StringSink sink(message.bytes);
       std::ostream out(&sink);
       cereal::BinaryOutputArchive archive(out);
       archive(header);
     }
-    append(message, static_cast<std::uint32_t>(message.size() - payload_end));
-    transmit(to, tag, message);
+    append(message.bytes, static_cast<std::uint32_t>(message.bytes.size() - payload_end));
+    transmit(to, tag, std::move(message.bytes), message.blocks);
   }
 
   // Sends a request that expects answer `id`; `encode` appends its payload. A failure to
@@ -322,7 +392,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   template <typename Header, typename Encode>
   void ask(int to, int tag, const Header& header, std::uint64_t id, Encode encode) {
     try {
-      std::string message;
+      detail::Encoded message;
       encode(message);
       request(to, tag, std::move(message), header);
     } catch (...) {
@@ -351,7 +421,7 @@ struct Cluster::Impl final : detail::ClusterLink {
     CallHeader header{0, function.name(), options};
     header.id = expect(std::move(reply), options.name.empty() ? function.name() : options.name);
     ask(to, kCall, header, header.id,
-        [&](std::string& out) { function.encode_arguments(arguments, out); });
+        [&](detail::Encoded& out) { function.encode_arguments(arguments, out); });
   }
 
   std::uint64_t create_actor(int to, const detail::RemoteActorClass& type, const void* arguments,
@@ -361,7 +431,7 @@ struct Cluster::Impl final : detail::ClusterLink {
         expect(std::move(created),
                "actor '" + (options.name.empty() ? type.name() : options.name) + "' (created)");
     ask(to, kCreateActor, header, header.call,
-        [&](std::string& out) { type.encode_arguments(arguments, out); });
+        [&](detail::Encoded& out) { type.encode_arguments(arguments, out); });
     return header.actor;
   }
 
@@ -369,7 +439,7 @@ struct Cluster::Impl final : detail::ClusterLink {
                   const void* arguments, Reply reply) override {
     ActorCallHeader header{expect(std::move(reply), method.name()), actor, method.name()};
     ask(to, kActorCall, header, header.call,
-        [&](std::string& out) { method.encode_arguments(arguments, out); });
+        [&](detail::Encoded& out) { method.encode_arguments(arguments, out); });
   }
 
   void release_actor(int to, std::uint64_t actor) noexcept override {
@@ -399,14 +469,37 @@ struct Cluster::Impl final : detail::ClusterLink {
     lock.unlock();
   }
 
-  void transmit(int to, int tag, const std::string& bytes) {
-    if (bytes.size() > static_cast<std::size_t>(INT_MAX)) {
+  // Sends `bytes` with the blocks' trailer, then the blocks.
+  void transmit(int to, int tag, std::string bytes,
+                const std::vector<detail::Encoded::Block>& blocks = {}) {
+    if (bytes.size() > static_cast<std::size_t>(INT_MAX) - 64) {
       throw Error("a message of " + std::to_string(bytes.size()) + " bytes to rank " +
                   std::to_string(to) + ": a call's arguments or result may take at most " +
-                  std::to_string(INT_MAX) + " bytes");
+                  std::to_string(INT_MAX - 64) +
+                  " bytes besides their large arrays (std::vector, std::string or Buffer of " +
+                  "plain elements, which travel apart)");
     }
+    std::int32_t blocks_tag = 0;
+    if (!blocks.empty()) {
+      for (const auto& block : blocks) append(bytes, static_cast<std::uint64_t>(block.size));
+      blocks_tag =
+          static_cast<std::int32_t>(next_block_tag.fetch_add(1, std::memory_order_relaxed) %
+                                    static_cast<unsigned>(block_tags));
+      append(bytes, blocks_tag);
+    }
+    append(bytes, static_cast<std::uint32_t>(blocks.size()));
     check_mpi(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, tag, comm),
               "MPI_Send");
+    for (const auto& block : blocks) {
+      const char* data = static_cast<const char*>(block.data);
+      for (std::size_t done = 0; done < block.size;) {
+        const std::size_t piece = std::min(kPieceBytes, block.size - done);
+        check_mpi(
+            MPI_Send(data + done, static_cast<int>(piece), MPI_BYTE, to, blocks_tag, blocks_comm),
+            "MPI_Send");
+        done += piece;
+      }
+    }
   }
 
   // Rank 0 goes on after its Cluster asked the others to stop, until each says it stopped: the
@@ -449,16 +542,25 @@ struct Cluster::Impl final : detail::ClusterLink {
       }
       check_mpi(MPI_Mrecv(bytes.data.get(), count, MPI_BYTE, &handle, MPI_STATUS_IGNORE),
                 "MPI_Mrecv");
+      MpiBlocks blocks(blocks_comm, status.MPI_SOURCE);
       try {
-        handle_message(status.MPI_SOURCE, status.MPI_TAG, std::move(bytes));
+        blocks.read(bytes);
+        handle_message(status.MPI_SOURCE, status.MPI_TAG, std::move(bytes), blocks);
       } catch (const std::exception& error) {
         std::cerr << "spindle: rank " << rank_ << " could not handle a message from rank "
                   << status.MPI_SOURCE << ": " << error.what() << '\n';
       }
+      try {
+        blocks.drain();
+      } catch (const std::exception& error) {  // the sender would wait for ever: the job ends
+        std::cerr << "spindle: rank " << rank_ << " cannot take the blocks rank "
+                  << status.MPI_SOURCE << " sent: " << error.what() << '\n';
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      }
     }
   }
 
-  void handle_message(int source, int tag, Bytes bytes) {
+  void handle_message(int source, int tag, Bytes bytes, MpiBlocks& blocks) {
     switch (tag) {
       case kStop:
         stopping.store(true, std::memory_order_release);
@@ -467,13 +569,13 @@ struct Cluster::Impl final : detail::ClusterLink {
         ++stopped;
         return;
       case kCall:
-        serve(source, std::move(bytes));
+        serve(source, std::move(bytes), blocks);
         return;
       case kCreateActor:
-        host_actor(source, std::move(bytes));
+        host_actor(source, std::move(bytes), blocks);
         return;
       case kActorCall:
-        call_hosted(source, std::move(bytes));
+        call_hosted(source, std::move(bytes), blocks);
         return;
       case kReleaseActor:
       case kKillActor:
@@ -491,7 +593,7 @@ struct Cluster::Impl final : detail::ClusterLink {
           pending.erase(found);
         }
         if (tag == kResult) {
-          call.reply(bytes.view(), nullptr);
+          call.reply({bytes.view(), &blocks}, nullptr);
           return;
         }
         if (bytes.size == 0) throw Error("a failure without its kind");
@@ -516,8 +618,8 @@ struct Cluster::Impl final : detail::ClusterLink {
   }
 
   // What answers request `id` of rank `source`: its result, or `what` failed with the error.
-  detail::RemoteReply answer(int source, std::uint64_t id, std::string what) {
-    return [this, source, id, what = std::move(what)](std::string_view result,
+  detail::RemoteAnswer answer(int source, std::uint64_t id, std::string what) {
+    return [this, source, id, what = std::move(what)](const detail::Encoded& result,
                                                       std::exception_ptr failure) {
       std::string reply;
       int tag = kResult;
@@ -525,12 +627,13 @@ struct Cluster::Impl final : detail::ClusterLink {
         reply = static_cast<char>(kind_of(failure)) + what + " threw " + describe(failure);
         tag = kFailure;
       } else {
-        reply.reserve(result.size() + sizeof id);
-        reply.assign(result);
+        reply.reserve(result.bytes.size() + 64);
+        reply.assign(result.bytes);
       }
       append(reply, id);
       try {
-        transmit(source, tag, reply);
+        transmit(source, tag, std::move(reply),
+                 failure ? std::vector<detail::Encoded::Block>{} : result.blocks);
       } catch (const std::exception& error) {  // too large: the caller is told, not left waiting
         refuse(source, id, what + "'s answer could not be sent: " + error.what());
       }
@@ -557,12 +660,13 @@ struct Cluster::Impl final : detail::ClusterLink {
   // Runs a call sent here as a task of this rank's runtime, which answers when it is done.
   struct Serve {
     const detail::RemoteFunction* function;
-    detail::RemoteReply done;
+    std::shared_ptr<void> arguments;  // decoded; the call moves them out
+    detail::RemoteAnswer done;
 
-    void operator()(const Bytes& arguments) const {
-      std::string result;
+    void operator()() const {
+      detail::Encoded result;
       try {
-        result = function->invoke(arguments.view());
+        result = function->invoke(arguments.get());
       } catch (...) {
         done({}, std::current_exception());
         return;
@@ -571,7 +675,7 @@ struct Cluster::Impl final : detail::ClusterLink {
     }
   };
 
-  void serve(int source, Bytes message) {
+  void serve(int source, Bytes message, MpiBlocks& blocks) {
     const auto header = read_header<CallHeader>(message);
     const detail::RemoteFunction* function = detail::find_remote_function(header.function);
     if (!function) {
@@ -587,6 +691,15 @@ struct Cluster::Impl final : detail::ClusterLink {
     options.max_retries = 0;
     options.retry_exceptions = false;
     if (options.name.empty()) options.name = function->name();
+    std::shared_ptr<void> arguments;  // decoded here, where their blocks arrive
+    try {
+      arguments = function->decode_arguments({message.view(), &blocks});
+    } catch (const std::exception& error) {
+      refuse(source, header.id,
+             "rank " + std::to_string(rank_) + " cannot decode the arguments of '" +
+                 header.function + "': " + error.what());
+      return;
+    }
     detail::MutexLock lock(mutex);  // the runtime is not destroyed meanwhile (detach waits)
     if (!serving) {
       lock.unlock();
@@ -594,9 +707,10 @@ struct Cluster::Impl final : detail::ClusterLink {
       return;
     }
     try {
-      (void)serving->task(Serve{function, answer(source, header.id, function->name())})
+      (void)serving
+          ->task(Serve{function, std::move(arguments), answer(source, header.id, function->name())})
           .options(options)
-          .remote(std::move(message));
+          .remote();
     } catch (const std::exception& error) {
       lock.unlock();
       refuse(source, header.id,
@@ -606,7 +720,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   }
 
   // Creates an actor another rank asked for; its ready() answers the request.
-  void host_actor(int source, Bytes message) {
+  void host_actor(int source, Bytes message, MpiBlocks& blocks) {
     const auto header = read_header<ActorHeader>(message);
     const std::string what =
         "actor '" + (header.options.name.empty() ? header.type : header.options.name) + "'";
@@ -624,7 +738,7 @@ struct Cluster::Impl final : detail::ClusterLink {
       refused = no_runtime(what);
     } else {
       try {
-        entry.handle = type->create(*serving, header.options, message.view());
+        entry.handle = type->create(*serving, header.options, {message.view(), &blocks});
         entry.type = type;
         (void)serving
             ->task(detail::ReplyWhenDone<void>{type->ready(entry.handle),
@@ -642,7 +756,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   }
 
   // Calls a method of an actor this rank hosts for `source`.
-  void call_hosted(int source, Bytes message) {
+  void call_hosted(int source, Bytes message, MpiBlocks& blocks) {
     const auto header = read_header<ActorCallHeader>(message);
     const detail::RemoteMethod* method = detail::find_remote_method(header.method);
     std::string refused;
@@ -659,7 +773,7 @@ struct Cluster::Impl final : detail::ClusterLink {
       refused = found->second.refused;
     } else {
       try {
-        method->invoke(*serving, found->second.handle, message.view(),
+        method->invoke(*serving, found->second.handle, {message.view(), &blocks},
                        answer(source, header.call, method->name()));
         return;
       } catch (const std::exception& error) {
@@ -726,6 +840,11 @@ Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
                 "), as Debian's Open MPI provides");
   }
   check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &impl.comm), "MPI_Comm_dup");
+  check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &impl.blocks_comm), "MPI_Comm_dup");
+  int* tag_bound = nullptr;
+  int has_bound = 0;
+  MPI_Comm_get_attr(impl.blocks_comm, MPI_TAG_UB, &tag_bound, &has_bound);
+  impl.block_tags = has_bound && tag_bound ? *tag_bound : 32767;  // MPI promises 32767
   MPI_Comm_rank(impl.comm, &impl.rank_);
   MPI_Comm_size(impl.comm, &impl.size_);
   detail::set_cluster_link(&impl);
@@ -766,6 +885,7 @@ Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
   detail::set_cluster_link(nullptr);
   impl.transmit(0, kStopped, "");
   MPI_Comm_free(&impl.comm);
+  MPI_Comm_free(&impl.blocks_comm);
   MPI_Finalize();  // whoever started MPI: this process ends here
   std::exit(0);
 }
@@ -785,6 +905,7 @@ Cluster::~Cluster() {
   if (impl.poller.joinable()) impl.poller.join();
   impl.fail_pending("the cluster ended before the call's rank answered");
   MPI_Comm_free(&impl.comm);
+  MPI_Comm_free(&impl.blocks_comm);
   if (impl.started_mpi) MPI_Finalize();
 }
 

@@ -5,6 +5,7 @@
 // cluster layer installs the link.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -15,6 +16,7 @@
 #include <tuple>
 #include <type_traits>
 #include <typeindex>
+#include <vector>
 
 #include "spindle/object_ref.hpp"
 
@@ -26,8 +28,44 @@ struct ActorOptions;
 
 namespace detail {
 
+/// Values encoded to travel to another rank: their bytes, and the large blocks of raw memory
+/// they hold (a big std::vector's elements, a Buffer's), which are sent from where they lie
+/// instead of being copied into the bytes.
+struct Encoded {
+  struct Block {
+    const void* data = nullptr;
+    std::size_t size = 0;
+  };
+  std::string bytes;
+  std::vector<Block> blocks;
+  /// What the blocks point into, where the encoder made or staged it (a result, a GPU
+  /// buffer's host copy); the caller's own values are the caller's to keep alive.
+  std::vector<std::shared_ptr<const void>> keep;
+};
+
+/// Where a received message's blocks come from, in the order they were encoded. Each is
+/// received straight into the memory of the value being decoded.
+class BlockSource {
+ public:
+  /// The size of the next block. @throws Error if there is none.
+  [[nodiscard]] virtual std::size_t next_size() const = 0;
+  /// Receives the next block, of `bytes` bytes (next_size()), into `into`.
+  virtual void receive(void* into, std::size_t bytes) = 0;
+
+ protected:
+  ~BlockSource() = default;
+};
+
+/// A received encoding: its bytes, and where its blocks come from (null: it has none).
+struct Received {
+  std::string_view bytes;
+  BlockSource* blocks = nullptr;
+};
+
 /// What a call's answer does where it arrives: given the encoded result, or the failure.
-using RemoteReply = std::function<void(std::string_view result, std::exception_ptr failure)>;
+using RemoteReply = std::function<void(Received result, std::exception_ptr failure)>;
+/// What sends a call's answer from where it ran: given its encoded result, or the failure.
+using RemoteAnswer = std::function<void(const Encoded& result, std::exception_ptr failure)>;
 
 /// What encodes a call's arguments and decodes its result: a registered function or method.
 class RemoteCodec {
@@ -35,18 +73,21 @@ class RemoteCodec {
   virtual ~RemoteCodec() = default;
   [[nodiscard]] virtual const std::string& name() const = 0;
   /// Appends the encoded arguments to `out`, reserving room for them and a little more.
-  /// `arguments` points to a std::tuple<const std::decay_t<P>&...> of the parameters P.
-  virtual void encode_arguments(const void* arguments, std::string& out) const = 0;
+  /// `arguments` points to a std::tuple<const std::decay_t<P>&...> of the parameters P,
+  /// which must outlive the blocks' sending.
+  virtual void encode_arguments(const void* arguments, Encoded& out) const = 0;
   /// Stores the decoded result in `*result`, a std::optional<R> (nothing for void).
-  virtual void decode_result(std::string_view bytes, void* result) const = 0;
+  virtual void decode_result(Received encoded, void* result) const = 0;
 };
 
 /// A function that may run on another rank, found by its address where it is called and by
 /// its name where it runs (SPINDLE_REMOTE).
 class RemoteFunction : public RemoteCodec {
  public:
-  /// Decodes the arguments, calls the function, and encodes its result.
-  [[nodiscard]] virtual std::string invoke(std::string_view arguments) const = 0;
+  /// Decodes the arguments (a std::tuple<std::decay_t<P>...>), for invoke.
+  [[nodiscard]] virtual std::shared_ptr<void> decode_arguments(Received encoded) const = 0;
+  /// Calls the function with decoded arguments (moved from) and encodes its result.
+  [[nodiscard]] virtual Encoded invoke(void* arguments) const = 0;
 };
 
 /// An ActorHandle<T>, its class erased: what the serving rank keeps of an actor.
@@ -61,10 +102,10 @@ class RemoteActorClass {
   /// typeid(std::tuple<A...>) of the constructor's parameters A, decayed.
   [[nodiscard]] virtual std::type_index constructor() const = 0;
   /// As RemoteCodec::encode_arguments, for the constructor.
-  virtual void encode_arguments(const void* arguments, std::string& out) const = 0;
+  virtual void encode_arguments(const void* arguments, Encoded& out) const = 0;
   /// On the serving rank: creates the actor on `runtime`.
   [[nodiscard]] virtual AnyActor create(Runtime& runtime, const ActorOptions& options,
-                                        std::string_view arguments) const = 0;
+                                        Received arguments) const = 0;
   /// Its handle's ready() there.
   [[nodiscard]] virtual ObjectRef<void> ready(const AnyActor& actor) const = 0;
   virtual void kill(Runtime& runtime, const AnyActor& actor, bool no_restart) const = 0;
@@ -81,8 +122,8 @@ class RemoteMethod : public RemoteCodec {
   [[nodiscard]] virtual bool is(std::type_index method_type, const void* method) const = 0;
   /// On the serving rank: calls the method on `actor` with the encoded arguments, in order
   /// with the calls before it; `done` gets the encoded result, or the failure, once it ends.
-  virtual void invoke(Runtime& runtime, const AnyActor& actor, std::string_view arguments,
-                      RemoteReply done) const = 0;
+  virtual void invoke(Runtime& runtime, const AnyActor& actor, Received arguments,
+                      RemoteAnswer done) const = 0;
 };
 
 /// Registers `function` under its name; called once per function, before main.
@@ -177,7 +218,7 @@ struct FunctionSignature<R (*)(P...) noexcept> : FunctionSignature<R (*)(P...)> 
 /// A reply that decodes the result into `state`, or fails it.
 template <typename Value>
 RemoteReply reply_into(std::shared_ptr<ObjectState<Value>> state, const RemoteCodec& function) {
-  return [state = std::move(state), &function](std::string_view bytes, std::exception_ptr failure) {
+  return [state = std::move(state), &function](Received encoded, std::exception_ptr failure) {
     if (failure) {
       state->fail(failure);
       return;
@@ -187,7 +228,7 @@ RemoteReply reply_into(std::shared_ptr<ObjectState<Value>> state, const RemoteCo
         state->set_value();
       } else {
         std::optional<Value> value;
-        function.decode_result(bytes, &value);
+        function.decode_result(encoded, &value);
         state->set_value(std::move(*value));
       }
     } catch (...) {
@@ -198,7 +239,7 @@ RemoteReply reply_into(std::shared_ptr<ObjectState<Value>> state, const RemoteCo
 
 /// A reply that completes `state` once the answer comes, or fails it.
 inline RemoteReply reply_done(std::shared_ptr<ObjectState<void>> state) {
-  return [state = std::move(state)](std::string_view, std::exception_ptr failure) {
+  return [state = std::move(state)](Received, std::exception_ptr failure) {
     if (failure) {
       state->fail(failure);
     } else {
