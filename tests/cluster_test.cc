@@ -303,6 +303,11 @@ TEST(Cluster, EveryRankIsDescribed) {
     EXPECT_GT(info.num_cpus, 0);
     EXPECT_GT(info.memory, 0);
     EXPECT_FALSE(info.host.empty());
+    if (spindle::Cluster::with_mpi()) {
+      EXPECT_EQ(info.resources.at(spindle::detail::node_resource()), 1.0);
+    }
+    EXPECT_EQ(info.resources.contains("gizmo"), rank > 0);
+    if (rank > 0) EXPECT_EQ(info.resources.at("gizmo"), 2.0);
   }
   EXPECT_EQ(cluster->rank(), 0);
   EXPECT_EQ(spindle::this_rank(), 0);
@@ -498,6 +503,48 @@ TEST(Cluster, ADemandNoRankHoldsIsInfeasibleAtSubmit) {
                spindle::InfeasibleError);
 }
 
+TEST(Cluster, ADemandForACustomResourceGoesToTheRanksThatHoldIt) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: no rank holds a gizmo";
+  spindle::Runtime rt;  // rank 0's: no gizmo
+  std::set<int> ranks;
+  for (int i = 0; i < 2 * cluster->size(); ++i) {
+    ranks.insert(rt.task(where).options({.resources = {{"gizmo", 1}}}).remote().get());
+  }
+  std::set<int> holders;
+  for (int rank = 1; rank < cluster->size(); ++rank) holders.insert(rank);
+  EXPECT_EQ(ranks, holders);
+  auto counter = rt.actor<Counter>().options({.resources = {{"gizmo", 2}}}).remote(0);
+  EXPECT_GT(counter.call(&Counter::where).get(), 0);
+  try {
+    (void)rt.task(where).options({.resources = {{"gizmo", 3}}}).remote();
+    FAIL() << "a demand no rank holds was accepted";
+  } catch (const spindle::InfeasibleError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("3 gizmo, which no rank holds"));
+    EXPECT_THAT(error.what(), HasSubstr("2 gizmo"));
+  }
+  EXPECT_THROW((void)rt.task(where).options({.resources = {{"gizmo", 1}}, .rank = 0}).remote(),
+               spindle::InfeasibleError);
+  // A lambda cannot travel: it stays here, where there is no gizmo.
+  EXPECT_THROW((void)rt.task([] { return 1; }).options({.resources = {{"gizmo", 1}}}).remote(),
+               spindle::InfeasibleError);
+}
+
+TEST(Cluster, EveryRuntimeHoldsItsNodesResource) {
+  if (!spindle::Cluster::with_mpi()) GTEST_SKIP() << "built without MPI: no cluster link";
+  spindle::Runtime rt;
+  const std::string node = spindle::detail::node_resource();
+  EXPECT_EQ(node.rfind("node:", 0), 0u);
+  EXPECT_EQ(rt.total_resources().get(node).to_double(), 1.0);
+  auto here = rt.task([] { return 7; }).options({.resources = {{node, 0.5}}}).remote();
+  EXPECT_EQ(here.get(), 7);
+  // Every rank is on this machine: a share of its node runs on any of them.
+  std::set<int> ranks;
+  for (int i = 0; i < 2 * cluster->size(); ++i) {
+    ranks.insert(rt.task(where).options({.resources = {{node, 0.5}}}).remote().get());
+  }
+  EXPECT_EQ(static_cast<int>(ranks.size()), cluster->size());
+}
+
 TEST(Cluster, AnActorPinnedToARankLivesThereAndTakesItsCallsInOrder) {
   spindle::Runtime rt;
   const int there = last_rank();
@@ -588,7 +635,12 @@ TEST(Cluster, AnActorThereEndsWhenItsLastHandleHereIsGone) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  spindle::Cluster joined(argc, argv, {.timeline = true});  // every rank but 0 serves here
+  // Every rank but 0 serves here; those ranks hold 2 "gizmo" each, rank 0 none.
+  spindle::Cluster joined(argc, argv, [](int rank) {
+    spindle::RuntimeOptions options{.timeline = true};
+    if (rank > 0) options.resources = {{"gizmo", 2}};
+    return options;
+  });
   cluster = &joined;
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();

@@ -42,7 +42,9 @@
 #include <cereal/types/vector.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <istream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <streambuf>
@@ -68,6 +70,8 @@ struct RankInfo {
   double num_gpus = 0;
   /// Bytes.
   double memory = 0;
+  /// Custom resources, `node:<host>` (1 on every rank: detail::node_resource()) among them.
+  std::map<std::string, double> resources;
 };
 
 /// @brief Joins the Open MPI job this process was started in, for as long as it lives.
@@ -78,10 +82,18 @@ struct RankInfo {
 /// it) and the process exits with status 0 without returning (as a Ray worker does). Rank 0 returns
 /// and runs the rest of main, the driver. Started without mpirun, the process is rank 0 of 1 and
 /// nothing changes.
+///
+/// Placement sees every rank's totals as its options say (`serving`, or `options_for(rank)`),
+/// and the machine's where they leave a total unset; rank 0's describe the driver, whose
+/// Runtime should be made with the same options. Every runtime made while a Cluster lives
+/// also holds one `node:<host>` resource, so a demand for a share of it runs on that machine.
 class Cluster {
  public:
   /// @throws Error if MPI cannot start or lacks MPI_THREAD_MULTIPLE.
   Cluster(int& argc, char**& argv, const RuntimeOptions& serving = {});
+  /// As above, with options of each rank's own, made by `options_for(rank)` on every rank
+  /// (such as a custom resource that only some ranks hold).
+  Cluster(int& argc, char**& argv, const std::function<RuntimeOptions(int rank)>& options_for);
   /// On rank 0: tells the other ranks to finish, and ends MPI if this Cluster started it (a
   /// program that called MPI_Init itself calls MPI_Finalize after this).
   ~Cluster();

@@ -231,14 +231,6 @@ struct ActorOnlyHeader {
   }
 };
 
-// A rank's totals as sent to every other one.
-struct WireRank {
-  double num_cpus = 0;
-  double num_gpus = 0;
-  double memory = 0;
-  char host[64] = {};
-};
-
 bool launched_by_mpi() {
   for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
     if (std::getenv(variable)) return true;
@@ -253,8 +245,16 @@ std::string host_name() {
 }
 
 RankInfo info_of(int rank, const ResourceSet& totals) {
-  return {rank, host_name(), totals.cpu().to_double(), totals.gpu().to_double(),
-          totals.memory().to_double()};
+  RankInfo info{rank,
+                host_name(),
+                totals.cpu().to_double(),
+                totals.gpu().to_double(),
+                totals.memory().to_double(),
+                {}};
+  for (const auto& [name, amount] : totals.amounts()) {
+    if (!ResourceSet::is_builtin(name)) info.resources[name] = amount.to_double();
+  }
+  return info;
 }
 
 // Which error a failure is, for the caller to raise the same kind.
@@ -287,6 +287,43 @@ void check_mpi(int code, const char* call) {
   int length = 0;
   MPI_Error_string(code, text, &length);
   throw Error(std::string(call) + " failed: " + text);
+}
+
+// Every rank's info, by rank, from each rank's own.
+std::vector<RankInfo> share(const RankInfo& mine, MPI_Comm comm, int size) {
+  std::string bytes;
+  {
+    detail::StringSink sink(bytes);
+    std::ostream out(&sink);
+    cereal::BinaryOutputArchive archive(out);
+    archive(mine.host, mine.num_cpus, mine.num_gpus, mine.memory, mine.resources);
+  }
+  std::vector<int> sizes(static_cast<std::size_t>(size));
+  const int my_size = static_cast<int>(bytes.size());
+  check_mpi(MPI_Allgather(&my_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm), "MPI_Allgather");
+  std::vector<int> offsets(sizes.size());
+  int total = 0;
+  for (std::size_t rank = 0; rank < sizes.size(); ++rank) {
+    offsets[rank] = total;
+    total += sizes[rank];
+  }
+  std::string all(static_cast<std::size_t>(total), '\0');
+  check_mpi(MPI_Allgatherv(bytes.data(), my_size, MPI_BYTE, all.data(), sizes.data(),
+                           offsets.data(), MPI_BYTE, comm),
+            "MPI_Allgatherv");
+  std::vector<RankInfo> ranks;
+  for (int rank = 0; rank < size; ++rank) {
+    const auto at = static_cast<std::size_t>(rank);
+    detail::ViewBuffer buffer(std::string_view(all).substr(static_cast<std::size_t>(offsets[at]),
+                                                           static_cast<std::size_t>(sizes[at])));
+    std::istream in(&buffer);
+    cereal::BinaryInputArchive archive(in);
+    RankInfo info;
+    info.rank = rank;
+    archive(info.host, info.num_cpus, info.num_gpus, info.memory, info.resources);
+    ranks.push_back(std::move(info));
+  }
+  return ranks;
 }
 
 }  // namespace
@@ -329,29 +366,38 @@ struct Cluster::Impl final : detail::ClusterLink {
   int size() const override { return size_; }
 
   // A pinned call goes to its rank; another one to the ranks whose totals fit its demand, in
-  // turn. Custom resources are known only here, so a demand for them stays here.
+  // turn.
   int place(const TaskOptions& options) override {
     auto fits = [&](const RankInfo& info) {
-      return options.num_cpus <= info.num_cpus && options.num_gpus <= info.num_gpus &&
-             options.memory <= info.memory;
+      if (options.num_cpus > info.num_cpus || options.num_gpus > info.num_gpus ||
+          options.memory > info.memory) {
+        return false;
+      }
+      for (const auto& [name, amount] : options.resources) {
+        auto held = info.resources.find(name);
+        if (amount > 0 && (held == info.resources.end() || held->second < amount)) return false;
+      }
+      return true;
     };
     auto refuse = [&](const std::vector<RankInfo>& holders, const char* which) {
       std::ostringstream out;
       out << "task '" << options.name << "' asks for " << options.num_cpus << " cpus, "
-          << options.num_gpus << " gpus and " << options.memory << " bytes of memory, which "
-          << which << " holds:";
+          << options.num_gpus << " gpus, " << options.memory << " bytes of memory";
+      for (const auto& [name, amount] : options.resources) out << ", " << amount << ' ' << name;
+      out << ", which " << which << " holds:";
       for (const RankInfo& info : holders) {
         out << " rank " << info.rank << " has " << info.num_cpus << " cpus, " << info.num_gpus
-            << " gpus, " << info.memory << " bytes;";
+            << " gpus, " << info.memory << " bytes";
+        for (const auto& [name, amount] : info.resources) out << ", " << amount << ' ' << name;
+        out << ';';
       }
       throw InfeasibleError(out.str());
     };
-    if (options.rank >= 0) {  // custom resources are checked there
+    if (options.rank >= 0) {
       const RankInfo& pinned = ranks[static_cast<std::size_t>(options.rank)];
       if (!fits(pinned)) refuse({pinned}, "the rank it is pinned to never");
       return options.rank;
     }
-    if (!options.resources.empty()) return rank_;  // custom resources are known only here
     std::vector<int> fit;
     for (const RankInfo& info : ranks) {
       if (fits(info)) fit.push_back(info.rank);
@@ -815,11 +861,27 @@ struct Cluster::Impl final : detail::ClusterLink {
   }
 };
 
+namespace {
+
+// The totals a rank's options describe, with its node's resource.
+ResourceSet totals_of(const RuntimeOptions& options) {
+  std::map<std::string, double> resources = options.resources;
+  resources.try_emplace(detail::node_resource(), 1.0);
+  return resource_totals(Topology::discover(),
+                         {options.num_cpus, options.num_gpus, options.memory, resources});
+}
+
+}  // namespace
+
 Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
+    : Cluster(argc, argv, [&serving](int) { return serving; }) {}
+
+Cluster::Cluster(int& argc, char**& argv,
+                 const std::function<RuntimeOptions(int rank)>& options_for)
     : impl_(std::make_unique<Impl>()) {
   Impl& impl = *impl_;
   if (!launched_by_mpi()) {  // alone: rank 0 of 1, where every call stays
-    impl.ranks = {info_of(0, resource_totals(Topology::discover()))};
+    impl.ranks = {info_of(0, totals_of(options_for(0)))};
     detail::set_cluster_link(&impl);
     return;
   }
@@ -852,27 +914,18 @@ Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
   std::optional<Runtime> runtime;
   ResourceSet totals;
   try {
+    const RuntimeOptions options = options_for(impl.rank_);
     if (impl.rank_ != 0) {
-      runtime.emplace(serving);
+      runtime.emplace(options);
       totals = runtime->total_resources();
     } else {
-      totals = resource_totals(Topology::discover());
+      totals = totals_of(options);
     }
   } catch (const std::exception& error) {
     std::cerr << "spindle: rank " << impl.rank_ << " cannot start: " << error.what() << '\n';
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
-  RankInfo mine = info_of(impl.rank_, totals);
-  WireRank wire{mine.num_cpus, mine.num_gpus, mine.memory, {}};
-  std::strncpy(wire.host, mine.host.c_str(), sizeof wire.host - 1);
-  std::vector<WireRank> all(static_cast<std::size_t>(impl.size_));
-  check_mpi(
-      MPI_Allgather(&wire, sizeof wire, MPI_BYTE, all.data(), sizeof wire, MPI_BYTE, impl.comm),
-      "MPI_Allgather");
-  for (int rank = 0; rank < impl.size_; ++rank) {
-    const WireRank& each = all[static_cast<std::size_t>(rank)];
-    impl.ranks.push_back({rank, each.host, each.num_cpus, each.num_gpus, each.memory});
-  }
+  impl.ranks = share(info_of(impl.rank_, totals), impl.comm, impl.size_);
   if (impl.rank_ == 0) {
     impl.poller = std::thread([&impl] { impl.poll_until_stopped(); });
     return;

@@ -14,7 +14,11 @@ struct Cluster::Impl {
   std::vector<RankInfo> ranks;
 };
 
-Cluster::Cluster(int&, char**&, const RuntimeOptions&) : impl_(std::make_unique<Impl>()) {
+Cluster::Cluster(int& argc, char**& argv, const RuntimeOptions& serving)
+    : Cluster(argc, argv, [&serving](int) { return serving; }) {}
+
+Cluster::Cluster(int&, char**&, const std::function<RuntimeOptions(int rank)>& options_for)
+    : impl_(std::make_unique<Impl>()) {
   for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
     if (std::getenv(variable)) {
       throw Error(std::string("started by an MPI launcher (") + variable +
@@ -25,9 +29,14 @@ Cluster::Cluster(int&, char**&, const RuntimeOptions&) : impl_(std::make_unique<
   }
   char host[64] = {};
   gethostname(host, sizeof host - 1);
-  ResourceSet totals = resource_totals(Topology::discover());
+  const RuntimeOptions options = options_for(0);
+  ResourceSet totals = resource_totals(Topology::discover(), {options.num_cpus, options.num_gpus,
+                                                              options.memory, options.resources});
   impl_->ranks = {
       {0, host, totals.cpu().to_double(), totals.gpu().to_double(), totals.memory().to_double()}};
+  for (const auto& [name, amount] : totals.amounts()) {
+    if (!ResourceSet::is_builtin(name)) impl_->ranks[0].resources[name] = amount.to_double();
+  }
 }
 
 Cluster::~Cluster() = default;

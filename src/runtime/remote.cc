@@ -4,13 +4,17 @@
 
 #include <cxxabi.h>
 #include <dlfcn.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <typeindex>
 
 #include "runtime/scheduler.hpp"
@@ -169,6 +173,20 @@ const RemoteFunction* find_remote_function(std::string_view name) {
 ClusterLink* cluster_link() { return installed_link.load(std::memory_order_acquire); }
 
 void set_cluster_link(ClusterLink* link) { installed_link.store(link, std::memory_order_release); }
+
+std::string node_resource() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "unknown");
+  std::string name = std::string("node:") + host;
+  for (char& c : name) {
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') ||
+                         std::string_view("_-.:/").find(c) != std::string_view::npos;
+    if (!allowed) c = '_';
+  }
+  name.resize(std::min<std::size_t>(name.size(), 64));  // ResourceSet's longest name
+  return name;
+}
 
 void check_rank(int rank, bool codelet) {
   if (rank == -1) return;

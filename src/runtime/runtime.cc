@@ -10,12 +10,13 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <thread>
 
+#include "fibers/worker_algorithm.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/scheduler.hpp"
-#include "fibers/worker_algorithm.hpp"
 
 namespace spindle {
 
@@ -65,8 +66,10 @@ Runtime::Runtime() : Runtime(RuntimeOptions{}) {}
 Runtime::Runtime(const RuntimeOptions& options) : impl_(std::make_unique<Impl>()) {
   check_options(options);
   impl_->topology = Topology::discover();
+  std::map<std::string, double> resources = options.resources;
+  if (detail::cluster_link()) resources.try_emplace(detail::node_resource(), 1.0);  // Ray's too
   impl_->totals = resource_totals(
-      impl_->topology, {options.num_cpus, options.num_gpus, options.memory, options.resources});
+      impl_->topology, {options.num_cpus, options.num_gpus, options.memory, std::move(resources)});
   impl_->scheduler = std::make_unique<detail::Scheduler>(
       impl_->totals, timeline_enabled(options) ? options.max_timeline_events : 0,
       options.buffer_memory_limit);
@@ -108,8 +111,7 @@ PerfModel& Runtime::perf_model() { return *impl_->model; }
 void Runtime::cancel_object(detail::ObjectStateBase& object) {
   // A finished task's record may outlive its runtime (a ref keeps it): it is not touched.
   detail::TaskRecord* task = object.producer;
-  if (!task || task->phase.load(std::memory_order_acquire) ==
-                   detail::TaskRecord::Phase::finished) {
+  if (!task || task->phase.load(std::memory_order_acquire) == detail::TaskRecord::Phase::finished) {
     return;
   }
   if (task->is_actor_call()) {
@@ -209,6 +211,12 @@ std::shared_ptr<TaskSpec> build_spec(Scheduler& scheduler, const TaskOptions& op
   } catch (const InfeasibleError& error) {
     spec->infeasible = std::string(kind) + " '" + spec->name + "': " + error.what();
     return spec;
+  } catch (const InvalidArgumentError& error) {
+    // A resource unknown here: in a cluster another rank may hold it, so placement decides,
+    // and a call that stays here is refused at submit.
+    if (!cluster_link()) throw;
+    spec->infeasible = std::string(kind) + " '" + spec->name + "': " + error.what();
+    return spec;
   }
   if (!demand.cpu().is_zero()) {
     spec->cpu_request = scheduler.request_for(ResourceSet().set(ResourceSet::kCpu, demand.cpu()));
@@ -236,8 +244,8 @@ std::shared_ptr<const TaskSpec> make_task_spec(Runtime& runtime, const TaskOptio
   std::string name = options.name.empty() ? std::move(default_name) : options.name;
   Scheduler& scheduler = scheduler_of(runtime);
   if (!codelet) {
-    std::shared_ptr<TaskSpec> spec = build_spec(scheduler, options, name, kind, false,
-                                                DeviceKind::cpu);
+    std::shared_ptr<TaskSpec> spec =
+        build_spec(scheduler, options, name, kind, false, DeviceKind::cpu);
     if (cluster_link() || options.rank >= 0) spec->options = std::make_shared<TaskOptions>(options);
     return spec;
   }
@@ -283,8 +291,9 @@ bool in_task() { return detail::current_task() != nullptr; }
 Runtime& runtime() {
   detail::TaskRecord* task = detail::current_task();
   if (!task) {
-    throw Error("this_task::runtime() is called outside a task: only a task (or an actor's "
-                "method) has a runtime running it");
+    throw Error(
+        "this_task::runtime() is called outside a task: only a task (or an actor's "
+        "method) has a runtime running it");
   }
   return *task->scheduler.runtime();
 }

@@ -143,6 +143,10 @@ bool register_remote_method(std::unique_ptr<RemoteMethod> method);
                                                      const void* method);
 [[nodiscard]] const RemoteMethod* find_remote_method(std::string_view name);
 
+/// The custom resource every process of a cluster holds one of, named after its machine:
+/// "node:<host name>" (characters a resource name cannot hold become '_').
+[[nodiscard]] std::string node_resource();
+
 /// The cluster a process belongs to (installed by spindle::Cluster while it lives).
 class ClusterLink {
  public:
@@ -150,8 +154,8 @@ class ClusterLink {
   [[nodiscard]] virtual int rank() const = 0;
   [[nodiscard]] virtual int size() const = 0;
   /// The rank a call with these options runs on: options.rank if set, else one whose totals
-  /// fit the demand. Throws InvalidArgumentError for a rank out of range and
-  /// InfeasibleError for a demand no rank fits.
+  /// (custom resources included) fit the demand. Throws InvalidArgumentError for a rank out
+  /// of range and InfeasibleError for a demand no rank fits, or its pinned rank does not.
   [[nodiscard]] virtual int place(const TaskOptions& options) = 0;
   using Reply = RemoteReply;
   /// Sends a call of `function` to `rank`; `reply` runs once, on the thread that receives the
