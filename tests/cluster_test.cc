@@ -140,10 +140,14 @@ spindle::Buffer<float> doubled(const spindle::Buffer<float>& in) {
 }
 SPINDLE_REMOTE(doubled);
 
-struct Pixel {  // trivially copyable, without a serialize: travels as its bytes
+struct Pixel {  // trivially copyable, without a serialize: declared to travel as its bytes
   std::uint8_t r = 0, g = 0, b = 0;
   bool operator==(const Pixel&) const = default;
 };
+}  // namespace
+template <>
+struct spindle::travels_as_bytes<Pixel> : std::true_type {};
+namespace {
 
 std::vector<Pixel> brightened(std::vector<Pixel> pixels) {
   for (Pixel& pixel : pixels) pixel.g = static_cast<std::uint8_t>(pixel.g + 1);
@@ -180,6 +184,20 @@ struct Store {
 SPINDLE_REMOTE_ACTOR(Store, std::vector<double>);
 SPINDLE_REMOTE_METHOD(Store, all);
 SPINDLE_REMOTE_METHOD(Store, add);
+
+// An actor whose calls wait until set_gate(true) runs in its process: each call parks its
+// fiber and looks again (never blocking a worker thread, which the runtime would not see).
+std::atomic<bool> gate_open{false};
+void set_gate(bool open) { gate_open.store(open); }
+SPINDLE_REMOTE(set_gate);
+struct Turnstile {
+  int pass() {
+    while (!gate_open.load()) spindle::this_task::sleep_for(std::chrono::milliseconds(1));
+    return 1;
+  }
+};
+SPINDLE_REMOTE_ACTOR(Turnstile);
+SPINDLE_REMOTE_METHOD(Turnstile, pass);
 
 int last_rank() { return cluster->size() - 1; }
 
@@ -253,6 +271,29 @@ TEST(Cluster, LargeArgumentsAndResultsArriveWhole) {
   EXPECT_EQ(sizes.get(), (std::vector<std::size_t>{500000, 5, 90000, 9, 499999}));
 }
 
+TEST(Cluster, CallsWithBlocksSentAtOnceFromManyThreadsEachGetTheirOwn) {
+  spindle::Runtime rt;
+  const int there = last_rank();
+  std::vector<spindle::ObjectRef<bool>> checks;
+  for (int sender = 0; sender < 8; ++sender) {
+    checks.push_back(
+        rt.task([there, sender] {
+            spindle::Runtime& runtime = spindle::this_task::runtime();
+            bool all = true;
+            for (int call = 0; call < 4; ++call) {
+              const std::vector<double> values(100000 + 1000 * sender, sender * 10.0 + call);
+              std::vector<double> back =
+                  runtime.task(scaled).options({.rank = there}).remote(values, 1.0).get();
+              all = all && back == values;
+            }
+            return all;
+          })
+            .options({.num_cpus = 0})
+            .remote());
+  }
+  for (auto& check : checks) EXPECT_TRUE(check.get());
+}
+
 TEST(Cluster, BuffersTravelAsTheirElements) {
   spindle::Runtime rt;
   std::vector<float> values(300000);
@@ -279,8 +320,9 @@ TEST(Cluster, AnActorTakesAndGivesLargeArrays) {
 TEST(Cluster, BlocksOfARefusedCallAreTakenAndDroppedSoTheSenderGoesOn) {
   if (cluster->size() < 2) GTEST_SKIP() << "alone: nothing travels";
   spindle::Runtime rt;
-  // Rank 1 cannot create the second (its name is taken there), so it refuses the call below
-  // before decoding its arguments; their block must still be taken from the sender.
+  // Rank 1 takes the second's arguments but cannot create it (its name is taken there), so it
+  // refuses the call below without decoding its arguments; their block must still be taken
+  // from the sender, or the sender and this test hang (until CTest's timeout fails it).
   auto first = rt.actor<Store>().options({.name = "blocks store", .rank = 1}).remote(iota_of(4));
   first.ready().get();
   auto refused =
@@ -603,6 +645,27 @@ TEST(Cluster, AnActorThereRefusesAnUnregisteredMethodAndOtherConstructorTypes) {
     EXPECT_THAT(error.what(), HasSubstr("Counter"));
     EXPECT_THAT(error.what(), HasSubstr("std::tuple<int>"));
   }
+}
+
+TEST(Cluster, AnActorThereRefusesCallsPastItsPendingLimitAtTheCall) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: the limit is the local actors' (actor_test)";
+  spindle::Runtime rt;
+  auto gate = rt.task(set_gate).options({.num_cpus = 0, .rank = 1});
+  gate.remote(false).get();
+  auto turnstile =
+      rt.actor<Turnstile>().options({.num_cpus = 0, .max_pending_calls = 2, .rank = 1}).remote();
+  auto first = turnstile.call(&Turnstile::pass);
+  auto second = turnstile.call(&Turnstile::pass);
+  try {
+    (void)turnstile.call(&Turnstile::pass);
+    FAIL() << "a third unanswered call was sent";
+  } catch (const spindle::PendingCallsLimitError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("max_pending_calls = 2"));
+    EXPECT_THAT(error.what(), HasSubstr("rank 1"));
+  }
+  gate.remote(true).get();
+  EXPECT_EQ(first.get() + second.get(), 2);
+  EXPECT_EQ(turnstile.call(&Turnstile::pass).get(), 1);  // answered calls no longer count
 }
 
 TEST(Cluster, AKilledActorThereFailsTheCallsAfterTheKill) {

@@ -276,9 +276,14 @@ class ActorHandle {
         typename detail::Resolved<std::decay_t<Args>>::type>&...>;
     Views views(detail::resolve_waiting(args)...);
     auto state = std::make_shared<detail::ObjectState<Value>>();
-    detail::live_cluster_link(registered->name())
-        .call_actor(remote_->rank, remote_->id, *registered, &views,
-                    detail::reply_into(state, *registered));
+    detail::ClusterLink& link = detail::live_cluster_link(registered->name());
+    detail::RemoteReply reply = remote_->counted(detail::reply_into(state, *registered));
+    try {
+      link.call_actor(remote_->rank, remote_->id, *registered, &views, reply);
+    } catch (...) {  // not sent: it is not counted
+      reply({}, std::current_exception());
+      throw;
+    }
     return ObjectRef<Value>(std::move(state));
   }
 
@@ -359,6 +364,7 @@ class ActorFactory {
     remote->name = spec_->name;
     remote->type = &type;
     remote->created = std::make_shared<detail::ObjectState<void>>();
+    remote->max_pending_calls = spec_->max_pending_calls;
     remote->id = detail::live_cluster_link(spec_->name)
                      .create_actor(rank, type, &views, *spec_->options,
                                    detail::reply_done(remote->created));

@@ -22,9 +22,9 @@
 // without a Cluster. Arguments and results travel serialised with cereal: standard types
 // work as they are, a type of yours needs a `serialize(Archive&)` (cereal's rules), and one
 // without is a compile-time error at SPINDLE_REMOTE. An argument or result that is one array
-// of plain elements (detail::Contiguous: a std::vector or std::string of trivially copyable
-// elements without a serialize of their own, or a Buffer) travels as raw bytes instead, from
-// 64 KiB on sent by MPI from its own memory into the value made for it on the other side.
+// of numbers or enums (a std::vector, std::string or Buffer; detail::Contiguous) travels as raw
+// bytes instead, from 64 KiB on sent by MPI from its own memory into the value made for it on
+// the other side; so does an array of a type of yours declared travels_as_bytes.
 //
 // Objects live with the rank that made them: a call's arguments (refs resolved first) are
 // sent with it, and its result comes back once it is done, to be kept by the caller's ref.
@@ -126,17 +126,27 @@ class Cluster {
 /// The rank this process is in the cluster; 0 without one.
 [[nodiscard]] int this_rank();
 
+/// Specialise as std::true_type for a trivially copyable type of yours whose bytes are all it
+/// is (no pointers, no handles), so that a std::vector or Buffer of it travels between ranks
+/// as raw bytes, without a serialize:
+///
+///   template <> struct spindle::travels_as_bytes<Pixel> : std::true_type {};
+template <typename T>
+struct travels_as_bytes : std::false_type {};
+
 namespace detail {
 
-/// An element type whose arrays travel as raw bytes: trivially copyable, no pointer, and
-/// either a number, an enum, or a type without a cereal serialisation of its own (whose bytes
-/// are then all it is).
+/// An element type whose arrays travel as raw bytes: a number (not bool), an enum, or a type
+/// that travels_as_bytes (checked to be trivially copyable).
 template <typename T>
-inline constexpr bool raw_element =
-    std::is_trivially_copyable_v<T>&& std::is_default_constructible_v<T> && !std::is_pointer_v<T> &&
-    !std::is_member_pointer_v<T> && !std::is_same_v<T, bool> &&
-    (std::is_arithmetic_v<T> || std::is_enum_v<T> ||
-     !cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value);
+struct RawElement {
+  static_assert(!travels_as_bytes<T>::value ||
+                    (std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>),
+                "spindle::travels_as_bytes<T>: T must be trivially copyable and default "
+                "constructible to travel as its bytes");
+  static constexpr bool value = (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) ||
+                                std::is_enum_v<T> || travels_as_bytes<T>::value;
+};
 
 /// How a value made of one contiguous array travels: its element count in the bytes, and its
 /// elements as raw bytes (a block of their own once they are large). Not for other values.
@@ -146,9 +156,8 @@ struct Contiguous {
 };
 
 template <typename T, typename A>
-requires raw_element<T>
 struct Contiguous<std::vector<T, A>> {
-  static constexpr bool value = true;
+  static constexpr bool value = RawElement<T>::value;
   using Element = T;
   static std::size_t size(const std::vector<T, A>& values) { return values.size(); }
   static const void* data(const std::vector<T, A>& values, Encoded&) { return values.data(); }
@@ -157,10 +166,9 @@ struct Contiguous<std::vector<T, A>> {
 };
 
 template <typename C, typename Traits, typename A>
-requires raw_element<C>
 struct Contiguous<std::basic_string<C, Traits, A>> {
   using String = std::basic_string<C, Traits, A>;
-  static constexpr bool value = true;
+  static constexpr bool value = RawElement<C>::value;
   using Element = C;
   static std::size_t size(const String& text) { return text.size(); }
   static const void* data(const String& text, Encoded&) { return text.data(); }
@@ -172,7 +180,7 @@ struct Contiguous<std::basic_string<C, Traits, A>> {
 /// arrives in host memory, unzeroed before its elements are received into it.
 template <typename T>
 struct Contiguous<Buffer<T>> {
-  static constexpr bool value = true;
+  static constexpr bool value = RawElement<T>::value;
   using Element = T;
   static std::size_t size(const Buffer<T>& buffer) { return buffer.size(); }
   static const void* data(const Buffer<T>& buffer, Encoded& out) {
@@ -430,6 +438,7 @@ struct ReplyWhenDone {
 template <typename T, typename... A>
 class TypedRemoteActorClass final : public RemoteActorClass {
   static_assert(check_remote_signature<void, A...>());
+  using Arguments = std::tuple<std::decay_t<A>...>;
 
  public:
   explicit TypedRemoteActorClass(std::string name) : name_(std::move(name)) {}
@@ -441,7 +450,11 @@ class TypedRemoteActorClass final : public RemoteActorClass {
     encode_views<std::decay_t<A>...>(arguments, out);
   }
 
-  AnyActor create(Runtime& runtime, const ActorOptions& options, Received encoded) const override {
+  std::shared_ptr<void> decode_arguments(Received encoded) const override {
+    return std::make_shared<Arguments>(decode_values<std::decay_t<A>...>(encoded));
+  }
+
+  AnyActor create(Runtime& runtime, const ActorOptions& options, void* arguments) const override {
     ActorOptions here = options;
     here.rank = this_rank();
     auto factory = runtime.actor<T>().options(here);
@@ -449,7 +462,7 @@ class TypedRemoteActorClass final : public RemoteActorClass {
         [&](auto&&... argument) {
           return std::make_shared<ActorHandle<T>>(factory.remote(std::move(argument)...));
         },
-        decode_values<std::decay_t<A>...>(encoded));
+        std::move(*static_cast<Arguments*>(arguments)));
   }
 
   ObjectRef<void> ready(const AnyActor& actor) const override {
@@ -507,12 +520,16 @@ class TypedRemoteMethod final : public RemoteMethod {
     decode_value<Value>(encoded, result);
   }
 
-  void invoke(Runtime& runtime, const AnyActor& actor, Received encoded,
+  std::shared_ptr<void> decode_arguments(Received encoded) const override {
+    return std::make_shared<typename Traits::Parameters>(Traits::decode(encoded));
+  }
+
+  void invoke(Runtime& runtime, const AnyActor& actor, void* arguments,
               RemoteAnswer done) const override {
     const auto& handle = *static_cast<const ActorHandle<T>*>(actor.get());
     ObjectRef<Value> result =
         std::apply([&](auto&&... argument) { return handle.call(method_, std::move(argument)...); },
-                   Traits::decode(encoded));
+                   std::move(*static_cast<typename Traits::Parameters*>(arguments)));
     (void)runtime.task(ReplyWhenDone<Value>{std::move(result), std::move(done)})
         .options({.num_cpus = 0, .name = name_ + " (replying)", .rank = this_rank()})
         .remote();

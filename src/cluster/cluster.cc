@@ -156,6 +156,8 @@ class MpiBlocks final : public detail::BlockSource {
     receive_pieces(static_cast<char*>(into), bytes, false);
   }
 
+  [[nodiscard]] bool empty() const { return sizes_.empty(); }
+
   // Receives and drops the blocks nobody took.
   void drain() {
     if (next_ == sizes_.size()) return;
@@ -337,7 +339,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   MPI_Comm comm = MPI_COMM_NULL;         // spindle's own: the program's messages never reach it
   MPI_Comm blocks_comm = MPI_COMM_NULL;  // the blocks that follow messages
   int block_tags = 1;                    // tags 0..block_tags-1 serve blocks, in turn
-  std::atomic<std::uint32_t> next_block_tag{0};
+  std::atomic<std::uint64_t> next_block_tag{0};
   std::atomic<bool> stopping{false};
   int stopped = 0;     // rank 0: serving ranks that said kStopped (the poller's)
   std::thread poller;  // rank 0's
@@ -518,22 +520,22 @@ struct Cluster::Impl final : detail::ClusterLink {
   // Sends `bytes` with the blocks' trailer, then the blocks.
   void transmit(int to, int tag, std::string bytes,
                 const std::vector<detail::Encoded::Block>& blocks = {}) {
-    if (bytes.size() > static_cast<std::size_t>(INT_MAX) - 64) {
-      throw Error("a message of " + std::to_string(bytes.size()) + " bytes to rank " +
-                  std::to_string(to) + ": a call's arguments or result may take at most " +
-                  std::to_string(INT_MAX - 64) +
-                  " bytes besides their large arrays (std::vector, std::string or Buffer of " +
-                  "plain elements, which travel apart)");
-    }
     std::int32_t blocks_tag = 0;
     if (!blocks.empty()) {
       for (const auto& block : blocks) append(bytes, static_cast<std::uint64_t>(block.size));
       blocks_tag =
           static_cast<std::int32_t>(next_block_tag.fetch_add(1, std::memory_order_relaxed) %
-                                    static_cast<unsigned>(block_tags));
+                                    static_cast<std::uint64_t>(block_tags));
       append(bytes, blocks_tag);
     }
     append(bytes, static_cast<std::uint32_t>(blocks.size()));
+    if (bytes.size() > static_cast<std::size_t>(INT_MAX)) {
+      throw Error("a message of " + std::to_string(bytes.size()) + " bytes to rank " +
+                  std::to_string(to) + ": a call's arguments or result may take at most " +
+                  std::to_string(INT_MAX) +
+                  " bytes besides their large arrays (a std::vector, std::string or Buffer of " +
+                  "numbers, which travel apart)");
+    }
     check_mpi(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, tag, comm),
               "MPI_Send");
     for (const auto& block : blocks) {
@@ -592,9 +594,9 @@ struct Cluster::Impl final : detail::ClusterLink {
       try {
         blocks.read(bytes);
         handle_message(status.MPI_SOURCE, status.MPI_TAG, std::move(bytes), blocks);
-      } catch (const std::exception& error) {
+      } catch (...) {
         std::cerr << "spindle: rank " << rank_ << " could not handle a message from rank "
-                  << status.MPI_SOURCE << ": " << error.what() << '\n';
+                  << status.MPI_SOURCE << ": " << describe(std::current_exception()) << '\n';
       }
       try {
         blocks.drain();
@@ -703,16 +705,33 @@ struct Cluster::Impl final : detail::ClusterLink {
            " on: make one after the Cluster, on every rank that should serve";
   }
 
+  // Decodes a request's arguments with `decode`; on failure says why in `refused` and returns
+  // null.
+  template <typename Decode>
+  std::shared_ptr<void> decode_or_refuse(const std::string& what, std::string& refused,
+                                         Decode decode) const {
+    try {
+      return decode();
+    } catch (...) {
+      refused = "rank " + std::to_string(rank_) + " cannot decode the arguments of " + what + ": " +
+                describe(std::current_exception());
+      return nullptr;
+    }
+  }
+
   // Runs a call sent here as a task of this rank's runtime, which answers when it is done.
   struct Serve {
     const detail::RemoteFunction* function;
-    std::shared_ptr<void> arguments;  // decoded; the call moves them out
+    std::shared_ptr<void> arguments;  // decoded where their blocks arrived, or
+    Bytes encoded;                    // decoded here, in the task, when they came without any
     detail::RemoteAnswer done;
 
     void operator()() const {
       detail::Encoded result;
       try {
-        result = function->invoke(arguments.get());
+        std::shared_ptr<void> values =
+            arguments ? arguments : function->decode_arguments({encoded.view(), nullptr});
+        result = function->invoke(values.get());
       } catch (...) {
         done({}, std::current_exception());
         return;
@@ -737,14 +756,19 @@ struct Cluster::Impl final : detail::ClusterLink {
     options.max_retries = 0;
     options.retry_exceptions = false;
     if (options.name.empty()) options.name = function->name();
-    std::shared_ptr<void> arguments;  // decoded here, where their blocks arrive
-    try {
-      arguments = function->decode_arguments({message.view(), &blocks});
-    } catch (const std::exception& error) {
-      refuse(source, header.id,
-             "rank " + std::to_string(rank_) + " cannot decode the arguments of '" +
-                 header.function + "': " + error.what());
-      return;
+    // Arguments with blocks are decoded here, as the blocks arrive; others in the call's task,
+    // so that this thread goes on receiving.
+    std::shared_ptr<void> arguments;
+    if (!blocks.empty()) {
+      std::string refused;
+      arguments = decode_or_refuse("'" + header.function + "'", refused, [&] {
+        return function->decode_arguments({message.view(), &blocks});
+      });
+      if (!arguments) {
+        refuse(source, header.id, std::move(refused));
+        return;
+      }
+      message = {};
     }
     detail::MutexLock lock(mutex);  // the runtime is not destroyed meanwhile (detach waits)
     if (!serving) {
@@ -754,37 +778,44 @@ struct Cluster::Impl final : detail::ClusterLink {
     }
     try {
       (void)serving
-          ->task(Serve{function, std::move(arguments), answer(source, header.id, function->name())})
+          ->task(Serve{function, std::move(arguments), std::move(message),
+                       answer(source, header.id, function->name())})
           .options(options)
           .remote();
-    } catch (const std::exception& error) {
+    } catch (...) {
       lock.unlock();
       refuse(source, header.id,
              "rank " + std::to_string(rank_) + " cannot run '" + header.function +
-                 "': " + error.what());
+                 "': " + describe(std::current_exception()));
     }
   }
 
-  // Creates an actor another rank asked for; its ready() answers the request.
+  // Creates an actor another rank asked for; its ready() answers the request. Its arguments
+  // are decoded (their blocks received) before the lock is taken.
   void host_actor(int source, Bytes message, MpiBlocks& blocks) {
     const auto header = read_header<ActorHeader>(message);
     const std::string what =
         "actor '" + (header.options.name.empty() ? header.type : header.options.name) + "'";
     const detail::RemoteActorClass* type = detail::find_remote_actor(header.type);
     std::string refused;
-    detail::MutexLock lock(mutex);
-    Hosted& entry = hosted[{source, header.actor}];
+    std::shared_ptr<void> arguments;
     if (!type) {
       refused = "rank " + std::to_string(rank_) + " has no actor class registered as '" +
                 header.type +
                 "': every rank must run the same program, with "
                 "SPINDLE_REMOTE_ACTOR(" +
                 header.type + ", ...)";
-    } else if (!serving) {
-      refused = no_runtime(what);
     } else {
+      arguments = decode_or_refuse(what, refused, [&] {
+        return type->decode_arguments({message.view(), &blocks});
+      });
+    }
+    detail::MutexLock lock(mutex);
+    Hosted& entry = hosted[{source, header.actor}];
+    if (refused.empty() && !serving) refused = no_runtime(what);
+    if (refused.empty()) {
       try {
-        entry.handle = type->create(*serving, header.options, {message.view(), &blocks});
+        entry.handle = type->create(*serving, header.options, arguments.get());
         entry.type = type;
         (void)serving
             ->task(detail::ReplyWhenDone<void>{type->ready(entry.handle),
@@ -792,8 +823,9 @@ struct Cluster::Impl final : detail::ClusterLink {
             .options({.num_cpus = 0, .name = what + " (replying)", .rank = rank_})
             .remote();
         return;
-      } catch (const std::exception& error) {
-        refused = "rank " + std::to_string(rank_) + " cannot create " + what + ": " + error.what();
+      } catch (...) {
+        refused = "rank " + std::to_string(rank_) + " cannot create " + what + ": " +
+                  describe(std::current_exception());
       }
     }
     entry.refused = refused;
@@ -801,30 +833,39 @@ struct Cluster::Impl final : detail::ClusterLink {
     refuse(source, header.call, std::move(refused));
   }
 
-  // Calls a method of an actor this rank hosts for `source`.
+  // Calls a method of an actor this rank hosts for `source`. Its arguments are decoded (their
+  // blocks received) before the lock is taken.
   void call_hosted(int source, Bytes message, MpiBlocks& blocks) {
     const auto header = read_header<ActorCallHeader>(message);
     const detail::RemoteMethod* method = detail::find_remote_method(header.method);
     std::string refused;
-    detail::MutexLock lock(mutex);
-    auto found = hosted.find({source, header.actor});
+    std::shared_ptr<void> arguments;
     if (!method) {
       refused = "rank " + std::to_string(rank_) + " has no method registered as '" + header.method +
                 "': every rank must run the same program, with "
                 "SPINDLE_REMOTE_METHOD";
-    } else if (found == hosted.end() || !serving) {
-      refused = "actor #" + std::to_string(header.actor) + " of rank " + std::to_string(source) +
-                " is gone from rank " + std::to_string(rank_);
-    } else if (!found->second.handle) {
-      refused = found->second.refused;
     } else {
-      try {
-        method->invoke(*serving, found->second.handle, {message.view(), &blocks},
-                       answer(source, header.call, method->name()));
-        return;
-      } catch (const std::exception& error) {
-        refused =
-            "rank " + std::to_string(rank_) + " cannot call " + header.method + ": " + error.what();
+      arguments = decode_or_refuse(header.method, refused, [&] {
+        return method->decode_arguments({message.view(), &blocks});
+      });
+    }
+    detail::MutexLock lock(mutex);
+    auto found = hosted.find({source, header.actor});
+    if (refused.empty()) {
+      if (found == hosted.end() || !serving) {
+        refused = "actor #" + std::to_string(header.actor) + " of rank " + std::to_string(source) +
+                  " is gone from rank " + std::to_string(rank_);
+      } else if (!found->second.handle) {
+        refused = found->second.refused;
+      } else {
+        try {
+          method->invoke(*serving, found->second.handle, arguments.get(),
+                         answer(source, header.call, method->name()));
+          return;
+        } catch (...) {
+          refused = "rank " + std::to_string(rank_) + " cannot call " + header.method + ": " +
+                    describe(std::current_exception());
+        }
       }
     }
     lock.unlock();

@@ -148,6 +148,22 @@ RemoteActor::~RemoteActor() {
   if (ClusterLink* link = cluster_link()) link->release_actor(rank, id);
 }
 
+RemoteReply RemoteActor::counted(RemoteReply reply) const {
+  if (max_pending_calls < 0) return reply;
+  if (unanswered->fetch_add(1) >= max_pending_calls) {
+    unanswered->fetch_sub(1);
+    throw PendingCallsLimitError("actor '" + name + "' on rank " + std::to_string(rank) +
+                                 ": max_pending_calls = " + std::to_string(max_pending_calls) +
+                                 " calls are already sent and unanswered; the call was not sent "
+                                 "(wait for some results first)");
+  }
+  return [unanswered = unanswered, reply = std::move(reply)](Received result,
+                                                             std::exception_ptr failure) {
+    unanswered->fetch_sub(1);  // before the result shows, so its getter may call again
+    reply(result, failure);
+  };
+}
+
 ClusterLink& live_cluster_link(const std::string& what) {
   if (ClusterLink* link = cluster_link()) return *link;
   throw Error(what + ": the spindle::Cluster has ended, so nothing more goes to other ranks");

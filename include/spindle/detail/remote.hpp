@@ -5,6 +5,7 @@
 // cluster layer installs the link.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -103,9 +104,11 @@ class RemoteActorClass {
   [[nodiscard]] virtual std::type_index constructor() const = 0;
   /// As RemoteCodec::encode_arguments, for the constructor.
   virtual void encode_arguments(const void* arguments, Encoded& out) const = 0;
-  /// On the serving rank: creates the actor on `runtime`.
+  /// Decodes the constructor's arguments (a std::tuple<std::decay_t<A>...>), for create.
+  [[nodiscard]] virtual std::shared_ptr<void> decode_arguments(Received encoded) const = 0;
+  /// On the serving rank: creates the actor on `runtime` with decoded arguments (moved from).
   [[nodiscard]] virtual AnyActor create(Runtime& runtime, const ActorOptions& options,
-                                        Received arguments) const = 0;
+                                        void* arguments) const = 0;
   /// Its handle's ready() there.
   [[nodiscard]] virtual ObjectRef<void> ready(const AnyActor& actor) const = 0;
   virtual void kill(Runtime& runtime, const AnyActor& actor, bool no_restart) const = 0;
@@ -120,9 +123,12 @@ class RemoteMethod : public RemoteCodec {
   [[nodiscard]] virtual std::type_index parameters() const = 0;
   /// Whether `*method`, a member pointer of type `method_type`, is this method.
   [[nodiscard]] virtual bool is(std::type_index method_type, const void* method) const = 0;
-  /// On the serving rank: calls the method on `actor` with the encoded arguments, in order
-  /// with the calls before it; `done` gets the encoded result, or the failure, once it ends.
-  virtual void invoke(Runtime& runtime, const AnyActor& actor, Received arguments,
+  /// Decodes the method's arguments (a std::tuple<std::decay_t<P>...>), for invoke.
+  [[nodiscard]] virtual std::shared_ptr<void> decode_arguments(Received encoded) const = 0;
+  /// On the serving rank: calls the method on `actor` with decoded arguments (moved from), in
+  /// order with the calls before it; `done` gets the encoded result, or the failure, once it
+  /// ends.
+  virtual void invoke(Runtime& runtime, const AnyActor& actor, void* arguments,
                       RemoteAnswer done) const = 0;
 };
 
@@ -192,6 +198,12 @@ struct RemoteActor {
   std::string name;
   const RemoteActorClass* type = nullptr;
   std::shared_ptr<ObjectState<void>> created;
+  int max_pending_calls = -1;  // its ActorOptions' limit on calls sent and not yet answered
+  std::shared_ptr<std::atomic<int>> unanswered = std::make_shared<std::atomic<int>>(0);
+
+  /// Counts a call about to be sent: `reply` made to count its answer, or
+  /// PendingCallsLimitError if max_pending_calls calls are already unanswered.
+  [[nodiscard]] RemoteReply counted(RemoteReply reply) const;
 
   RemoteActor() = default;
   RemoteActor(const RemoteActor&) = delete;
