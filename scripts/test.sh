@@ -47,6 +47,12 @@ run_suite build-nocuda OFF
 # A mixed load for 60 s: every result checked, nothing left pending, memory flat.
 echo "== soak, 60 s (build-nocuda/bin/soak --quick)"
 timeout -k 10 300 build-nocuda/bin/soak --quick | tail -n 1  # a hang fails, it does not stall CI
+# 100,000 cross-rank objects on 3 ranks: every answer checked, every rank idle and flat after.
+if [[ -x build-nocuda/bin/cluster_soak ]]; then
+  echo "== cluster soak, 100,000 objects on 3 ranks (build-nocuda/bin/cluster_soak --quick)"
+  timeout -k 10 300 mpirun --oversubscribe --allow-run-as-root -np 3 \
+    build-nocuda/bin/cluster_soak --quick | tail -n 1
+fi
 
 # The whole suite again under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer
 # (without CUDA). handle_segv=0 leaves SIGSEGV to spindle's own stack overflow report;
