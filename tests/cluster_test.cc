@@ -16,6 +16,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -199,6 +200,21 @@ struct Turnstile {
 SPINDLE_REMOTE_ACTOR(Turnstile);
 SPINDLE_REMOTE_METHOD(Turnstile, pass);
 
+// On the rank it runs on: makes (or drops) an actor called "blocks store" of its own there.
+std::optional<spindle::ActorHandle<Store>> kept_store;
+void keep_store(bool keep) {
+  if (!keep) {
+    kept_store.reset();
+    return;
+  }
+  kept_store = spindle::this_task::runtime()
+                   .actor<Store>()
+                   .options({.name = "blocks store", .rank = spindle::this_rank()})
+                   .remote(iota_of(4));
+  kept_store->ready().get();
+}
+SPINDLE_REMOTE(keep_store);
+
 int last_rank() { return cluster->size() - 1; }
 
 // What a test's encoding sends as blocks, handed back to the decoding in order.
@@ -320,11 +336,12 @@ TEST(Cluster, AnActorTakesAndGivesLargeArrays) {
 TEST(Cluster, BlocksOfARefusedCallAreTakenAndDroppedSoTheSenderGoesOn) {
   if (cluster->size() < 2) GTEST_SKIP() << "alone: nothing travels";
   spindle::Runtime rt;
-  // Rank 1 takes the second's arguments but cannot create it (its name is taken there), so it
-  // refuses the call below without decoding its arguments; their block must still be taken
-  // from the sender, or the sender and this test hang (until CTest's timeout fails it).
-  auto first = rt.actor<Store>().options({.name = "blocks store", .rank = 1}).remote(iota_of(4));
-  first.ready().get();
+  // Rank 1 takes this actor's arguments but cannot create it (rank 1 made one of that name
+  // itself), so it refuses the call below without decoding its arguments; their block must
+  // still be taken from the sender, or the sender and this test hang (until CTest's timeout
+  // fails it).
+  auto keep = rt.task(keep_store).options({.rank = 1});
+  keep.remote(true).get();
   auto refused =
       rt.actor<Store>().options({.name = "blocks store", .rank = 1}).remote(iota_of(1 << 20));
   EXPECT_THROW(refused.ready().get(), spindle::TaskError);
@@ -335,6 +352,7 @@ TEST(Cluster, BlocksOfARefusedCallAreTakenAndDroppedSoTheSenderGoesOn) {
     EXPECT_THAT(error.what(), HasSubstr("blocks store"));
   }
   EXPECT_EQ(rt.task(where).options({.rank = 1}).remote().get(), 1);
+  keep.remote(false).get();
 }
 
 TEST(Cluster, EveryRankIsDescribed) {
@@ -600,6 +618,40 @@ TEST(Cluster, AnActorPinnedToARankLivesThereAndTakesItsCallsInOrder) {
   for (int i = 0; i < 200; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], 11 + i);
   auto ready = rt.put(5);  // a ref argument is resolved here and sent as its value
   EXPECT_EQ(counter.call(&Counter::add, ready).get(), 215);
+}
+
+TEST(Cluster, ANamedActorMadeOnAnotherRankIsFoundHereByItsName) {
+  spindle::Runtime rt;
+  const int there = last_rank();
+  auto made = rt.actor<Counter>().options({.name = "named counter", .rank = there}).remote(5);
+  auto found = rt.get_actor<Counter>("named counter");
+  EXPECT_EQ(found, made);
+  EXPECT_EQ(found.rank(), there);
+  EXPECT_EQ(found.call(&Counter::add, 1).get(), 6);
+  EXPECT_THROW((void)rt.get_actor<Store>("named counter"), spindle::InvalidArgumentError);
+  // The name is taken, wherever another actor would go; get_if_exists returns the live one.
+  try {
+    (void)rt.actor<Counter>().options({.name = "named counter"}).remote(0);
+    FAIL() << "a second actor took the name";
+  } catch (const spindle::InvalidArgumentError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("'named counter' is taken by a live actor"));
+  }
+  auto same =
+      rt.actor<Counter>().options({.name = "named counter", .get_if_exists = true}).remote(0);
+  EXPECT_EQ(same.call(&Counter::add, 1).get(), 7);
+  // A kill frees the name at once, here and there.
+  rt.kill(made);
+  EXPECT_THROW((void)rt.get_actor<Counter>("named counter"), spindle::InvalidArgumentError);
+  auto again = rt.actor<Counter>().options({.name = "named counter", .rank = there}).remote(1);
+  EXPECT_EQ(again.call(&Counter::add, 1).get(), 2);
+  // So does dropping every handle.
+  {
+    auto dropped = rt.actor<Counter>().options({.name = "dropped", .rank = there}).remote(0);
+    dropped.ready().get();
+  }
+  EXPECT_THROW((void)rt.get_actor<Counter>("dropped"), spindle::InvalidArgumentError);
+  auto reborn = rt.actor<Counter>().options({.name = "dropped", .rank = there}).remote(3);
+  EXPECT_EQ(reborn.call(&Counter::add, 1).get(), 4);
 }
 
 TEST(Cluster, UnpinnedActorsOfARegisteredClassReachEveryRank) {

@@ -168,10 +168,27 @@ std::shared_ptr<ActorCore> launch_actor(Runtime& runtime, std::shared_ptr<ActorC
                                         std::shared_ptr<TaskRecord> creation,
                                         std::shared_ptr<ObjectState<void>> created,
                                         const std::type_info& type);
-/// The handle pointer of the live actor called `name`.
-/// @throws InvalidArgumentError if there is none, or it is not of class `type`.
-std::shared_ptr<ActorCore> find_actor(Runtime& runtime, const std::string& name,
-                                      const std::type_info& type);
+/// A live actor found by its name: here, or made from here on another rank.
+struct FoundActor {
+  std::shared_ptr<ActorCore> local;  // a handle pointer (see launch_actor)
+  std::shared_ptr<const RemoteActor> remote;
+  explicit operator bool() const { return local || remote; }
+};
+/// The live actor called `name`, or none.
+/// @throws InvalidArgumentError if it is not of class `type`.
+FoundActor find_named_actor(Runtime& runtime, const std::string& name,
+                            const std::type_info& type);
+/// As find_named_actor. @throws InvalidArgumentError if there is none.
+FoundActor find_actor(Runtime& runtime, const std::string& name, const std::type_info& type);
+/// Claims `name` for `remote`, an actor of class `type` about to be made on another rank, so
+/// that find_actor finds it while a handle here holds it.
+/// @throws InvalidArgumentError if a live actor has the name.
+void claim_remote_name(Runtime& runtime, const std::string& name, const std::type_info& type,
+                       const std::shared_ptr<const RemoteActor>& remote);
+/// Frees the name of an actor on another rank (it was killed).
+void release_remote_name(Runtime& runtime, const RemoteActor& remote);
+/// The error for a name taken by a live actor.
+InvalidArgumentError name_taken(const std::string& name);
 
 // What a handle asks of its actor (defined with the runtime).
 ActorInstance& instance_of(ActorCore& actor) noexcept;
@@ -251,6 +268,14 @@ class ActorHandle {
 
   explicit ActorHandle(std::shared_ptr<const detail::RemoteActor> remote)
       : remote_(std::move(remote)) {}
+
+  explicit ActorHandle(detail::FoundActor found) {
+    if (found.remote) {
+      remote_ = std::move(found.remote);
+    } else {
+      *this = ActorHandle(std::move(found.local));
+    }
+  }
 
   // A call of an actor on another rank: its method must be registered, and its arguments are
   // sent at once (refs among them waited for here, so that calls keep their order).
@@ -332,6 +357,12 @@ class ActorFactory {
                   "could catch the exception. Make the destructor noexcept");
     detail::check_storable<std::decay_t<Args>...>();
     if (spec_->options) {  // cluster mode, or a rank given
+      if (!spec_->registered_name.empty()) {  // it may live here or on another rank
+        detail::FoundActor live =
+            detail::find_named_actor(*runtime_, spec_->registered_name, typeid(T));
+        if (live && spec_->get_if_exists) return ActorHandle<T>(std::move(live));
+        if (live) throw detail::name_taken(spec_->registered_name);
+      }
       auto [rank, type] = detail::remote_actor_placement(*spec_, typeid(T));
       if (type) return create_there(rank, *type, args...);
     }
@@ -365,6 +396,9 @@ class ActorFactory {
     remote->type = &type;
     remote->created = std::make_shared<detail::ObjectState<void>>();
     remote->max_pending_calls = spec_->max_pending_calls;
+    if (!spec_->registered_name.empty()) {
+      detail::claim_remote_name(*runtime_, spec_->registered_name, typeid(T), remote);
+    }
     remote->id = detail::live_cluster_link(spec_->name)
                      .create_actor(rank, type, &views, *spec_->options,
                                    detail::reply_done(remote->created));

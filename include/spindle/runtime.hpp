@@ -130,7 +130,8 @@ class Runtime {
     return ActorFactory<T>(*this, detail::make_actor_spec(*this, {}, detail::type_name(typeid(T))));
   }
 
-  /// @brief A handle to the live actor created with options({.name = name}).
+  /// @brief A handle to the live actor created with options({.name = name}) from this
+  /// runtime: here, or (in cluster mode) on another rank.
   /// @throws InvalidArgumentError if no live actor has that name, or it is not a T.
   template <typename T>
   [[nodiscard]] ActorHandle<T> get_actor(const std::string& name) {
@@ -150,6 +151,7 @@ class Runtime {
     if (actor.remote_) {
       detail::live_cluster_link("kill")
           .kill_actor(actor.remote_->rank, actor.remote_->id, options.no_restart);
+      if (options.no_restart) detail::release_remote_name(*this, *actor.remote_);
       return;
     }
     detail::kill(*actor.core_, options.no_restart);

@@ -495,9 +495,30 @@ std::shared_ptr<ActorCore> launch_actor(Runtime& runtime, std::shared_ptr<ActorC
   return handle;
 }
 
-std::shared_ptr<ActorCore> find_actor(Runtime& runtime, const std::string& name,
-                                      const std::type_info& type) {
-  return scheduler_of(runtime).find_actor(name, type);
+FoundActor find_named_actor(Runtime& runtime, const std::string& name,
+                            const std::type_info& type) {
+  return scheduler_of(runtime).find_named_actor(name, type);
+}
+
+FoundActor find_actor(Runtime& runtime, const std::string& name, const std::type_info& type) {
+  FoundActor found = find_named_actor(runtime, name, type);
+  if (!found) throw InvalidArgumentError("no live actor is named '" + name + "'");
+  return found;
+}
+
+void claim_remote_name(Runtime& runtime, const std::string& name, const std::type_info& type,
+                       const std::shared_ptr<const RemoteActor>& remote) {
+  scheduler_of(runtime).claim_remote_name(name, type, remote);
+}
+
+void release_remote_name(Runtime& runtime, const RemoteActor& remote) {
+  scheduler_of(runtime).release_remote_name(remote);
+}
+
+InvalidArgumentError name_taken(const std::string& name) {
+  return InvalidArgumentError("actor name '" + name +
+                              "' is taken by a live actor; names are unique among live "
+                              "actors (get_if_exists = true returns the live one)");
 }
 
 ActorInstance& instance_of(ActorCore& actor) noexcept { return *actor.instance; }

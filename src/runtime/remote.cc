@@ -224,37 +224,43 @@ void check_rank(int rank, bool codelet) {
   }
 }
 
+namespace {
+
+// Where a call or an actor with `demand` goes: the rank `place` picks when `find()` (looked
+// up only in a cluster) gives its registration, else -1 and null (here). `refusal()` says
+// why one pinned elsewhere but not registered cannot go.
+template <typename Find, typename Refusal>
+auto place_registered(const TaskOptions& demand, Find find, Refusal refusal)
+    -> std::pair<int, decltype(find())> {
+  ClusterLink* link = cluster_link();
+  if (!link || demand.rank == link->rank()) return {-1, nullptr};
+  auto registered = find();
+  if (!registered) {
+    if (demand.rank < 0) return {-1, nullptr};  // placement keeps what it cannot send
+    throw InvalidArgumentError(refusal());
+  }
+  const int rank = link->place(demand);
+  if (rank == link->rank()) return {-1, nullptr};
+  return {rank, registered};
+}
+
+}  // namespace
+
 std::pair<int, const RemoteFunction*> remote_placement(Runtime&, const TaskSpec& spec,
                                                        const void* address) {
-  ClusterLink* link = cluster_link();
   const TaskOptions& options = *spec.options;
-  if (!link || options.rank == (link ? link->rank() : 0)) return {-1, nullptr};
-  const RemoteFunction* function = find_remote_function(address);
-  if (!function) {
-    if (options.rank < 0) return {-1, nullptr};  // placement keeps what it cannot send
-    throw InvalidArgumentError(
-        "task '" + function_name(address, spec.name) +
-        "' with rank = " + std::to_string(options.rank) +
-        ": only a function registered with SPINDLE_REMOTE(name) runs on another rank");
-  }
-  const int rank = link->place(options);
-  if (rank == link->rank()) return {-1, nullptr};
-  return {rank, function};
+  return place_registered(
+      options, [&] { return find_remote_function(address); },
+      [&] {
+        return "task '" + function_name(address, spec.name) +
+               "' with rank = " + std::to_string(options.rank) +
+               ": only a function registered with SPINDLE_REMOTE(name) runs on another rank";
+      });
 }
 
 std::pair<int, const RemoteActorClass*> remote_actor_placement(const ActorSpec& spec,
                                                                std::type_index type) {
-  ClusterLink* link = cluster_link();
   const ActorOptions& options = *spec.options;
-  if (!link || options.rank == (link ? link->rank() : 0)) return {-1, nullptr};
-  const RemoteActorClass* registered = find_remote_actor(type);
-  if (!registered) {
-    if (options.rank < 0) return {-1, nullptr};  // placement keeps what it cannot send
-    throw InvalidArgumentError("actor '" + spec.name +
-                               "' with rank = " + std::to_string(options.rank) +
-                               ": only a class registered with SPINDLE_REMOTE_ACTOR(class, "
-                               "constructor's parameter types...) lives on another rank");
-  }
   TaskOptions demand;
   demand.num_cpus = options.num_cpus;
   demand.num_gpus = options.num_gpus;
@@ -262,9 +268,13 @@ std::pair<int, const RemoteActorClass*> remote_actor_placement(const ActorSpec& 
   demand.resources = options.resources;
   demand.name = spec.name;
   demand.rank = options.rank;
-  const int rank = link->place(demand);
-  if (rank == link->rank()) return {-1, nullptr};
-  return {rank, registered};
+  return place_registered(
+      demand, [&] { return find_remote_actor(type); },
+      [&] {
+        return "actor '" + spec.name + "' with rank = " + std::to_string(options.rank) +
+               ": only a class registered with SPINDLE_REMOTE_ACTOR(class, constructor's "
+               "parameter types...) lives on another rank";
+      });
 }
 
 namespace {

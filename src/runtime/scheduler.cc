@@ -1009,10 +1009,9 @@ std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
                                    type_name(named->second.type) + ", not " + type_name(type));
       }
       if (actor.spec->get_if_exists) return existing;
-      throw InvalidArgumentError("actor name '" + name +
-                                 "' is taken by a live actor; names are unique among live "
-                                 "actors (get_if_exists = true returns the live one)");
+      throw name_taken(name);
     }
+    if (named != names_.end() && !named->second.remote.expired()) throw name_taken(name);
     names_.insert_or_assign(name, NamedActor{&actor, handle, std::type_index(type)});
   }
   actor.live_next = live_actors_;
@@ -1022,18 +1021,35 @@ std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
   return nullptr;
 }
 
-std::shared_ptr<ActorCore> Scheduler::find_actor(const std::string& name,
-                                                 const std::type_info& type) {
-  std::shared_ptr<ActorCore> handle;  // before the lock, as in add_actor
+FoundActor Scheduler::find_named_actor(const std::string& name, const std::type_info& type) {
+  FoundActor found;  // before the lock, as in add_actor
   MutexLock lock(mutex_);
   auto named = names_.find(name);
-  if (named != names_.end()) handle = named->second.handle.lock();
-  if (!handle) throw InvalidArgumentError("no live actor is named '" + name + "'");
-  if (named->second.type != std::type_index(type)) {
+  if (named == names_.end()) return found;
+  found.local = named->second.handle.lock();
+  found.remote = named->second.remote.lock();
+  if (found && named->second.type != std::type_index(type)) {
     throw InvalidArgumentError("actor '" + name + "' is of class " + type_name(named->second.type) +
                                ", not " + type_name(type));
   }
-  return handle;
+  return found;
+}
+
+void Scheduler::claim_remote_name(const std::string& name, const std::type_info& type,
+                                  const std::shared_ptr<const RemoteActor>& remote) {
+  MutexLock lock(mutex_);
+  auto named = names_.find(name);
+  if (named != names_.end() &&
+      (!named->second.handle.expired() || !named->second.remote.expired())) {
+    throw name_taken(name);
+  }
+  names_.insert_or_assign(name, NamedActor{nullptr, {}, std::type_index(type), remote});
+}
+
+void Scheduler::release_remote_name(const RemoteActor& remote) {
+  MutexLock lock(mutex_);
+  auto named = names_.find(remote.name);
+  if (named != names_.end() && named->second.remote.lock().get() == &remote) names_.erase(named);
 }
 
 void Scheduler::release_name(ActorCore& actor) {

@@ -162,7 +162,10 @@ class Scheduler final : public ContextOwner {
   /// @throws InvalidArgumentError for a name taken by a live actor, or one of another class.
   std::shared_ptr<ActorCore> add_actor(ActorCore& actor, const std::shared_ptr<ActorCore>& handle,
                                        const std::type_info& type);
-  std::shared_ptr<ActorCore> find_actor(const std::string& name, const std::type_info& type);
+  FoundActor find_named_actor(const std::string& name, const std::type_info& type);
+  void claim_remote_name(const std::string& name, const std::type_info& type,
+                         const std::shared_ptr<const RemoteActor>& remote);
+  void release_remote_name(const RemoteActor& remote);
   /// Frees the actor's name, if it still has it.
   void release_name(ActorCore& actor);
   /// Queues a runner of the actor for some worker.
@@ -339,9 +342,10 @@ class Scheduler final : public ContextOwner {
   ActorCore* live_actors_ SPINDLE_GUARDED_BY(mutex_) = nullptr;  // intrusive list, to stop them
   std::size_t actors_ SPINDLE_GUARDED_BY(mutex_) = 0;
   struct NamedActor {
-    ActorCore* actor;
+    ActorCore* actor;  // null for one on another rank
     std::weak_ptr<ActorCore> handle;
     std::type_index type;
+    std::weak_ptr<const RemoteActor> remote = {};  // one made from here on another rank
   };
   std::unordered_map<std::string, NamedActor> names_ SPINDLE_GUARDED_BY(mutex_);
   std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
