@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the library with Clang's thread safety analysis, then builds
 # spindle and runs the whole test suite twice: with the CUDA path (SPINDLE_CUDA=AUTO, in
-# build/) and without it (SPINDLE_CUDA=OFF, in build-nocuda/). Then the suite runs once more
+# build/) and without it (SPINDLE_CUDA=OFF, in build-nocuda/), then a 60 s soak and a cluster
+# soak on 3 ranks (with MPI). Then the suite runs once more
 # under ASan, UBSan and LeakSanitizer (build-asan/) and once under ThreadSanitizer
 # (build-tsan/, Clang 16), libFuzzer targets run for a fixed time
 # each (build-fuzz/, Clang), and, with nvcc present, the portable build for GPU machines is
