@@ -85,8 +85,9 @@ struct RankInfo {
 ///
 /// Placement sees every rank's totals as its options say (`serving`, or `options_for(rank)`),
 /// and the machine's where they leave a total unset; rank 0's describe the driver, whose
-/// Runtime should be made with the same options. Every runtime made while a Cluster lives
-/// also holds one `node:<host>` resource, so a demand for a share of it runs on that machine.
+/// Runtime should be made with the same options. With MPI, every runtime made while a Cluster
+/// lives also holds one `node:<host>` resource, so a demand for a share of it runs on that
+/// machine.
 class Cluster {
  public:
   /// @throws Error if MPI cannot start or lacks MPI_THREAD_MULTIPLE.
