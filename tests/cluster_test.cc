@@ -345,6 +345,8 @@ TEST(Cluster, BlocksOfARefusedCallAreTakenAndDroppedSoTheSenderGoesOn) {
   auto refused =
       rt.actor<Store>().options({.name = "blocks store", .rank = 1}).remote(iota_of(1 << 20));
   EXPECT_THROW(refused.ready().get(), spindle::TaskError);
+  // An actor whose creation failed holds no name here.
+  EXPECT_THROW((void)rt.get_actor<Store>("blocks store"), spindle::InvalidArgumentError);
   try {
     (void)refused.call(&Store::add, iota_of(1 << 20)).get();
     FAIL() << "a call of an actor that was never made succeeded";

@@ -180,11 +180,12 @@ FoundActor find_named_actor(Runtime& runtime, const std::string& name,
                             const std::type_info& type);
 /// As find_named_actor. @throws InvalidArgumentError if there is none.
 FoundActor find_actor(Runtime& runtime, const std::string& name, const std::type_info& type);
-/// Claims `name` for `remote`, an actor of class `type` about to be made on another rank, so
-/// that find_actor finds it while a handle here holds it.
-/// @throws InvalidArgumentError if a live actor has the name.
-void claim_remote_name(Runtime& runtime, const std::string& name, const std::type_info& type,
-                       const std::shared_ptr<const RemoteActor>& remote);
+/// Claims `name` for `remote`, an actor of class `type` made on another rank, so that
+/// find_actor finds it while a handle here holds it and its creation has not failed. Returns
+/// the live actor that has the name instead, if there is one (nothing is claimed then).
+FoundActor claim_remote_name(Runtime& runtime, const std::string& name,
+                             const std::type_info& type,
+                             const std::shared_ptr<const RemoteActor>& remote);
 /// Frees the name of an actor on another rank (it was killed).
 void release_remote_name(Runtime& runtime, const RemoteActor& remote);
 /// The error for a name taken by a live actor.
@@ -396,12 +397,16 @@ class ActorFactory {
     remote->type = &type;
     remote->created = std::make_shared<detail::ObjectState<void>>();
     remote->max_pending_calls = spec_->max_pending_calls;
-    if (!spec_->registered_name.empty()) {
-      detail::claim_remote_name(*runtime_, spec_->registered_name, typeid(T), remote);
-    }
     remote->id = detail::live_cluster_link(spec_->name)
                      .create_actor(rank, type, &views, *spec_->options,
                                    detail::reply_done(remote->created));
+    if (!spec_->registered_name.empty()) {  // once it has its id, so that whoever finds it can call it
+      detail::FoundActor live =
+          detail::claim_remote_name(*runtime_, spec_->registered_name, typeid(T), remote);
+      // Another thread made one meanwhile: this one is dropped (released there).
+      if (live && spec_->get_if_exists) return ActorHandle<T>(std::move(live));
+      if (live) throw detail::name_taken(spec_->registered_name);
+    }
     return ActorHandle<T>(std::move(remote));
   }
 

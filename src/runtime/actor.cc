@@ -506,9 +506,10 @@ FoundActor find_actor(Runtime& runtime, const std::string& name, const std::type
   return found;
 }
 
-void claim_remote_name(Runtime& runtime, const std::string& name, const std::type_info& type,
-                       const std::shared_ptr<const RemoteActor>& remote) {
-  scheduler_of(runtime).claim_remote_name(name, type, remote);
+FoundActor claim_remote_name(Runtime& runtime, const std::string& name,
+                             const std::type_info& type,
+                             const std::shared_ptr<const RemoteActor>& remote) {
+  return scheduler_of(runtime).claim_remote_name(name, type, remote);
 }
 
 void release_remote_name(Runtime& runtime, const RemoteActor& remote) {

@@ -213,8 +213,8 @@ std::shared_ptr<TaskSpec> build_spec(Scheduler& scheduler, const TaskOptions& op
     return spec;
   } catch (const InvalidArgumentError& error) {
     // A resource unknown here: in a cluster another rank may hold it, so placement decides,
-    // and a call that stays here is refused at submit.
-    if (!cluster_link()) throw;
+    // and a call that stays here is refused at submit. A codelet never leaves its rank.
+    if (!cluster_link() || codelet) throw;
     spec->infeasible = std::string(kind) + " '" + spec->name + "': " + error.what();
     return spec;
   }

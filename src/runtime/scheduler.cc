@@ -997,8 +997,9 @@ std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
                                                 const std::type_info& type) {
   const std::string& name = actor.spec->registered_name;
   // Declared before the lock: dropping the last handle tells the actor, which may post a
-  // runner, under this mutex.
+  // runner, under this mutex (and the last handle of one on another rank tells that rank).
   std::shared_ptr<ActorCore> existing;
+  std::shared_ptr<const RemoteActor> remote;
   MutexLock lock(mutex_);
   if (!name.empty()) {
     auto named = names_.find(name);
@@ -1011,7 +1012,8 @@ std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
       if (actor.spec->get_if_exists) return existing;
       throw name_taken(name);
     }
-    if (named != names_.end() && !named->second.remote.expired()) throw name_taken(name);
+    if (named != names_.end()) remote = named->second.remote.lock();
+    if (alive(remote)) throw name_taken(name);
     names_.insert_or_assign(name, NamedActor{&actor, handle, std::type_index(type)});
   }
   actor.live_next = live_actors_;
@@ -1023,11 +1025,13 @@ std::shared_ptr<ActorCore> Scheduler::add_actor(ActorCore& actor,
 
 FoundActor Scheduler::find_named_actor(const std::string& name, const std::type_info& type) {
   FoundActor found;  // before the lock, as in add_actor
+  std::shared_ptr<const RemoteActor> remote;
   MutexLock lock(mutex_);
   auto named = names_.find(name);
   if (named == names_.end()) return found;
   found.local = named->second.handle.lock();
-  found.remote = named->second.remote.lock();
+  remote = named->second.remote.lock();
+  if (alive(remote)) found.remote = remote;
   if (found && named->second.type != std::type_index(type)) {
     throw InvalidArgumentError("actor '" + name + "' is of class " + type_name(named->second.type) +
                                ", not " + type_name(type));
@@ -1035,21 +1039,36 @@ FoundActor Scheduler::find_named_actor(const std::string& name, const std::type_
   return found;
 }
 
-void Scheduler::claim_remote_name(const std::string& name, const std::type_info& type,
-                                  const std::shared_ptr<const RemoteActor>& remote) {
+FoundActor Scheduler::claim_remote_name(const std::string& name, const std::type_info& type,
+                                        const std::shared_ptr<const RemoteActor>& remote) {
+  FoundActor live;  // before the lock, as in add_actor
+  std::shared_ptr<const RemoteActor> held;
   MutexLock lock(mutex_);
   auto named = names_.find(name);
-  if (named != names_.end() &&
-      (!named->second.handle.expired() || !named->second.remote.expired())) {
-    throw name_taken(name);
+  if (named != names_.end()) {
+    live.local = named->second.handle.lock();
+    held = named->second.remote.lock();
+    if (alive(held)) live.remote = held;
+    if (live) return live;
   }
-  names_.insert_or_assign(name, NamedActor{nullptr, {}, std::type_index(type), remote});
+  names_.insert_or_assign(name,
+                          NamedActor{nullptr, {}, std::type_index(type), remote, remote.get()});
+  return live;
+}
+
+bool Scheduler::alive(const std::shared_ptr<const RemoteActor>& remote) {
+  // One whose creation failed there is not alive: its name is free.
+  return remote && remote->created->status() != ObjectStateBase::Status::failed;
 }
 
 void Scheduler::release_remote_name(const RemoteActor& remote) {
   MutexLock lock(mutex_);
   auto named = names_.find(remote.name);
-  if (named != names_.end() && named->second.remote.lock().get() == &remote) names_.erase(named);
+  // Compared by address: no handle is made (or dropped) under the lock.
+  if (named != names_.end() && !named->second.actor && !named->second.remote.expired() &&
+      named->second.remote_address == &remote) {
+    names_.erase(named);
+  }
 }
 
 void Scheduler::release_name(ActorCore& actor) {

@@ -163,8 +163,8 @@ class Scheduler final : public ContextOwner {
   std::shared_ptr<ActorCore> add_actor(ActorCore& actor, const std::shared_ptr<ActorCore>& handle,
                                        const std::type_info& type);
   FoundActor find_named_actor(const std::string& name, const std::type_info& type);
-  void claim_remote_name(const std::string& name, const std::type_info& type,
-                         const std::shared_ptr<const RemoteActor>& remote);
+  FoundActor claim_remote_name(const std::string& name, const std::type_info& type,
+                               const std::shared_ptr<const RemoteActor>& remote);
   void release_remote_name(const RemoteActor& remote);
   /// Frees the actor's name, if it still has it.
   void release_name(ActorCore& actor);
@@ -346,8 +346,11 @@ class Scheduler final : public ContextOwner {
     std::weak_ptr<ActorCore> handle;
     std::type_index type;
     std::weak_ptr<const RemoteActor> remote = {};  // one made from here on another rank
+    const RemoteActor* remote_address = nullptr;   // the same, to compare without locking
   };
   std::unordered_map<std::string, NamedActor> names_ SPINDLE_GUARDED_BY(mutex_);
+  // Whether a remote actor an entry names (locked) is alive: its creation there did not fail.
+  static bool alive(const std::shared_ptr<const RemoteActor>& remote);
   std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
   std::atomic<int> lingering_{0};
   std::vector<IdleWorker> idle_workers_
