@@ -400,7 +400,8 @@ class ActorFactory {
     remote->id = detail::live_cluster_link(spec_->name)
                      .create_actor(rank, type, &views, *spec_->options,
                                    detail::reply_done(remote->created));
-    if (!spec_->registered_name.empty()) {  // once it has its id, so that whoever finds it can call it
+    // The name is claimed once the actor has its id, so that whoever finds it can call it.
+    if (!spec_->registered_name.empty()) {
       detail::FoundActor live =
           detail::claim_remote_name(*runtime_, spec_->registered_name, typeid(T), remote);
       // Another thread made one meanwhile: this one is dropped (released there).
