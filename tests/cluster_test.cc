@@ -200,22 +200,67 @@ struct Turnstile {
 SPINDLE_REMOTE_ACTOR(Turnstile);
 SPINDLE_REMOTE_METHOD(Turnstile, pass);
 
+// An actor class no rank can make for another (not registered): its names stay on its rank.
+struct Placeholder {
+  int value = 0;
+};
+
 // On the rank it runs on: makes (or drops) an actor called "blocks store" of its own there.
-std::optional<spindle::ActorHandle<Store>> kept_store;
+std::optional<spindle::ActorHandle<Placeholder>> kept_store;
 void keep_store(bool keep) {
   if (!keep) {
     kept_store.reset();
     return;
   }
   kept_store = spindle::this_task::runtime()
-                   .actor<Store>()
+                   .actor<Placeholder>()
                    .options({.name = "blocks store", .rank = spindle::this_rank()})
-                   .remote(iota_of(4));
+                   .remote();
   kept_store->ready().get();
 }
 SPINDLE_REMOTE(keep_store);
 
 int last_rank() { return cluster->size() - 1; }
+
+// Names across the cluster, from a task on whichever rank runs these.
+// Adds `k` to the Counter called `name`, found by its name: (the rank it lives on, its sum).
+std::pair<int, int> add_to_named(std::string name, int k) {
+  auto counter = spindle::this_task::runtime().get_actor<Counter>(name);
+  return {counter.rank(), counter.call(&Counter::add, k).get()};
+}
+SPINDLE_REMOTE(add_to_named);
+
+bool named_exists(std::string name) {
+  try {
+    (void)spindle::this_task::runtime().get_actor<Counter>(name);
+    return true;
+  } catch (const spindle::InvalidArgumentError&) {
+    return false;
+  }
+}
+SPINDLE_REMOTE(named_exists);
+
+// Makes a Counter called `name` on this rank (or, with get_if_exists, takes the live one) and
+// adds `k`: "<sum> on rank <rank>", or the error's text. With `keep`, it is kept here.
+std::vector<spindle::ActorHandle<Counter>> kept_counters;
+std::string make_named(std::string name, bool get_if_exists, int k, bool keep) {
+  try {
+    auto counter =
+        spindle::this_task::runtime()
+            .actor<Counter>()
+            .options({.name = name, .get_if_exists = get_if_exists, .rank = spindle::this_rank()})
+            .remote(100);
+    if (keep) kept_counters.push_back(counter);
+    return std::to_string(counter.call(&Counter::add, k).get()) + " on rank " +
+           std::to_string(counter.rank());
+  } catch (const spindle::InvalidArgumentError& error) {
+    return error.what();
+  }
+}
+SPINDLE_REMOTE(make_named);
+
+void drop_kept_counters() { kept_counters.clear(); }
+SPINDLE_REMOTE(drop_kept_counters);
 
 // What a test's encoding sends as blocks, handed back to the decoding in order.
 class CopiedBlocks final : public spindle::detail::BlockSource {
@@ -337,7 +382,7 @@ TEST(Cluster, BlocksOfARefusedCallAreTakenAndDroppedSoTheSenderGoesOn) {
   if (cluster->size() < 2) GTEST_SKIP() << "alone: nothing travels";
   spindle::Runtime rt;
   // Rank 1 takes this actor's arguments but cannot create it (rank 1 made one of that name
-  // itself), so it refuses the call below without decoding its arguments; their block must
+  // itself, of a class it keeps to itself), so it refuses the call below without decoding its arguments; their block must
   // still be taken from the sender, or the sender and this test hang (until CTest's timeout
   // fails it).
   auto keep = rt.task(keep_store).options({.rank = 1});
@@ -654,6 +699,104 @@ TEST(Cluster, ANamedActorMadeOnAnotherRankIsFoundHereByItsName) {
   EXPECT_THROW((void)rt.get_actor<Counter>("dropped"), spindle::InvalidArgumentError);
   auto reborn = rt.actor<Counter>().options({.name = "dropped", .rank = there}).remote(3);
   EXPECT_EQ(reborn.call(&Counter::add, 1).get(), 4);
+}
+
+TEST(Cluster, ANamedActorIsFoundByItsNameFromEveryRank) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: names are the local actors' (actor_test)";
+  spindle::Runtime rt;
+  auto here = rt.actor<Counter>().options({.name = "counter of rank 0", .rank = 0}).remote(0);
+  auto far =
+      rt.actor<Counter>().options({.name = "far counter", .rank = last_rank()}).remote(1000);
+  auto add = rt.task(add_to_named);
+  int here_sum = 0, far_sum = 1000;
+  for (int rank = 0; rank < cluster->size(); ++rank) {
+    here_sum += 1;
+    EXPECT_EQ(add.options({.rank = rank}).remote("counter of rank 0", 1).get(),
+              std::make_pair(0, here_sum));
+    far_sum += 2;
+    EXPECT_EQ(add.options({.rank = rank}).remote("far counter", 2).get(),
+              std::make_pair(last_rank(), far_sum));
+  }
+  EXPECT_EQ(here.call(&Counter::add, 0).get(), here_sum);
+  EXPECT_EQ(far.call(&Counter::add, 0).get(), far_sum);
+  // A kill frees the name on every rank at once; dropping the last handle, soon after.
+  auto exists = rt.task(named_exists);
+  rt.kill(far);
+  for (int rank = 0; rank < cluster->size(); ++rank) {
+    EXPECT_FALSE(exists.options({.rank = rank}).remote("far counter").get()) << "rank " << rank;
+  }
+  here = {};
+  bool found = true;  // the actor ends on a worker soon after: ask until it has (no sleeping)
+  for (int asks = 0; asks < 100000 && found; ++asks) {
+    found = exists.options({.rank = last_rank()}).remote("counter of rank 0").get();
+  }
+  EXPECT_FALSE(found);
+}
+
+TEST(Cluster, ANameIsTakenAcrossTheCluster) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: names are the local actors' (actor_test)";
+  spindle::Runtime rt;
+  auto mine = rt.actor<Counter>().options({.name = "one of a kind", .rank = 0}).remote(10);
+  auto make = rt.task(make_named).options({.rank = last_rank()});
+  EXPECT_THAT(make.remote("one of a kind", false, 1, false).get(),
+              HasSubstr("'one of a kind' is taken by a live actor"));
+  EXPECT_EQ(make.remote("one of a kind", true, 1, false).get(), "11 on rank 0");
+  EXPECT_EQ(mine.call(&Counter::add, 1).get(), 12);
+
+  // One made by another rank, and kept there: its name is taken here too.
+  EXPECT_EQ(make.remote("kept far", false, 5, true).get(),
+            "105 on rank " + std::to_string(last_rank()));
+  try {
+    (void)rt.actor<Counter>().options({.name = "kept far"}).remote(0);
+    FAIL() << "a second actor took the name";
+  } catch (const spindle::InvalidArgumentError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("'kept far' is taken by a live actor"));
+  }
+  EXPECT_THROW((void)rt.get_actor<Store>("kept far"), spindle::InvalidArgumentError);
+  auto joined = rt.actor<Counter>().options({.name = "kept far", .get_if_exists = true}).remote(0);
+  EXPECT_EQ(joined.rank(), last_rank());
+  EXPECT_EQ(joined.call(&Counter::add, 1).get(), 106);
+  auto found = rt.get_actor<Counter>("kept far");
+  EXPECT_EQ(found.call(&Counter::add, 1).get(), 107);
+  // Handles found by name do not keep it: once its rank drops its own, it ends.
+  rt.task(drop_kept_counters).options({.rank = last_rank()}).remote().get();
+  bool alive = true;  // the actor ends on a worker soon after: ask until it has (no sleeping)
+  for (int asks = 0; asks < 100000 && alive; ++asks) {
+    alive = rt.task(named_exists).options({.rank = 0}).remote("kept far").get();
+  }
+  EXPECT_FALSE(alive);
+  EXPECT_THROW((void)found.call(&Counter::add, 1).get(), spindle::ActorDiedError);
+  // The name is free for anyone now.
+  auto reborn = rt.actor<Counter>().options({.name = "kept far", .rank = 0}).remote(1);
+  EXPECT_EQ(reborn.call(&Counter::add, 1).get(), 2);
+}
+
+TEST(Cluster, RanksAskingForANameAtOnceShareOneActor) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: names are the local actors' (actor_test)";
+  spindle::Runtime rt;
+  auto make = rt.task(make_named);
+  std::vector<spindle::ObjectRef<std::string>> answers;
+  for (int round = 0; round < 3; ++round) {
+    for (int rank = 0; rank < cluster->size(); ++rank) {
+      answers.push_back(make.options({.rank = rank}).remote("shared by all", true, 1, true));
+    }
+  }
+  // One actor took every call: its sums are 101, 102, ... in some order, all on one rank.
+  std::set<int> sums;
+  std::set<std::string> ranks;
+  for (const std::string& answer : spindle::get(answers)) {
+    const auto on = answer.find(" on rank ");
+    ASSERT_NE(on, std::string::npos) << answer;
+    sums.insert(std::stoi(answer.substr(0, on)));
+    ranks.insert(answer.substr(on));
+  }
+  EXPECT_EQ(ranks.size(), 1u);
+  EXPECT_EQ(static_cast<int>(sums.size()), static_cast<int>(answers.size()));
+  EXPECT_EQ(*sums.begin(), 101);
+  EXPECT_EQ(*sums.rbegin(), 100 + static_cast<int>(answers.size()));
+  for (int rank = 0; rank < cluster->size(); ++rank) {
+    rt.task(drop_kept_counters).options({.rank = rank}).remote().get();
+  }
 }
 
 TEST(Cluster, UnpinnedActorsOfARegisteredClassReachEveryRank) {

@@ -110,6 +110,37 @@ void check_remote_parameters(const RemoteMethod& method, std::type_index argumen
 
 /// The scheduler's part of an actor (src/runtime): its queue of calls, state and upkeep.
 class ActorCore;
+template <typename T, typename... A>
+class TypedRemoteActorClass;  // spindle/cluster.hpp
+
+/// A named actor's name across the cluster: the live actor that has it, or the claim made.
+struct ClusterClaim {
+  std::shared_ptr<const RemoteActor> found;  // borrowed: it lives in another process
+  std::shared_ptr<ClusterName> claim;        // null where no claim is needed
+};
+/// In a cluster of more than one rank, claims the name of a named actor of a registered
+/// class about to be made with `spec` on `host` (-1: this rank). Nothing is claimed for an
+/// unnamed actor, an unregistered class, or one made for another rank (HostingActor).
+ClusterClaim claim_cluster_name(const ActorSpec& spec, std::type_index type, int host);
+/// Lets other ranks call a local actor just made under `claim` (its handle pointer
+/// `handle`), and settles the claim; `made` is the core made for it (launch_actor may have
+/// returned another actor of that name instead: then the claim is released).
+void expose_cluster_name(std::shared_ptr<ClusterName> claim,
+                         const std::shared_ptr<ActorCore>& handle, const ActorCore* made,
+                         std::type_index type);
+/// The live actor called `name` in another process of the cluster, borrowed, or null.
+/// @throws InvalidArgumentError if it is not of class `type`.
+std::shared_ptr<const RemoteActor> find_cluster_actor(const std::string& name,
+                                                      std::type_index type);
+/// While one lives on a thread, actors made there claim no name across the cluster: the rank
+/// that hosts an actor for another makes it so, and its creator claimed the name.
+class HostingActor {
+ public:
+  HostingActor();
+  ~HostingActor();
+  HostingActor(const HostingActor&) = delete;
+  HostingActor& operator=(const HostingActor&) = delete;
+};
 
 /// The typed part of an actor: its instance, built by the creation, destroyed by the runtime.
 class ActorInstance {
@@ -261,6 +292,8 @@ class ActorHandle {
   friend class Runtime;
   template <typename>
   friend class ActorFactory;
+  template <typename, typename...>
+  friend class detail::TypedRemoteActorClass;
 
   /// `core` counts handles (see detail::launch_actor).
   explicit ActorHandle(std::shared_ptr<detail::ActorCore> core)
@@ -305,7 +338,7 @@ class ActorHandle {
     detail::ClusterLink& link = detail::live_cluster_link(registered->name());
     detail::RemoteReply reply = remote_->counted(detail::reply_into(state, *registered));
     try {
-      link.call_actor(remote_->rank, remote_->id, *registered, &views, reply);
+      link.call_actor(*remote_, *registered, &views, reply);
     } catch (...) {  // not sent: it is not counted
       reply({}, std::current_exception());
       throw;
@@ -367,16 +400,27 @@ class ActorFactory {
       auto [rank, type] = detail::remote_actor_placement(*spec_, typeid(T));
       if (type) return create_there(rank, *type, args...);
     }
+    // In a cluster, the name is claimed across it first (a round trip to rank 0).
+    std::shared_ptr<detail::ClusterName> claim;
+    if (spec_->options && !spec_->registered_name.empty()) {
+      detail::ClusterClaim named = detail::claim_cluster_name(*spec_, typeid(T), -1);
+      if (named.found && spec_->get_if_exists) return ActorHandle<T>(std::move(named.found));
+      if (named.found) throw detail::name_taken(spec_->registered_name);
+      claim = std::move(named.claim);
+    }
     using Creation = detail::TypedTask<detail::ConstructActor<T>, std::decay_t<Args>...>;
     auto state = std::make_unique<detail::ActorState<T>>();
     detail::ActorState<T>* instance = state.get();
     std::shared_ptr<detail::ActorCore> core = detail::make_actor(*runtime_, spec_, std::move(state));
+    const detail::ActorCore* made = core.get();
     auto [creation, body] = detail::make_task<Creation>(
         detail::scheduler_of(*core), spec_->creation, detail::ConstructActor<T>{instance},
         std::forward<Args>(args)...);
     std::shared_ptr<detail::ObjectState<void>> created = detail::result_ref(creation, *body).state();
-    return ActorHandle<T>(detail::launch_actor(*runtime_, std::move(core), std::move(creation),
+    ActorHandle<T> handle(detail::launch_actor(*runtime_, std::move(core), std::move(creation),
                                                std::move(created), typeid(T)));
+    if (claim) detail::expose_cluster_name(std::move(claim), handle.core_, made, typeid(T));
+    return handle;
   }
 
  private:
@@ -391,15 +435,23 @@ class ActorFactory {
         type, typeid(std::tuple<std::remove_cvref_t<
                   typename detail::Resolved<std::decay_t<Args>>::type>...>));
     Views views(detail::resolve_waiting(args)...);
+    detail::ClusterLink& link = detail::live_cluster_link(spec_->name);
     auto remote = std::make_shared<detail::RemoteActor>();
+    if (!spec_->registered_name.empty()) {  // claimed across the cluster first
+      detail::ClusterClaim named = detail::claim_cluster_name(*spec_, typeid(T), rank);
+      if (named.found && spec_->get_if_exists) return ActorHandle<T>(std::move(named.found));
+      if (named.found) throw detail::name_taken(spec_->registered_name);
+      remote->cluster_name = std::move(named.claim);
+    }
     remote->rank = rank;
+    remote->id = remote->cluster_name ? remote->cluster_name->address().actor
+                                      : link.next_actor_id();
     remote->name = spec_->name;
     remote->type = &type;
     remote->created = std::make_shared<detail::ObjectState<void>>();
     remote->max_pending_calls = spec_->max_pending_calls;
-    remote->id = detail::live_cluster_link(spec_->name)
-                     .create_actor(rank, type, &views, *spec_->options,
-                                   detail::reply_done(remote->created));
+    link.create_actor(rank, remote->id, type, &views, *spec_->options,
+                      detail::reply_created(remote->created, remote->cluster_name));
     // The name is claimed once the actor has its id, so that whoever finds it can call it.
     if (!spec_->registered_name.empty()) {
       detail::FoundActor live =

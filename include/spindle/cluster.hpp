@@ -474,6 +474,10 @@ class TypedRemoteActorClass final : public RemoteActorClass {
     runtime.kill(*static_cast<const ActorHandle<T>*>(actor.get()), {.no_restart = no_restart});
   }
 
+  AnyActor wrap(std::shared_ptr<ActorCore> handle) const override {
+    return std::make_shared<ActorHandle<T>>(ActorHandle<T>(std::move(handle)));
+  }
+
  private:
   std::string name_;
 };

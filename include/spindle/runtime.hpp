@@ -131,7 +131,9 @@ class Runtime {
   }
 
   /// @brief A handle to the live actor created with options({.name = name}) from this
-  /// runtime: here, or (in cluster mode) on another rank.
+  /// runtime: here, or (in cluster mode) on another rank. In cluster mode an actor of a
+  /// registered class (SPINDLE_REMOTE_ACTOR) made from any rank is found too; such a handle,
+  /// borrowed, does not keep the actor alive: its creator's handles do.
   /// @throws InvalidArgumentError if no live actor has that name, or it is not a T.
   template <typename T>
   [[nodiscard]] ActorHandle<T> get_actor(const std::string& name) {
@@ -149,8 +151,7 @@ class Runtime {
   void kill(const ActorHandle<T>& actor, KillOptions options = {}) {
     if (!actor.valid()) throw InvalidArgumentError("kill: the ActorHandle is empty");
     if (actor.remote_) {
-      detail::live_cluster_link("kill")
-          .kill_actor(actor.remote_->rank, actor.remote_->id, options.no_restart);
+      detail::live_cluster_link("kill").kill_actor(*actor.remote_, options.no_restart);
       if (options.no_restart) detail::release_remote_name(*this, *actor.remote_);
       return;
     }

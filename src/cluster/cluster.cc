@@ -28,9 +28,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <exception>
+#include <functional>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -97,6 +100,8 @@ enum Tag : int {
   kReleaseActor = 7,
   kKillActor = 8,
   kStopped = 9,  // a serving rank to rank 0: its runtime is gone, nothing more will come
+  kName = 10,     // to rank 0: claim or find an actor's name
+  kSettleName = 11,  // to rank 0: the actor that claimed a name was made, or its name is free
 };
 
 // The first byte of a failure: which error the caller raises.
@@ -210,15 +215,17 @@ struct ActorHeader {
   }
 };
 
-// A call of an actor's method.
+// A call of an actor's method. The actor is known there by (owner, actor); owner -1 stands
+// for the sender.
 struct ActorCallHeader {
   std::uint64_t call = 0;
   std::uint64_t actor = 0;
   std::string method;
+  std::int32_t owner = -1;
 
   template <typename Archive>
   void serialize(Archive& archive) {
-    archive(call, actor, method);
+    archive(call, actor, method, owner);
   }
 };
 
@@ -226,11 +233,129 @@ struct ActorCallHeader {
 struct ActorOnlyHeader {
   std::uint64_t actor = 0;
   bool no_restart = true;
+  std::int32_t owner = -1;
 
   template <typename Archive>
   void serialize(Archive& archive) {
-    archive(actor, no_restart);
+    archive(actor, no_restart, owner);
   }
+};
+
+// A claim of a name (answered once it is the claimer's, or with the live actor that has it),
+// or a look-up (answered with the live actor, if any).
+struct NameHeader {
+  std::uint64_t call = 0;
+  bool find = false;
+  std::string name;
+  detail::NamedAddress address;  // the claimer's actor
+
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(call, find, name, address);
+  }
+};
+
+// Whether the actor that claimed a name was made, or its name is free.
+struct SettleHeader {
+  std::string name;
+  detail::NamedAddress address;
+  bool live = false;
+
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(name, address, live);
+  }
+};
+
+// The answer to a NameHeader: a live actor, or none (then a claim was granted).
+std::string encode_name_answer(const std::optional<detail::NamedAddress>& live) {
+  std::string out;
+  detail::StringSink sink(out);
+  std::ostream stream(&sink);
+  cereal::BinaryOutputArchive archive(stream);
+  archive(live.has_value(), live.value_or(detail::NamedAddress{}));
+  return out;
+}
+
+std::optional<detail::NamedAddress> decode_name_answer(std::string_view bytes) {
+  detail::ViewBuffer buffer(bytes);
+  std::istream stream(&buffer);
+  cereal::BinaryInputArchive archive(stream);
+  bool found = false;
+  detail::NamedAddress address;
+  archive(found, address);
+  if (!found) return std::nullopt;
+  return address;
+}
+
+// Rank 0's directory of the actors named across the cluster. A claim reserves a name until
+// its actor is made (then it is listed, and found) or not; a claim of a reserved name waits
+// for that outcome, so that two ranks asking get_if_exists at once share one actor.
+class Directory {
+ public:
+  // Given the live actor that has the name, or none: the claim is granted, or nothing found.
+  using Answer = std::function<void(std::optional<detail::NamedAddress>)>;
+
+  void claim(const std::string& name, const detail::NamedAddress& address, Answer answer) {
+    std::optional<detail::NamedAddress> live;
+    {
+      detail::MutexLock lock(mutex_);
+      auto [entry, fresh] = names_.try_emplace(name);
+      if (fresh) {
+        entry->second.address = address;
+      } else if (entry->second.live) {
+        live = entry->second.address;
+      } else {
+        entry->second.waiting.push_back({address, std::move(answer)});
+        return;
+      }
+    }
+    answer(live);
+  }
+
+  void settle(const std::string& name, const detail::NamedAddress& address, bool live) {
+    std::vector<std::pair<Answer, std::optional<detail::NamedAddress>>> answers;
+    {
+      detail::MutexLock lock(mutex_);
+      auto entry = names_.find(name);
+      if (entry == names_.end() || !entry->second.address.same_actor(address)) return;
+      Entry& named = entry->second;
+      if (live && !named.live) {
+        named.live = true;
+        for (Waiting& waiting : named.waiting) answers.emplace_back(std::move(waiting.answer), address);
+        named.waiting.clear();
+      } else if (!live && named.waiting.empty()) {
+        names_.erase(entry);
+      } else if (!live) {  // the next claim waiting gets the name
+        Waiting next = std::move(named.waiting.front());
+        named.waiting.pop_front();
+        named.address = next.address;
+        named.live = false;
+        answers.emplace_back(std::move(next.answer), std::nullopt);
+      }
+    }
+    for (auto& [answer, found] : answers) answer(found);
+  }
+
+  std::optional<detail::NamedAddress> find(const std::string& name) {
+    detail::MutexLock lock(mutex_);
+    auto entry = names_.find(name);
+    if (entry == names_.end() || !entry->second.live) return std::nullopt;
+    return entry->second.address;
+  }
+
+ private:
+  struct Waiting {
+    detail::NamedAddress address;
+    Answer answer;
+  };
+  struct Entry {
+    detail::NamedAddress address;
+    bool live = false;  // made; else reserved by a claim
+    std::deque<Waiting> waiting;
+  };
+  detail::Mutex mutex_;
+  std::map<std::string, Entry> names_ SPINDLE_GUARDED_BY(mutex_);
 };
 
 bool launched_by_mpi() {
@@ -354,15 +479,27 @@ struct Cluster::Impl final : detail::ClusterLink {
   std::unordered_map<std::uint64_t, Pending> pending SPINDLE_GUARDED_BY(mutex);
   std::uint64_t next_id SPINDLE_GUARDED_BY(mutex) = 1;
   Runtime* serving SPINDLE_GUARDED_BY(mutex) = nullptr;
-  // Actors this rank serves for others, by (caller's rank, id there).
+  // Actors this rank serves for others, by (creator's rank, id there), and local actors it
+  // shows to other ranks (by their names), by (this rank, id).
   struct Hosted {
     detail::AnyActor handle;
     const detail::RemoteActorClass* type = nullptr;
-    std::string refused;  // why it could not be created
+    std::string refused;                        // why it could not be created
+    std::string name;                           // its registered name, if any
+    std::weak_ptr<detail::ActorCore> exposed;  // a local one: its handle pointer
   };
   std::map<std::pair<int, std::uint64_t>, Hosted> hosted SPINDLE_GUARDED_BY(mutex);
   std::atomic<std::uint64_t> next_actor{1};
   std::atomic<std::uint64_t> turn{0};
+
+  // Names: rank 0 keeps the directory. Each rank's name messages leave in order under
+  // `names_order`: what settle_name queued (under `settled_mutex`, which it may take under
+  // the scheduler's lock) goes before the next claim or look-up.
+  Directory directory;
+  detail::Mutex names_order;
+  detail::Mutex settled_mutex;
+  std::vector<SettleHeader> settled SPINDLE_GUARDED_BY(settled_mutex);
+  std::atomic<bool> any_settled{false};
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -472,22 +609,127 @@ struct Cluster::Impl final : detail::ClusterLink {
         [&](detail::Encoded& out) { function.encode_arguments(arguments, out); });
   }
 
-  std::uint64_t create_actor(int to, const detail::RemoteActorClass& type, const void* arguments,
-                             const ActorOptions& options, Reply created) override {
-    ActorHeader header{0, next_actor.fetch_add(1), type.name(), options};
+  std::uint64_t next_actor_id() override { return next_actor.fetch_add(1); }
+
+  void create_actor(int to, std::uint64_t id, const detail::RemoteActorClass& type,
+                    const void* arguments, const ActorOptions& options, Reply created) override {
+    ActorHeader header{0, id, type.name(), options};
     header.call =
         expect(std::move(created),
                "actor '" + (options.name.empty() ? type.name() : options.name) + "' (created)");
     ask(to, kCreateActor, header, header.call,
         [&](detail::Encoded& out) { type.encode_arguments(arguments, out); });
-    return header.actor;
   }
 
-  void call_actor(int to, std::uint64_t actor, const detail::RemoteMethod& method,
+  void call_actor(const detail::RemoteActor& actor, const detail::RemoteMethod& method,
                   const void* arguments, Reply reply) override {
-    ActorCallHeader header{expect(std::move(reply), method.name()), actor, method.name()};
-    ask(to, kActorCall, header, header.call,
+    ActorCallHeader header{expect(std::move(reply), method.name()), actor.id, method.name(),
+                           actor.owner};
+    ask(actor.rank, kActorCall, header, header.call,
         [&](detail::Encoded& out) { method.encode_arguments(arguments, out); });
+  }
+
+  std::optional<detail::NamedAddress> claim_name(const std::string& name,
+                                                 const detail::NamedAddress& address) override {
+    return ask_directory(false, name, address);
+  }
+
+  std::optional<detail::NamedAddress> find_name(const std::string& name) override {
+    return ask_directory(true, name, {});
+  }
+
+  // Claims or finds `name` at rank 0, after this rank's settled names; waits for the answer.
+  std::optional<detail::NamedAddress> ask_directory(bool find, const std::string& name,
+                                                    const detail::NamedAddress& address) {
+    using Answer = std::optional<detail::NamedAddress>;
+    auto state = std::make_shared<detail::ObjectState<Answer>>();
+    {
+      detail::MutexLock order(names_order);
+      send_settled_locked();
+      if (rank_ == 0) {
+        auto answer = [state](Answer live) { state->set_value(std::move(live)); };
+        if (find) {
+          answer(directory.find(name));
+        } else {
+          directory.claim(name, address, answer);
+        }
+      } else {
+        auto reply = [state](detail::Received answer, std::exception_ptr failure) {
+          if (failure) {
+            state->fail(failure);
+            return;
+          }
+          try {
+            state->set_value(decode_name_answer(answer.bytes));
+          } catch (...) {
+            state->fail(std::current_exception());
+          }
+        };
+        NameHeader header{expect(std::move(reply), "actor name '" + name + "'"), find, name,
+                          address};
+        ask(0, kName, header, header.call, [](detail::Encoded&) {});
+      }
+    }
+    return ObjectRef<Answer>(std::move(state)).get();
+  }
+
+  void settle_name(const std::string& name, const detail::NamedAddress& address,
+                   bool live) noexcept override {
+    try {
+      detail::MutexLock lock(settled_mutex);
+      settled.push_back({name, address, live});
+      any_settled.store(true, std::memory_order_release);
+    } catch (const std::exception& error) {
+      std::cerr << "spindle: rank " << rank_ << " could not tell rank 0 about actor name '"
+                << name << "': " << error.what() << '\n';
+    }
+  }
+
+  // Sends what settle_name queued to rank 0 (applies it there), in order; a local actor
+  // whose name is free is no longer shown to other ranks.
+  void send_settled_locked() SPINDLE_REQUIRES(names_order) {
+    if (!any_settled.load(std::memory_order_acquire)) return;
+    std::vector<SettleHeader> sending;
+    {
+      detail::MutexLock lock(settled_mutex);
+      sending.swap(settled);
+      any_settled.store(false, std::memory_order_relaxed);
+    }
+    for (const SettleHeader& each : sending) {
+      if (!each.live && each.address.host == rank_ && each.address.owner == rank_) {
+        Hosted ending;  // destroyed after the lock
+        detail::MutexLock lock(mutex);
+        auto found = hosted.find({rank_, each.address.actor});
+        if (found != hosted.end()) {
+          ending = std::move(found->second);
+          hosted.erase(found);
+        }
+      }
+      try {
+        if (rank_ == 0) {
+          directory.settle(each.name, each.address, each.live);
+        } else {
+          request(0, kSettleName, {}, each);
+        }
+      } catch (const std::exception& error) {
+        std::cerr << "spindle: rank " << rank_ << " could not tell rank 0 about actor name '"
+                  << each.name << "': " << error.what() << '\n';
+      }
+    }
+  }
+
+  void send_settled() {
+    if (!any_settled.load(std::memory_order_acquire)) return;
+    detail::MutexLock order(names_order);
+    send_settled_locked();
+  }
+
+  void expose(std::uint64_t id, std::weak_ptr<detail::ActorCore> handle,
+              const detail::RemoteActorClass& type) override {
+    detail::MutexLock lock(mutex);
+    Hosted& entry = hosted[{rank_, id}];
+    entry.type = &type;
+    entry.exposed = std::move(handle);
   }
 
   void release_actor(int to, std::uint64_t actor) noexcept override {
@@ -499,8 +741,8 @@ struct Cluster::Impl final : detail::ClusterLink {
     }
   }
 
-  void kill_actor(int to, std::uint64_t actor, bool no_restart) override {
-    request(to, kKillActor, {}, ActorOnlyHeader{actor, no_restart});
+  void kill_actor(const detail::RemoteActor& actor, bool no_restart) override {
+    request(actor.rank, kKillActor, {}, ActorOnlyHeader{actor.id, no_restart, actor.owner});
   }
 
   void attach(Runtime& runtime) override {
@@ -562,6 +804,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   void poll_until_stopped() {
     unsigned idle = 0;
     while (!done_polling()) {
+      send_settled();
       int flag = 0;
       MPI_Message handle;
       MPI_Status status;
@@ -629,6 +872,14 @@ struct Cluster::Impl final : detail::ClusterLink {
       case kKillActor:
         end_hosted(source, tag, std::move(bytes));
         return;
+      case kName:
+        answer_name(source, std::move(bytes));
+        return;
+      case kSettleName: {
+        const auto header = read_header<SettleHeader>(bytes);
+        directory.settle(header.name, header.address, header.live);
+        return;
+      }
       case kResult:
       case kFailure: {
         const auto id = take_back<std::uint64_t>(bytes);
@@ -688,10 +939,32 @@ struct Cluster::Impl final : detail::ClusterLink {
     };
   }
 
-  // Fails request `id` of rank `source` with `why`.
-  void refuse(int source, std::uint64_t id, std::string why) noexcept {
+  // Rank 0: answers a claim or look-up of a name from `source`.
+  void answer_name(int source, Bytes message) {
+    const auto header = read_header<NameHeader>(message);
+    send_settled();  // what this rank freed before the asker could know goes first
+    auto answer = [this, source, call = header.call](std::optional<detail::NamedAddress> live) {
+      std::string reply = encode_name_answer(live);
+      append(reply, call);
+      try {
+        transmit(source, kResult, std::move(reply));
+      } catch (const std::exception& error) {
+        std::cerr << "spindle: rank 0 could not answer rank " << source << ": " << error.what()
+                  << '\n';
+      }
+    };
+    if (header.find) {
+      answer(directory.find(header.name));
+    } else {
+      directory.claim(header.name, header.address, answer);
+    }
+  }
+
+  // Fails request `id` of rank `source` with `why`, as an error of `kind`.
+  void refuse(int source, std::uint64_t id, std::string why,
+              Failed kind = Failed::task) noexcept {
     try {
-      why.insert(why.begin(), static_cast<char>(Failed::task));
+      why.insert(why.begin(), static_cast<char>(kind));
       append(why, id);
       transmit(source, kFailure, why);
     } catch (const std::exception& error) {
@@ -815,8 +1088,10 @@ struct Cluster::Impl final : detail::ClusterLink {
     if (refused.empty() && !serving) refused = no_runtime(what);
     if (refused.empty()) {
       try {
+        detail::HostingActor hosting;  // its creator claimed its name across the cluster
         entry.handle = type->create(*serving, header.options, arguments.get());
         entry.type = type;
+        entry.name = header.options.name;
         (void)serving
             ->task(detail::ReplyWhenDone<void>{type->ready(entry.handle),
                                                answer(source, header.call, what)})
@@ -849,17 +1124,23 @@ struct Cluster::Impl final : detail::ClusterLink {
         return method->decode_arguments({message.view(), &blocks});
       });
     }
+    const std::pair<int, std::uint64_t> key{header.owner >= 0 ? header.owner : source,
+                                            header.actor};
+    Failed kind = Failed::task;
+    detail::AnyActor actor;  // before the lock: a handle made here is dropped after it
     detail::MutexLock lock(mutex);
-    auto found = hosted.find({source, header.actor});
+    auto found = hosted.find(key);
+    if (found != hosted.end() && serving) actor = handle_of(found->second);
     if (refused.empty()) {
-      if (found == hosted.end() || !serving) {
-        refused = "actor #" + std::to_string(header.actor) + " of rank " + std::to_string(source) +
-                  " is gone from rank " + std::to_string(rank_);
-      } else if (!found->second.handle) {
+      if (found != hosted.end() && serving && !actor && !found->second.refused.empty()) {
         refused = found->second.refused;
+      } else if (!actor) {
+        refused = "actor #" + std::to_string(key.second) + " of rank " +
+                  std::to_string(key.first) + " is gone from rank " + std::to_string(rank_);
+        kind = Failed::actor_died;
       } else {
         try {
-          method->invoke(*serving, found->second.handle, arguments.get(),
+          method->invoke(*serving, actor, arguments.get(),
                          answer(source, header.call, method->name()));
           return;
         } catch (...) {
@@ -869,22 +1150,42 @@ struct Cluster::Impl final : detail::ClusterLink {
       }
     }
     lock.unlock();
-    refuse(source, header.call, std::move(refused));
+    refuse(source, header.call, std::move(refused), kind);
   }
 
-  // Drops or kills an actor this rank hosts for `source`.
+  // The handle of a hosted actor: its own, or one made now for a local actor shown to other
+  // ranks while it lives; null when neither is.
+  static detail::AnyActor handle_of(const Hosted& entry) {
+    if (entry.handle) return entry.handle;
+    if (std::shared_ptr<detail::ActorCore> local = entry.exposed.lock()) {
+      return entry.type->wrap(std::move(local));
+    }
+    return nullptr;
+  }
+
+  // Drops an actor this rank hosts for `source`, or kills one it hosts or shows (for any rank
+  // that found it by its name). A kill for good frees its name across the cluster.
   void end_hosted(int source, int tag, Bytes message) {
     const auto header = read_header<ActorOnlyHeader>(message);
+    const std::pair<int, std::uint64_t> key{header.owner >= 0 ? header.owner : source,
+                                            header.actor};
     Hosted ending;  // destroyed after the lock
+    detail::AnyActor actor;
     detail::MutexLock lock(mutex);
-    auto found = hosted.find({source, header.actor});
+    auto found = hosted.find(key);
     if (found == hosted.end()) return;
     if (tag == kReleaseActor) {
       ending = std::move(found->second);
       hosted.erase(found);
       lock.unlock();
-    } else if (found->second.handle && serving) {
-      found->second.type->kill(*serving, found->second.handle, header.no_restart);
+      return;
+    }
+    actor = handle_of(found->second);
+    if (!actor || !serving) return;
+    found->second.type->kill(*serving, actor, header.no_restart);
+    if (header.no_restart && !found->second.name.empty()) {
+      settle_name(found->second.name,
+                  {rank_, key.first, key.second, found->second.type->name()}, false);
     }
   }
 

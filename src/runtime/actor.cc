@@ -502,6 +502,7 @@ FoundActor find_named_actor(Runtime& runtime, const std::string& name,
 
 FoundActor find_actor(Runtime& runtime, const std::string& name, const std::type_info& type) {
   FoundActor found = find_named_actor(runtime, name, type);
+  if (!found) found.remote = find_cluster_actor(name, type);  // made from another rank
   if (!found) throw InvalidArgumentError("no live actor is named '" + name + "'");
   return found;
 }
@@ -514,6 +515,7 @@ FoundActor claim_remote_name(Runtime& runtime, const std::string& name,
 
 void release_remote_name(Runtime& runtime, const RemoteActor& remote) {
   scheduler_of(runtime).release_remote_name(remote);
+  if (remote.cluster_name) remote.cluster_name->release();
 }
 
 InvalidArgumentError name_taken(const std::string& name) {

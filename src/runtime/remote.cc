@@ -144,8 +144,93 @@ const RemoteMethod* find_remote_method(std::string_view name) {
 }
 
 RemoteActor::~RemoteActor() {
-  if (id == 0) return;  // never created
+  if (id == 0 || borrowed) return;  // never created, or not this rank's to keep alive
   if (ClusterLink* link = cluster_link()) link->release_actor(rank, id);
+}
+
+void ClusterName::made() noexcept {
+  if (released_.load()) return;
+  if (ClusterLink* link = cluster_link()) link->settle_name(name_, address_, true);
+}
+
+void ClusterName::release() noexcept {
+  if (released_.exchange(true)) return;
+  if (ClusterLink* link = cluster_link()) link->settle_name(name_, address_, false);
+}
+
+namespace {
+
+thread_local int hosting_actors = 0;
+
+// A handle to the actor at `address`, found by its name: it does not keep the actor alive.
+std::shared_ptr<const RemoteActor> borrowed(const NamedAddress& address, const std::string& name,
+                                            const RemoteActorClass& type) {
+  auto remote = std::make_shared<RemoteActor>();
+  remote->rank = address.host;
+  remote->owner = address.owner;
+  remote->id = address.actor;
+  remote->borrowed = true;
+  remote->name = name;
+  remote->type = &type;
+  remote->created = std::make_shared<ObjectState<void>>();
+  remote->created->set_value();  // it was made: the directory holds only live actors
+  return remote;
+}
+
+// The registered class of an actor of class `type` that the directory lists as `address`.
+const RemoteActorClass& listed_class(const std::string& name, const NamedAddress& address,
+                                     std::type_index type) {
+  const RemoteActorClass* registered = find_remote_actor(type);
+  if (!registered || registered->name() != address.type) {
+    throw InvalidArgumentError("actor '" + name + "' (on rank " + std::to_string(address.host) +
+                               ") is of class " + address.type + ", not " + type_name(type));
+  }
+  return *registered;
+}
+
+}  // namespace
+
+HostingActor::HostingActor() { ++hosting_actors; }
+HostingActor::~HostingActor() { --hosting_actors; }
+
+ClusterClaim claim_cluster_name(const ActorSpec& spec, std::type_index type, int host) {
+  ClusterLink* link = cluster_link();
+  if (!link || link->size() < 2 || spec.registered_name.empty() || hosting_actors > 0) return {};
+  const RemoteActorClass* registered = find_remote_actor(type);
+  if (!registered) return {};  // it cannot be called from other ranks, so its name stays here
+  NamedAddress address{host < 0 ? link->rank() : host, link->rank(), link->next_actor_id(),
+                       registered->name()};
+  std::optional<NamedAddress> live = link->claim_name(spec.registered_name, address);
+  if (live) {
+    return {borrowed(*live, spec.registered_name,
+                     listed_class(spec.registered_name, *live, type)),
+            nullptr};
+  }
+  return {nullptr, std::make_shared<ClusterName>(spec.registered_name, std::move(address))};
+}
+
+void expose_cluster_name(std::shared_ptr<ClusterName> claim,
+                         const std::shared_ptr<ActorCore>& handle, const ActorCore* made,
+                         std::type_index type) {
+  ClusterLink* link = cluster_link();
+  const RemoteActorClass* registered = find_remote_actor(type);
+  if (!link || !registered || handle.get() != made) {
+    claim->release();  // another actor of that name was found here meanwhile
+    return;
+  }
+  link->expose(claim->address().actor, handle, *registered);
+  claim->made();
+  // The name's entry here keeps the claim: when it is freed, so is the name across the cluster.
+  scheduler_of(*handle).keep_cluster_name(*handle, std::move(claim));
+}
+
+std::shared_ptr<const RemoteActor> find_cluster_actor(const std::string& name,
+                                                      std::type_index type) {
+  ClusterLink* link = cluster_link();
+  if (!link || link->size() < 2 || hosting_actors > 0) return nullptr;
+  std::optional<NamedAddress> live = link->find_name(name);
+  if (!live) return nullptr;
+  return borrowed(*live, name, listed_class(name, *live, type));
 }
 
 RemoteReply RemoteActor::counted(RemoteReply reply) const {

@@ -1071,6 +1071,17 @@ void Scheduler::release_remote_name(const RemoteActor& remote) {
   }
 }
 
+void Scheduler::keep_cluster_name(ActorCore& actor, std::shared_ptr<ClusterName> claim) {
+  MutexLock lock(mutex_);
+  auto named = names_.find(actor.spec->registered_name);
+  if (named != names_.end() && named->second.actor == &actor) {
+    named->second.cluster_name = std::move(claim);
+    return;
+  }
+  lock.unlock();
+  claim->release();  // the actor lost its name already
+}
+
 void Scheduler::release_name(ActorCore& actor) {
   MutexLock lock(mutex_);
   release_name_locked(actor);

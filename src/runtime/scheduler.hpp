@@ -166,6 +166,8 @@ class Scheduler final : public ContextOwner {
   FoundActor claim_remote_name(const std::string& name, const std::type_info& type,
                                const std::shared_ptr<const RemoteActor>& remote);
   void release_remote_name(const RemoteActor& remote);
+  /// Keeps `claim` (the actor's name across the cluster) while the actor has its name here.
+  void keep_cluster_name(ActorCore& actor, std::shared_ptr<ClusterName> claim);
   /// Frees the actor's name, if it still has it.
   void release_name(ActorCore& actor);
   /// Queues a runner of the actor for some worker.
@@ -347,6 +349,7 @@ class Scheduler final : public ContextOwner {
     std::type_index type;
     std::weak_ptr<const RemoteActor> remote = {};  // one made from here on another rank
     const RemoteActor* remote_address = nullptr;   // the same, to compare without locking
+    std::shared_ptr<ClusterName> cluster_name = nullptr;  // freed with the entry
   };
   std::unordered_map<std::string, NamedActor> names_ SPINDLE_GUARDED_BY(mutex_);
   // Whether a remote actor an entry names (locked) is alive: its creation there did not fail.

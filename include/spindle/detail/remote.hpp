@@ -29,6 +29,8 @@ struct ActorOptions;
 
 namespace detail {
 
+class ActorCore;
+
 /// Values encoded to travel to another rank: their bytes, and the large blocks of raw memory
 /// they hold (a big std::vector's elements, a Buffer's), which are sent from where they lie
 /// instead of being copied into the bytes.
@@ -112,6 +114,8 @@ class RemoteActorClass {
   /// Its handle's ready() there.
   [[nodiscard]] virtual ObjectRef<void> ready(const AnyActor& actor) const = 0;
   virtual void kill(Runtime& runtime, const AnyActor& actor, bool no_restart) const = 0;
+  /// A handle to a local actor of this class, from its handle pointer (see launch_actor).
+  [[nodiscard]] virtual AnyActor wrap(std::shared_ptr<ActorCore> handle) const = 0;
 };
 
 /// A method of a registered actor class that may be called from another rank
@@ -153,6 +157,25 @@ bool register_remote_method(std::unique_ptr<RemoteMethod> method);
 /// "node:<host name>" (characters a resource name cannot hold become '_').
 [[nodiscard]] std::string node_resource();
 
+/// Where a named actor is called from any rank: what the cluster's directory of names (on
+/// rank 0) keeps of it.
+struct NamedAddress {
+  int host = -1;            // the rank it lives on
+  int owner = -1;           // the rank whose key it has there (its creator's)
+  std::uint64_t actor = 0;  // its id there, under that key
+  std::string type;         // its class, as registered
+
+  [[nodiscard]] bool same_actor(const NamedAddress& other) const {
+    return host == other.host && owner == other.owner && actor == other.actor;
+  }
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(host, owner, actor, type);
+  }
+};
+
+struct RemoteActor;
+
 /// The cluster a process belongs to (installed by spindle::Cluster while it lives).
 class ClusterLink {
  public:
@@ -169,16 +192,36 @@ class ClusterLink {
   /// @throws Error if the call cannot be sent (then `reply` never runs).
   virtual void send(int rank, const RemoteFunction& function, const void* arguments,
                     const TaskOptions& options, Reply reply) = 0;
-  /// Creates an actor of `type` on `rank` and returns its id; `created` runs once it is built
-  /// there (or could not be). Calls sent to the id after this find it.
-  virtual std::uint64_t create_actor(int rank, const RemoteActorClass& type, const void* arguments,
-                                     const ActorOptions& options, Reply created) = 0;
-  /// Calls `method` on the actor `actor` of `rank`, in order with this rank's calls before.
-  virtual void call_actor(int rank, std::uint64_t actor, const RemoteMethod& method,
+  /// A new id for an actor this rank makes elsewhere or shows to other ranks.
+  [[nodiscard]] virtual std::uint64_t next_actor_id() = 0;
+  /// Creates an actor of `type` on `rank` under `id` (next_actor_id()); `created` runs once
+  /// it is built there (or could not be). Calls sent to the id after this find it.
+  virtual void create_actor(int rank, std::uint64_t id, const RemoteActorClass& type,
+                            const void* arguments, const ActorOptions& options,
+                            Reply created) = 0;
+  /// Calls `method` on `actor` (on another rank, or shown from this one), in order with this
+  /// rank's calls before.
+  virtual void call_actor(const RemoteActor& actor, const RemoteMethod& method,
                           const void* arguments, Reply reply) = 0;
   /// The last handle here is gone: the actor there may end once its calls are done.
   virtual void release_actor(int rank, std::uint64_t actor) noexcept = 0;
-  virtual void kill_actor(int rank, std::uint64_t actor, bool no_restart) = 0;
+  virtual void kill_actor(const RemoteActor& actor, bool no_restart) = 0;
+  /// Claims `name` across the cluster for the actor about to be made at `address`: a round
+  /// trip to rank 0, which waits while another rank's actor of that name is being made.
+  /// Returns the live actor that has the name instead, if there is one (nothing is claimed).
+  [[nodiscard]] virtual std::optional<NamedAddress> claim_name(const std::string& name,
+                                                               const NamedAddress& address) = 0;
+  /// Tells rank 0 that the actor that claimed `name` at `address` was made (`live`), or was
+  /// not, or has ended: its name is free. Never blocks: it leaves before this rank's next
+  /// claim or look-up, in order.
+  virtual void settle_name(const std::string& name, const NamedAddress& address,
+                           bool live) noexcept = 0;
+  /// The live actor called `name` anywhere in the cluster, if there is one (a round trip to
+  /// rank 0).
+  [[nodiscard]] virtual std::optional<NamedAddress> find_name(const std::string& name) = 0;
+  /// Lets other ranks call a local actor, under (this rank, `id`), while it lives.
+  virtual void expose(std::uint64_t id, std::weak_ptr<ActorCore> handle,
+                      const RemoteActorClass& type) = 0;
   /// A runtime made in this process: the first one serves the calls other ranks send here.
   virtual void attach(Runtime& runtime) = 0;
   virtual void detach(Runtime& runtime) = 0;
@@ -190,11 +233,36 @@ void set_cluster_link(ClusterLink* link);
 /// The link, for `what` (named in the error): throws Error once the Cluster has ended.
 ClusterLink& live_cluster_link(const std::string& what);
 
+/// A name claimed across the cluster: the directory on rank 0 is told when its actor was made
+/// (made()) and when the name is free again (release(), or the last owner of this gone).
+class ClusterName {
+ public:
+  ClusterName(std::string name, NamedAddress address)
+      : name_(std::move(name)), address_(std::move(address)) {}
+  ClusterName(const ClusterName&) = delete;
+  ClusterName& operator=(const ClusterName&) = delete;
+  ~ClusterName() { release(); }
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] const NamedAddress& address() const { return address_; }
+  void made() noexcept;
+  /// Frees the name; once only.
+  void release() noexcept;
+
+ private:
+  std::string name_;
+  NamedAddress address_;
+  std::atomic<bool> released_{false};
+};
+
 /// The caller's side of an actor on another rank. The actor lives while a handle here holds
-/// this (and while its calls run); the last one gone tells its rank.
+/// this (and while its calls run); the last one gone tells its rank. A borrowed one, found by
+/// its name from another rank than its creator's, does not keep it alive.
 struct RemoteActor {
-  int rank = 0;
+  int rank = 0;  // where it lives
   std::uint64_t id = 0;
+  int owner = -1;  // the rank whose key `id` is there; -1: this one
+  bool borrowed = false;
+  std::shared_ptr<ClusterName> cluster_name;  // the name this rank claimed for it
   std::string name;
   const RemoteActorClass* type = nullptr;
   std::shared_ptr<ObjectState<void>> created;
@@ -256,6 +324,28 @@ RemoteReply reply_into(std::shared_ptr<ObjectState<Value>> state, const RemoteCo
 /// A reply that completes `state` once the answer comes, or fails it.
 inline RemoteReply reply_done(std::shared_ptr<ObjectState<void>> state) {
   return [state = std::move(state)](Received, std::exception_ptr failure) {
+    if (failure) {
+      state->fail(failure);
+    } else {
+      state->set_value();
+    }
+  };
+}
+
+/// A reply that completes `state` once an actor is built there, or fails it; and tells the
+/// cluster's directory whether the actor that claimed `claimed` (if any, and if its handles
+/// still hold it) was made.
+inline RemoteReply reply_created(std::shared_ptr<ObjectState<void>> state,
+                                 const std::shared_ptr<ClusterName>& claimed) {
+  std::weak_ptr<ClusterName> weak = claimed;
+  return [state = std::move(state), weak = std::move(weak)](Received, std::exception_ptr failure) {
+    if (std::shared_ptr<ClusterName> name = weak.lock()) {
+      if (failure) {
+        name->release();
+      } else {
+        name->made();
+      }
+    }  // dropped before the handles learn of it, so that theirs is the last
     if (failure) {
       state->fail(failure);
     } else {
