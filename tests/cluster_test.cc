@@ -262,6 +262,18 @@ SPINDLE_REMOTE(make_named);
 void drop_kept_counters() { kept_counters.clear(); }
 SPINDLE_REMOTE(drop_kept_counters);
 
+// Handles as arguments and results: adds `k` through the handle given, (its rank, its sum).
+std::pair<int, int> add_through(spindle::ActorHandle<Counter> counter, int k) {
+  return {counter.rank(), counter.call(&Counter::add, k).get()};
+}
+SPINDLE_REMOTE(add_through);
+
+spindle::ActorHandle<Counter> hand_back(spindle::ActorHandle<Counter> counter) { return counter; }
+SPINDLE_REMOTE(hand_back);
+
+bool is_valid(spindle::ActorHandle<Placeholder> handle) { return handle.valid(); }
+SPINDLE_REMOTE(is_valid);
+
 // What a test's encoding sends as blocks, handed back to the decoding in order.
 class CopiedBlocks final : public spindle::detail::BlockSource {
  public:
@@ -797,6 +809,49 @@ TEST(Cluster, RanksAskingForANameAtOnceShareOneActor) {
   for (int rank = 0; rank < cluster->size(); ++rank) {
     rt.task(drop_kept_counters).options({.rank = rank}).remote().get();
   }
+}
+
+TEST(Cluster, ActorHandlesTravelAsArgumentsAndResults) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: nothing travels";
+  spindle::Runtime rt;
+  auto here = rt.actor<Counter>().options({.rank = 0}).remote(0);
+  auto far = rt.actor<Counter>().options({.rank = last_rank()}).remote(1000);
+  auto add = rt.task(add_through);
+  int here_sum = 0, far_sum = 1000;
+  for (int rank = 0; rank < cluster->size(); ++rank) {
+    here_sum += 1;
+    EXPECT_EQ(add.options({.rank = rank}).remote(here, 1).get(), std::make_pair(0, here_sum));
+    far_sum += 2;
+    EXPECT_EQ(add.options({.rank = rank}).remote(far, 2).get(),
+              std::make_pair(last_rank(), far_sum));
+  }
+  // A handle that comes back calls the same actor.
+  auto back = rt.task(hand_back).options({.rank = 1});
+  EXPECT_EQ(back.remote(here).get().call(&Counter::add, 1).get(), here_sum + 1);
+  EXPECT_EQ(back.remote(far).get().call(&Counter::add, 1).get(), far_sum + 1);
+  EXPECT_FALSE(back.remote(spindle::ActorHandle<Counter>()).get().valid());
+  // Only a registered class's handles travel; an empty one of any class does.
+  auto placeholder = rt.actor<Placeholder>().remote();
+  auto valid = rt.task(is_valid).options({.rank = 1});
+  try {
+    (void)valid.remote(placeholder).get();
+    FAIL() << "a handle of an unregistered class travelled";
+  } catch (const spindle::Error& error) {
+    EXPECT_THAT(error.what(), HasSubstr("SPINDLE_REMOTE_ACTOR"));
+  }
+  EXPECT_FALSE(valid.remote(spindle::ActorHandle<Placeholder>()).get());
+  // Handles that travelled do not keep the actor: once this rank's are gone, it ends.
+  auto kept = back.remote(here).get();
+  here = {};
+  bool alive = true;
+  for (int asks = 0; asks < 100000 && alive; ++asks) {  // it ends on a worker soon after
+    try {
+      (void)kept.call(&Counter::add, 0).get();
+    } catch (const spindle::ActorDiedError&) {
+      alive = false;
+    }
+  }
+  EXPECT_FALSE(alive);
 }
 
 TEST(Cluster, UnpinnedActorsOfARegisteredClassReachEveryRank) {

@@ -112,6 +112,7 @@ void check_remote_parameters(const RemoteMethod& method, std::type_index argumen
 class ActorCore;
 template <typename T, typename... A>
 class TypedRemoteActorClass;  // spindle/cluster.hpp
+struct HandleAccess;          // spindle/cluster.hpp: a handle sent to another rank
 
 /// A named actor's name across the cluster: the live actor that has it, or the claim made.
 struct ClusterClaim {
@@ -128,6 +129,17 @@ ClusterClaim claim_cluster_name(const ActorSpec& spec, std::type_index type, int
 void expose_cluster_name(std::shared_ptr<ClusterName> claim,
                          const std::shared_ptr<ActorCore>& handle, const ActorCore* made,
                          std::type_index type);
+/// Where another rank calls the actor a handle refers to (local: `handle`, its handle
+/// pointer; else `remote`), for the handle to travel there; a local actor is shown to other
+/// ranks for as long as it lives. A default address (host -1) for an empty handle.
+/// @throws Error outside a cluster, or for a class not registered with SPINDLE_REMOTE_ACTOR.
+NamedAddress address_to_send(const std::shared_ptr<ActorCore>& handle,
+                             const std::shared_ptr<const RemoteActor>& remote,
+                             std::type_index type);
+/// The actor a handle that arrived refers to, borrowed (null for an empty one).
+/// @throws Error for an actor of another class than `type`.
+std::shared_ptr<const RemoteActor> received_actor(const NamedAddress& address,
+                                                  const std::string& name, std::type_index type);
 /// The live actor called `name` in another process of the cluster, borrowed, or null.
 /// @throws InvalidArgumentError if it is not of class `type`.
 std::shared_ptr<const RemoteActor> find_cluster_actor(const std::string& name,
@@ -294,6 +306,7 @@ class ActorHandle {
   friend class ActorFactory;
   template <typename, typename...>
   friend class detail::TypedRemoteActorClass;
+  friend struct detail::HandleAccess;
 
   /// `core` counts handles (see detail::launch_actor).
   explicit ActorHandle(std::shared_ptr<detail::ActorCore> core)

@@ -127,6 +127,39 @@ class Cluster {
 /// The rank this process is in the cluster; 0 without one.
 [[nodiscard]] int this_rank();
 
+namespace detail {
+
+struct HandleAccess {
+  template <typename T>
+  static NamedAddress address(const ActorHandle<T>& handle) {
+    return address_to_send(handle.core_, handle.remote_, typeid(T));
+  }
+  template <typename T>
+  static ActorHandle<T> received(const NamedAddress& address, const std::string& name) {
+    std::shared_ptr<const RemoteActor> remote = received_actor(address, name, typeid(T));
+    return remote ? ActorHandle<T>(std::move(remote)) : ActorHandle<T>();
+  }
+};
+
+}  // namespace detail
+
+/// An actor handle travels to another rank as the actor's address, for an actor of a class
+/// registered with SPINDLE_REMOTE_ACTOR: the task or actor that takes it there calls the same
+/// actor (its methods registered with SPINDLE_REMOTE_METHOD). It arrives borrowed: it does
+/// not keep the actor alive; the handles on the rank that made it do.
+template <typename Archive, typename T>
+void save(Archive& archive, const ActorHandle<T>& handle) {
+  archive(detail::HandleAccess::address(handle), handle.valid() ? handle.name() : std::string());
+}
+
+template <typename Archive, typename T>
+void load(Archive& archive, ActorHandle<T>& handle) {
+  detail::NamedAddress address;
+  std::string name;
+  archive(address, name);
+  handle = detail::HandleAccess::received<T>(address, name);
+}
+
 /// Specialise as std::true_type for a trivially copyable type of yours whose bytes are all it
 /// is (no pointers, no handles), so that a std::vector or Buffer of it travels between ranks
 /// as raw bytes, without a serialize:

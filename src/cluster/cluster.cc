@@ -489,6 +489,10 @@ struct Cluster::Impl final : detail::ClusterLink {
     std::weak_ptr<detail::ActorCore> exposed;  // a local one: its handle pointer
   };
   std::map<std::pair<int, std::uint64_t>, Hosted> hosted SPINDLE_GUARDED_BY(mutex);
+  // The ids of local actors shown to other ranks, by core; swept of ended ones as it grows.
+  std::unordered_map<const detail::ActorCore*, std::uint64_t> exposed_ids
+      SPINDLE_GUARDED_BY(mutex);
+  std::size_t swept_at SPINDLE_GUARDED_BY(mutex) = 0;
   std::atomic<std::uint64_t> next_actor{1};
   std::atomic<std::uint64_t> turn{0};
 
@@ -727,9 +731,43 @@ struct Cluster::Impl final : detail::ClusterLink {
   void expose(std::uint64_t id, std::weak_ptr<detail::ActorCore> handle,
               const detail::RemoteActorClass& type) override {
     detail::MutexLock lock(mutex);
+    expose_locked(id, std::move(handle), type);
+  }
+
+  void expose_locked(std::uint64_t id, std::weak_ptr<detail::ActorCore> handle,
+                     const detail::RemoteActorClass& type) SPINDLE_REQUIRES(mutex) {
+    const detail::ActorCore* core = handle.lock().get();
     Hosted& entry = hosted[{rank_, id}];
     entry.type = &type;
     entry.exposed = std::move(handle);
+    if (core) exposed_ids[core] = id;
+  }
+
+  std::uint64_t exposed_id(const std::shared_ptr<detail::ActorCore>& handle,
+                           const detail::RemoteActorClass& type) override {
+    detail::MutexLock lock(mutex);
+    auto known = exposed_ids.find(handle.get());
+    if (known != exposed_ids.end()) {
+      auto entry = hosted.find({rank_, known->second});
+      // Shown still (an actor that ended leaves its entry until the next sweep).
+      if (entry != hosted.end() && !entry->second.exposed.expired()) return known->second;
+    }
+    if (exposed_ids.size() >= 2 * swept_at + 64) sweep_exposed_locked();
+    const std::uint64_t id = next_actor_id();
+    expose_locked(id, handle, type);
+    return id;
+  }
+
+  // Forgets the local actors shown to other ranks that have ended.
+  void sweep_exposed_locked() SPINDLE_REQUIRES(mutex) {
+    std::erase_if(exposed_ids, [&](const auto& known) {
+      auto entry = hosted.find({rank_, known.second});
+      if (entry == hosted.end()) return true;
+      if (!entry->second.exposed.expired()) return false;
+      hosted.erase(entry);  // holds nothing: a weak pointer
+      return true;
+    });
+    swept_at = exposed_ids.size();
   }
 
   void release_actor(int to, std::uint64_t actor) noexcept override {
@@ -756,6 +794,7 @@ struct Cluster::Impl final : detail::ClusterLink {
     if (serving != &runtime) return;
     serving = nullptr;
     ending.swap(hosted);
+    exposed_ids.clear();
     lock.unlock();
   }
 

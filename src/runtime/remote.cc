@@ -224,6 +224,30 @@ void expose_cluster_name(std::shared_ptr<ClusterName> claim,
   scheduler_of(*handle).keep_cluster_name(*handle, std::move(claim));
 }
 
+NamedAddress address_to_send(const std::shared_ptr<ActorCore>& handle,
+                             const std::shared_ptr<const RemoteActor>& remote,
+                             std::type_index type) {
+  if (!handle && !remote) return {};
+  ClusterLink* link = cluster_link();
+  const RemoteActorClass* registered = find_remote_actor(type);
+  if (!link || !registered) {
+    throw Error("an ActorHandle<" + type_name(type) + "> cannot travel to another rank: " +
+                (link ? "only handles of a class registered with SPINDLE_REMOTE_ACTOR do"
+                      : std::string("the spindle::Cluster has ended")));
+  }
+  if (remote) {
+    return {remote->rank, remote->owner >= 0 ? remote->owner : link->rank(), remote->id,
+            registered->name()};
+  }
+  return {link->rank(), link->rank(), link->exposed_id(handle, *registered), registered->name()};
+}
+
+std::shared_ptr<const RemoteActor> received_actor(const NamedAddress& address,
+                                                  const std::string& name, std::type_index type) {
+  if (address.host < 0) return nullptr;
+  return borrowed(address, name, listed_class(name, address, type));
+}
+
 std::shared_ptr<const RemoteActor> find_cluster_actor(const std::string& name,
                                                       std::type_index type) {
   ClusterLink* link = cluster_link();

@@ -222,6 +222,10 @@ class ClusterLink {
   /// Lets other ranks call a local actor, under (this rank, `id`), while it lives.
   virtual void expose(std::uint64_t id, std::weak_ptr<ActorCore> handle,
                       const RemoteActorClass& type) = 0;
+  /// The id under which other ranks call a local actor (`handle`: its handle pointer), shown
+  /// to them now if it is not yet.
+  [[nodiscard]] virtual std::uint64_t exposed_id(const std::shared_ptr<ActorCore>& handle,
+                                                 const RemoteActorClass& type) = 0;
   /// A runtime made in this process: the first one serves the calls other ranks send here.
   virtual void attach(Runtime& runtime) = 0;
   virtual void detach(Runtime& runtime) = 0;
