@@ -262,6 +262,15 @@ SPINDLE_REMOTE(make_named);
 void drop_kept_counters() { kept_counters.clear(); }
 SPINDLE_REMOTE(drop_kept_counters);
 
+// Kills the Counter called `name` (found by its name: made on another rank) for good, then
+// makes one of that name here and keeps it: as make_named.
+std::string kill_and_remake(std::string name) {
+  spindle::Runtime& rt = spindle::this_task::runtime();
+  rt.kill(rt.get_actor<Counter>(name));
+  return make_named(name, false, 1, true);
+}
+SPINDLE_REMOTE(kill_and_remake);
+
 // Handles as arguments and results: adds `k` through the handle given, (its rank, its sum).
 std::pair<int, int> add_through(spindle::ActorHandle<Counter> counter, int k) {
   return {counter.rank(), counter.call(&Counter::add, k).get()};
@@ -273,6 +282,55 @@ SPINDLE_REMOTE(hand_back);
 
 bool is_valid(spindle::ActorHandle<Placeholder> handle) { return handle.valid(); }
 SPINDLE_REMOTE(is_valid);
+
+void keep_handle(spindle::ActorHandle<Counter> counter) { kept_counters.push_back(counter); }
+SPINDLE_REMOTE(keep_handle);
+
+// Adds `k` through the handle kept last: its sum, or -1 once its actor has ended.
+int add_to_kept(int k) {
+  try {
+    return kept_counters.back().call(&Counter::add, k).get();
+  } catch (const spindle::ActorDiedError&) {
+    return -1;
+  }
+}
+SPINDLE_REMOTE(add_to_kept);
+
+// Every collective of group `name` once, from one member: what each left, in a row
+// (allreduce, reduce_scatter, allgather, broadcast from the last member), `count` each.
+std::vector<double> run_collectives(std::string name, int count) {
+  auto group = spindle::CollectiveGroup::get(name);
+  const auto n = static_cast<std::size_t>(count);
+  const double me = group.rank() + 1;
+  std::vector<double> values(n), out;
+  for (std::size_t i = 0; i < n; ++i) values[i] = me * static_cast<double>(i + 1);
+  group.allreduce(std::span<double>(values));
+  out.insert(out.end(), values.begin(), values.end());
+  for (std::size_t i = 0; i < n; ++i) values[i] = me * static_cast<double>(i + 1);
+  const auto [first, last] = group.block(n, group.rank());
+  std::vector<double> mine(last - first);
+  group.reduce_scatter(std::span<const double>(values), std::span<double>(mine));
+  out.insert(out.end(), mine.begin(), mine.end());
+  std::fill(mine.begin(), mine.end(), me);
+  group.allgather(std::span<const double>(mine), std::span<double>(values));
+  out.insert(out.end(), values.begin(), values.end());
+  std::fill(values.begin(), values.end(), me);
+  group.broadcast(std::span<double>(values), group.size() - 1);
+  out.insert(out.end(), values.begin(), values.end());
+  group.barrier();
+  return out;
+}
+SPINDLE_REMOTE(run_collectives);
+
+std::string group_error(std::string name) {
+  try {
+    (void)spindle::CollectiveGroup::get(name);
+    return "";
+  } catch (const spindle::InvalidArgumentError& error) {
+    return error.what();
+  }
+}
+SPINDLE_REMOTE(group_error);
 
 // What a test's encoding sends as blocks, handed back to the decoding in order.
 class CopiedBlocks final : public spindle::detail::BlockSource {
@@ -394,7 +452,8 @@ TEST(Cluster, BlocksOfARefusedCallAreTakenAndDroppedSoTheSenderGoesOn) {
   if (cluster->size() < 2) GTEST_SKIP() << "alone: nothing travels";
   spindle::Runtime rt;
   // Rank 1 takes this actor's arguments but cannot create it (rank 1 made one of that name
-  // itself, of a class it keeps to itself), so it refuses the call below without decoding its arguments; their block must
+  // itself, of a class it keeps to itself), so it refuses the call below without decoding its
+  // arguments; their block must
   // still be taken from the sender, or the sender and this test hang (until CTest's timeout
   // fails it).
   auto keep = rt.task(keep_store).options({.rank = 1});
@@ -783,6 +842,27 @@ TEST(Cluster, ANameIsTakenAcrossTheCluster) {
   EXPECT_EQ(reborn.call(&Counter::add, 1).get(), 2);
 }
 
+TEST(Cluster, ANameIsFreeAcrossTheClusterOnceItsActorIsGone) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: names are the local actors' (actor_test)";
+  spindle::Runtime rt;
+  // Its last handle gone, the name is free at once, here and on every rank.
+  {
+    auto first = rt.actor<Counter>().options({.name = "short lived", .rank = 0}).remote(1);
+    first.ready().get();
+  }
+  auto second = rt.actor<Counter>().options({.name = "short lived", .rank = 0}).remote(2);
+  EXPECT_EQ(rt.task(add_to_named).options({.rank = last_rank()}).remote("short lived", 1).get(),
+            std::make_pair(0, 3));
+  // Killed for good from another rank, through a handle found by its name: that rank may take
+  // the name at once.
+  auto doomed = rt.actor<Counter>().options({.name = "doomed", .rank = 0}).remote(0);
+  doomed.ready().get();
+  EXPECT_EQ(rt.task(kill_and_remake).options({.rank = last_rank()}).remote("doomed").get(),
+            "101 on rank " + std::to_string(last_rank()));
+  EXPECT_THROW((void)doomed.call(&Counter::add, 1).get(), spindle::ActorDiedError);
+  rt.task(drop_kept_counters).options({.rank = last_rank()}).remote().get();
+}
+
 TEST(Cluster, RanksAskingForANameAtOnceShareOneActor) {
   if (cluster->size() < 2) GTEST_SKIP() << "alone: names are the local actors' (actor_test)";
   spindle::Runtime rt;
@@ -825,8 +905,9 @@ TEST(Cluster, ActorHandlesTravelAsArgumentsAndResults) {
     EXPECT_EQ(add.options({.rank = rank}).remote(far, 2).get(),
               std::make_pair(last_rank(), far_sum));
   }
-  // A handle that comes back calls the same actor.
+  // A handle that comes back calls the same actor; back home, it is this rank's own handle.
   auto back = rt.task(hand_back).options({.rank = 1});
+  EXPECT_EQ(back.remote(here).get(), here);
   EXPECT_EQ(back.remote(here).get().call(&Counter::add, 1).get(), here_sum + 1);
   EXPECT_EQ(back.remote(far).get().call(&Counter::add, 1).get(), far_sum + 1);
   EXPECT_FALSE(back.remote(spindle::ActorHandle<Counter>()).get().valid());
@@ -841,17 +922,97 @@ TEST(Cluster, ActorHandlesTravelAsArgumentsAndResults) {
   }
   EXPECT_FALSE(valid.remote(spindle::ActorHandle<Placeholder>()).get());
   // Handles that travelled do not keep the actor: once this rank's are gone, it ends.
-  auto kept = back.remote(here).get();
+  auto on_last = rt.task(add_to_kept).options({.rank = last_rank()});
+  rt.task(keep_handle).options({.rank = last_rank()}).remote(here).get();
+  EXPECT_EQ(on_last.remote(0).get(), here_sum + 1);
   here = {};
-  bool alive = true;
-  for (int asks = 0; asks < 100000 && alive; ++asks) {  // it ends on a worker soon after
-    try {
-      (void)kept.call(&Counter::add, 0).get();
-    } catch (const spindle::ActorDiedError&) {
-      alive = false;
+  int sum = 0;
+  for (int asks = 0; asks < 100000 && sum >= 0; ++asks) {  // it ends on a worker soon after
+    sum = on_last.remote(0).get();
+  }
+  EXPECT_EQ(sum, -1);
+  rt.task(drop_kept_counters).options({.rank = last_rank()}).remote().get();
+}
+
+// The block of `count` elements member `member` of `size` holds, as CollectiveGroup::block
+// documents it: an even split, the first members one longer where it does not divide.
+std::pair<std::size_t, std::size_t> block_of(std::size_t count, int size, int member) {
+  std::size_t first = 0;
+  for (int m = 0; m < member; ++m) {
+    first += count / static_cast<std::size_t>(size) +
+             (static_cast<std::size_t>(m) < count % static_cast<std::size_t>(size) ? 1 : 0);
+  }
+  const std::size_t length =
+      count / static_cast<std::size_t>(size) +
+      (static_cast<std::size_t>(member) < count % static_cast<std::size_t>(size) ? 1 : 0);
+  return {first, first + length};
+}
+
+// What run_collectives gives member `member` of `size`, for `count` elements.
+std::vector<double> collectives_expected(int member, int size, int count) {
+  const auto n = static_cast<std::size_t>(count);
+  const double members_sum = size * (size + 1) / 2.0;
+  std::vector<double> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(members_sum * static_cast<double>(i + 1));
+  const auto [first, last] = block_of(n, size, member);
+  for (std::size_t i = first; i < last; ++i) out.push_back(members_sum * static_cast<double>(i + 1));
+  for (int m = 0; m < size; ++m) {
+    const auto [from, to] = block_of(n, size, m);
+    out.insert(out.end(), to - from, m + 1.0);
+  }
+  out.insert(out.end(), n, static_cast<double>(size));
+  return out;
+}
+
+TEST(Cluster, ACollectiveGroupReducesAndGathersAcrossItsMembers) {
+  spindle::Runtime rt;
+  std::vector<int> everyone(static_cast<std::size_t>(cluster->size()));
+  std::iota(everyone.begin(), everyone.end(), 0);
+  // Groups live as long as the cluster: each run of this test makes its own.
+  static int runs = 0;
+  const std::string all = "everyone " + std::to_string(++runs);
+  cluster->make_group(all, everyone);
+  const std::string others = "all but rank 0, " + std::to_string(runs);
+  if (cluster->size() > 1) cluster->make_group(others, {everyone.begin() + 1, everyone.end()});
+  auto run = rt.task(run_collectives);
+  for (int count : {1, 7, 100000}) {  // fewer elements than members, uneven, and large
+    std::vector<spindle::ObjectRef<std::vector<double>>> results;
+    for (int rank : everyone) results.push_back(run.options({.rank = rank}).remote(all, count));
+    for (int m = 0; m < cluster->size(); ++m) {
+      EXPECT_EQ(results[static_cast<std::size_t>(m)].get(),
+                collectives_expected(m, cluster->size(), count))
+          << "member " << m << " of " << cluster->size() << ", " << count << " elements";
     }
   }
-  EXPECT_FALSE(alive);
+  if (cluster->size() > 1) {
+    std::vector<spindle::ObjectRef<std::vector<double>>> results;
+    for (int rank = 1; rank < cluster->size(); ++rank) {
+      results.push_back(run.options({.rank = rank}).remote(others, 5));
+    }
+    for (int m = 0; m + 1 < cluster->size(); ++m) {
+      EXPECT_EQ(results[static_cast<std::size_t>(m)].get(),
+                collectives_expected(m, cluster->size() - 1, 5));
+    }
+    // Rank 0 is no member of it.
+    EXPECT_THAT(rt.task(group_error).options({.rank = 0}).remote(others).get(),
+                HasSubstr("rank 0 is in no collective group named '" + others + "'"));
+  }
+  // Names and ranks are checked when the group is made.
+  EXPECT_THROW(cluster->make_group(all, {0}), spindle::InvalidArgumentError);
+  try {
+    cluster->make_group("bad", {0, cluster->size()});
+    FAIL() << "a rank out of range was taken";
+  } catch (const spindle::InvalidArgumentError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("rank " + std::to_string(cluster->size()) +
+                                        " is out of range"));
+  }
+  EXPECT_THROW(cluster->make_group("twice", {0, 0}), spindle::InvalidArgumentError);
+  EXPECT_THROW(cluster->make_group("none", {}), spindle::InvalidArgumentError);
+  // A block that does not match its member's share is refused before anything is sent.
+  auto group = spindle::CollectiveGroup::get(all);
+  std::vector<double> values(10), wrong(11);
+  EXPECT_THROW(group.reduce_scatter(std::span<const double>(values), std::span<double>(wrong)),
+               spindle::InvalidArgumentError);
 }
 
 TEST(Cluster, UnpinnedActorsOfARegisteredClassReachEveryRank) {

@@ -114,36 +114,6 @@ template <typename T, typename... A>
 class TypedRemoteActorClass;  // spindle/cluster.hpp
 struct HandleAccess;          // spindle/cluster.hpp: a handle sent to another rank
 
-/// A named actor's name across the cluster: the live actor that has it, or the claim made.
-struct ClusterClaim {
-  std::shared_ptr<const RemoteActor> found;  // borrowed: it lives in another process
-  std::shared_ptr<ClusterName> claim;        // null where no claim is needed
-};
-/// In a cluster of more than one rank, claims the name of a named actor of a registered
-/// class about to be made with `spec` on `host` (-1: this rank). Nothing is claimed for an
-/// unnamed actor, an unregistered class, or one made for another rank (HostingActor).
-ClusterClaim claim_cluster_name(const ActorSpec& spec, std::type_index type, int host);
-/// Lets other ranks call a local actor just made under `claim` (its handle pointer
-/// `handle`), and settles the claim; `made` is the core made for it (launch_actor may have
-/// returned another actor of that name instead: then the claim is released).
-void expose_cluster_name(std::shared_ptr<ClusterName> claim,
-                         const std::shared_ptr<ActorCore>& handle, const ActorCore* made,
-                         std::type_index type);
-/// Where another rank calls the actor a handle refers to (local: `handle`, its handle
-/// pointer; else `remote`), for the handle to travel there; a local actor is shown to other
-/// ranks for as long as it lives. A default address (host -1) for an empty handle.
-/// @throws Error outside a cluster, or for a class not registered with SPINDLE_REMOTE_ACTOR.
-NamedAddress address_to_send(const std::shared_ptr<ActorCore>& handle,
-                             const std::shared_ptr<const RemoteActor>& remote,
-                             std::type_index type);
-/// The actor a handle that arrived refers to, borrowed (null for an empty one).
-/// @throws Error for an actor of another class than `type`.
-std::shared_ptr<const RemoteActor> received_actor(const NamedAddress& address,
-                                                  const std::string& name, std::type_index type);
-/// The live actor called `name` in another process of the cluster, borrowed, or null.
-/// @throws InvalidArgumentError if it is not of class `type`.
-std::shared_ptr<const RemoteActor> find_cluster_actor(const std::string& name,
-                                                      std::type_index type);
 /// While one lives on a thread, actors made there claim no name across the cluster: the rank
 /// that hosts an actor for another makes it so, and its creator claimed the name.
 class HostingActor {
@@ -217,6 +187,36 @@ struct FoundActor {
   std::shared_ptr<const RemoteActor> remote;
   explicit operator bool() const { return local || remote; }
 };
+/// A named actor's name across the cluster: the live actor that has it, or the claim made.
+struct ClusterClaim {
+  FoundActor found;                    // here, or borrowed: made by another process
+  std::shared_ptr<ClusterName> claim;  // null where no claim is needed
+};
+/// In a cluster of more than one rank, claims the name of a named actor of a registered
+/// class about to be made with `spec` on `host` (-1: this rank). Nothing is claimed for an
+/// unnamed actor, an unregistered class, or one made for another rank (HostingActor).
+ClusterClaim claim_cluster_name(const ActorSpec& spec, std::type_index type, int host);
+/// Lets other ranks call a local actor just made under `claim` (its handle pointer
+/// `handle`), and settles the claim; `made` is the core made for it (launch_actor may have
+/// returned another actor of that name instead: then the claim is released).
+void expose_cluster_name(std::shared_ptr<ClusterName> claim,
+                         const std::shared_ptr<ActorCore>& handle, const ActorCore* made,
+                         std::type_index type);
+/// Where another rank calls the actor a handle refers to (local: `handle`, its handle
+/// pointer; else `remote`), for the handle to travel there; a local actor is shown to other
+/// ranks for as long as it lives. A default address (host -1) for an empty handle.
+/// @throws Error outside a cluster, or for a class not registered with SPINDLE_REMOTE_ACTOR.
+NamedAddress address_to_send(const std::shared_ptr<ActorCore>& handle,
+                             const std::shared_ptr<const RemoteActor>& remote,
+                             std::type_index type);
+/// The actor a handle that arrived refers to (none for an empty one): borrowed, unless it is
+/// one of this process's own.
+/// @throws InvalidArgumentError for an actor of another class than `type`.
+FoundActor received_actor(const NamedAddress& address, const std::string& name,
+                          std::type_index type);
+/// The live actor called `name` made by another process of the cluster, borrowed (or none).
+/// @throws InvalidArgumentError if it is not of class `type`.
+FoundActor find_cluster_actor(const std::string& name, std::type_index type);
 /// The live actor called `name`, or none.
 /// @throws InvalidArgumentError if it is not of class `type`.
 FoundActor find_named_actor(Runtime& runtime, const std::string& name,

@@ -47,6 +47,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <streambuf>
 #include <string>
 #include <string_view>
@@ -117,6 +118,11 @@ class Cluster {
   /// (RuntimeOptions::timeline, or SPINDLE_TIMELINE=1 in its environment).
   /// @throws Error naming the rank whose runtime does not record, or the file.
   void timeline(const std::string& path) const;
+  /// Makes the collective group `name` of `ranks` (see CollectiveGroup): on rank 0, before
+  /// the calls that use it are sent; every member joins it as the message reaches it.
+  /// @throws InvalidArgumentError for a name in use, no ranks, a rank out of range or twice;
+  ///         Error on a rank other than 0.
+  void make_group(const std::string& name, std::vector<int> ranks);
 
   struct Impl;  // the link to the cluster (src/cluster)
 
@@ -129,6 +135,98 @@ class Cluster {
 
 namespace detail {
 
+/// The element types collectives take.
+enum class CollectiveType : std::uint8_t { f32, f64, i32, i64, u64 };
+template <typename T>
+constexpr CollectiveType collective_type() {
+  using U = std::remove_const_t<T>;
+  static_assert(std::is_same_v<U, float> || std::is_same_v<U, double> ||
+                    std::is_same_v<U, std::int32_t> || std::is_same_v<U, std::int64_t> ||
+                    std::is_same_v<U, std::uint64_t>,
+                "spindle: collectives take float, double, std::int32_t, std::int64_t or "
+                "std::uint64_t elements");
+  if constexpr (std::is_same_v<U, float>) return CollectiveType::f32;
+  if constexpr (std::is_same_v<U, double>) return CollectiveType::f64;
+  if constexpr (std::is_same_v<U, std::int32_t>) return CollectiveType::i32;
+  if constexpr (std::is_same_v<U, std::int64_t>) return CollectiveType::i64;
+  return CollectiveType::u64;
+}
+enum class CollectiveOp : std::uint8_t { allreduce, reduce_scatter, allgather, broadcast, barrier };
+
+}  // namespace detail
+
+/// @brief Arrays reduced and gathered among a group of ranks, as Ray's ray.util.collective:
+/// made once by rank 0's driver (Cluster::make_group), then used by its name in code that
+/// runs on each member rank, such as an actor pinned there.
+///
+///   cluster.make_group("trainers", {1, 2, 3});
+///   // in a task or actor method on each of ranks 1, 2 and 3:
+///   auto group = spindle::CollectiveGroup::get("trainers");
+///   group.allreduce(std::span<double>(gradient));  // summed over the members, in place
+///
+/// A call returns once every member has made it; a task or actor waiting for the others
+/// suspends only its fiber. Members make the same calls in the same order, with the same
+/// sizes, one at a time (MPI's rule for collectives: a member that never makes its call
+/// leaves the others waiting). Open MPI runs them (MPI_Iallreduce and its kin), on host
+/// memory. A group lives as long as the Cluster; alone, a group of rank 0 copies.
+class CollectiveGroup {
+ public:
+  /// The group `name` this rank is a member of.
+  /// @throws InvalidArgumentError if this rank is in no group of that name.
+  [[nodiscard]] static CollectiveGroup get(const std::string& name);
+
+  /// This rank's place in the group: 0 .. size() - 1, in the order of ranks().
+  [[nodiscard]] int rank() const;
+  [[nodiscard]] int size() const;
+  /// The members, by their cluster ranks, ascending.
+  [[nodiscard]] const std::vector<int>& ranks() const;
+  /// The part [first, last) of `count` elements that member `member` holds in reduce_scatter
+  /// and allgather: an even split, the first members one longer where it does not divide.
+  [[nodiscard]] std::pair<std::size_t, std::size_t> block(std::size_t count, int member) const;
+
+  /// Sums `values` over the members, in place.
+  template <typename T>
+  void allreduce(std::span<T> values) {
+    run(detail::CollectiveOp::allreduce, detail::collective_type<T>(), values.data(),
+        values.data(), values.size(), 0, sizeof(T));
+  }
+  /// Sums `values` over the members and leaves this member's block (block(values.size(),
+  /// rank())) of the sum in `mine`.
+  template <typename T>
+  void reduce_scatter(std::span<const T> values, std::span<T> mine) {
+    check_block(values.size(), mine.size(), "reduce_scatter");
+    run(detail::CollectiveOp::reduce_scatter, detail::collective_type<T>(), values.data(),
+        mine.data(), values.size(), 0, sizeof(T));
+  }
+  /// Puts every member's block (`mine`: block(values.size(), rank())) into `values`.
+  template <typename T>
+  void allgather(std::span<const T> mine, std::span<T> values) {
+    check_block(values.size(), mine.size(), "allgather");
+    run(detail::CollectiveOp::allgather, detail::collective_type<T>(), mine.data(),
+        values.data(), values.size(), 0, sizeof(T));
+  }
+  /// Copies member `root`'s `values` to every member's.
+  template <typename T>
+  void broadcast(std::span<T> values, int root) {
+    run(detail::CollectiveOp::broadcast, detail::collective_type<T>(), values.data(),
+        values.data(), values.size(), root, sizeof(T));
+  }
+  /// Returns once every member has called it.
+  void barrier();
+
+  struct State;  // src/cluster
+
+ private:
+  explicit CollectiveGroup(std::shared_ptr<const State> state) : state_(std::move(state)) {}
+  void check_block(std::size_t count, std::size_t mine, const char* what) const;
+  void run(detail::CollectiveOp op, detail::CollectiveType type, const void* in, void* out,
+           std::size_t count, int root, std::size_t element_bytes);
+
+  std::shared_ptr<const State> state_;
+};
+
+namespace detail {
+
 struct HandleAccess {
   template <typename T>
   static NamedAddress address(const ActorHandle<T>& handle) {
@@ -136,8 +234,8 @@ struct HandleAccess {
   }
   template <typename T>
   static ActorHandle<T> received(const NamedAddress& address, const std::string& name) {
-    std::shared_ptr<const RemoteActor> remote = received_actor(address, name, typeid(T));
-    return remote ? ActorHandle<T>(std::move(remote)) : ActorHandle<T>();
+    FoundActor found = received_actor(address, name, typeid(T));
+    return found ? ActorHandle<T>(std::move(found)) : ActorHandle<T>();
   }
 };
 

@@ -41,6 +41,7 @@
 #include <typeinfo>
 #include <unordered_map>
 
+#include "cluster/collective.hpp"
 #include "spindle/detail/thread_annotations.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/resources.hpp"
@@ -102,6 +103,7 @@ enum Tag : int {
   kStopped = 9,  // a serving rank to rank 0: its runtime is gone, nothing more will come
   kName = 10,     // to rank 0: claim or find an actor's name
   kSettleName = 11,  // to rank 0: the actor that claimed a name was made, or its name is free
+  kMakeGroup = 12,   // rank 0 to a member: join a collective group
 };
 
 // The first byte of a failure: which error the caller raises.
@@ -267,6 +269,18 @@ struct SettleHeader {
   }
 };
 
+// A collective group to join: its name, members and the tag that makes it.
+struct GroupHeader {
+  std::string name;
+  std::vector<int> ranks;
+  int tag = 0;
+
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(name, ranks, tag);
+  }
+};
+
 // The answer to a NameHeader: a live actor, or none (then a claim was granted).
 std::string encode_name_answer(const std::optional<detail::NamedAddress>& live) {
   std::string out;
@@ -334,7 +348,7 @@ class Directory {
         answers.emplace_back(std::move(next.answer), std::nullopt);
       }
     }
-    for (auto& [answer, found] : answers) answer(found);
+    for (auto& [answer, found] : answers) answer(found);  // each catches its own failures
   }
 
   std::optional<detail::NamedAddress> find(const std::string& name) {
@@ -453,6 +467,93 @@ std::vector<RankInfo> share(const RankInfo& mine, MPI_Comm comm, int size) {
   return ranks;
 }
 
+MPI_Datatype mpi_type(detail::CollectiveType type) {
+  switch (type) {
+    case detail::CollectiveType::f32:
+      return MPI_FLOAT;
+    case detail::CollectiveType::f64:
+      return MPI_DOUBLE;
+    case detail::CollectiveType::i32:
+      return MPI_INT32_T;
+    case detail::CollectiveType::i64:
+      return MPI_INT64_T;
+    case detail::CollectiveType::u64:
+      break;
+  }
+  return MPI_UINT64_T;
+}
+
+// A group's operations, run by Open MPI's nonblocking collectives on the group's own
+// communicator. A task waits for them polling, letting the other fibers of its worker run.
+struct MpiGroup final : CollectiveGroup::State {
+  MPI_Comm comm = MPI_COMM_NULL;  // never freed: MPI_Finalize ends it with the Cluster
+
+  void run(detail::CollectiveOp op, detail::CollectiveType type, const void* in, void* out,
+           std::size_t count, int root) const override {
+    if (!detail::cluster_link()) {
+      throw Error("collective group '" + name + "': the spindle::Cluster has ended");
+    }
+    if (count > static_cast<std::size_t>(INT_MAX)) {
+      throw InvalidArgumentError("collective group '" + name + "': " + std::to_string(count) +
+                                 " elements; MPI counts at most " + std::to_string(INT_MAX));
+    }
+    const MPI_Datatype datatype = mpi_type(type);
+    const int n = static_cast<int>(count);
+    const int size = static_cast<int>(ranks.size());
+    std::vector<int> counts, offsets;
+    if (op == detail::CollectiveOp::reduce_scatter || op == detail::CollectiveOp::allgather) {
+      for (int m = 0; m < size; ++m) {
+        const auto [first, last] = detail::block_of(count, size, m);
+        offsets.push_back(static_cast<int>(first));
+        counts.push_back(static_cast<int>(last - first));
+      }
+    }
+    MPI_Request request = MPI_REQUEST_NULL;
+    int code = MPI_SUCCESS;
+    switch (op) {
+      case detail::CollectiveOp::allreduce:
+        code = MPI_Iallreduce(in == out ? MPI_IN_PLACE : in, out, n, datatype, MPI_SUM, comm,
+                              &request);
+        break;
+      case detail::CollectiveOp::reduce_scatter:
+        code = MPI_Ireduce_scatter(in, out, counts.data(), datatype, MPI_SUM, comm, &request);
+        break;
+      case detail::CollectiveOp::allgather:
+        code = MPI_Iallgatherv(in, counts[static_cast<std::size_t>(member)], datatype, out,
+                               counts.data(), offsets.data(), datatype, comm, &request);
+        break;
+      case detail::CollectiveOp::broadcast:
+        code = MPI_Ibcast(out, n, datatype, root, comm, &request);
+        break;
+      case detail::CollectiveOp::barrier:
+        code = MPI_Ibarrier(comm, &request);
+        break;
+    }
+    check_mpi(code, "a collective operation");
+    wait(request);
+  }
+
+  // Polls until `request` is done: a task yields its worker between polls (sleeping a little
+  // once it has waited a while), another thread yields its core.
+  static void wait(MPI_Request& request) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool in_task = this_task::in_task();
+    for (;;) {
+      int done = 0;
+      check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      if (done) return;
+      const bool long_wait = std::chrono::steady_clock::now() - start > std::chrono::microseconds(200);
+      if (in_task && long_wait) {
+        this_task::sleep_for(std::chrono::microseconds(50));
+      } else if (in_task) {
+        this_task::yield();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+};
+
 }  // namespace
 
 struct Cluster::Impl final : detail::ClusterLink {
@@ -504,6 +605,31 @@ struct Cluster::Impl final : detail::ClusterLink {
   detail::Mutex settled_mutex;
   std::vector<SettleHeader> settled SPINDLE_GUARDED_BY(settled_mutex);
   std::atomic<bool> any_settled{false};
+
+  // Collective groups: made on groups_comm, one at a time (rank 0 sends each member the
+  // groups in the order it makes them, so that every member joins them in that order).
+  MPI_Comm groups_comm = MPI_COMM_NULL;
+  detail::Mutex making_groups;
+  int groups_made SPINDLE_GUARDED_BY(making_groups) = 0;
+
+  // Joins a group with the other members: returns once all have.
+  void join_group(const GroupHeader& header) {
+    auto group = std::make_shared<MpiGroup>();
+    group->name = header.name;
+    group->ranks = header.ranks;
+    group->member = static_cast<int>(
+        std::find(header.ranks.begin(), header.ranks.end(), rank_) - header.ranks.begin());
+    MPI_Group all = MPI_GROUP_NULL, members = MPI_GROUP_NULL;
+    check_mpi(MPI_Comm_group(groups_comm, &all), "MPI_Comm_group");
+    check_mpi(MPI_Group_incl(all, static_cast<int>(header.ranks.size()), header.ranks.data(),
+                             &members),
+              "MPI_Group_incl");
+    const int code = MPI_Comm_create_group(groups_comm, members, header.tag, &group->comm);
+    MPI_Group_free(&members);
+    MPI_Group_free(&all);
+    check_mpi(code, "MPI_Comm_create_group");
+    detail::add_group(std::move(group));
+  }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -758,9 +884,15 @@ struct Cluster::Impl final : detail::ClusterLink {
     return id;
   }
 
+  std::shared_ptr<detail::ActorCore> exposed_actor(std::uint64_t id) override {
+    detail::MutexLock lock(mutex);
+    auto entry = hosted.find({rank_, id});
+    return entry == hosted.end() ? nullptr : entry->second.exposed.lock();
+  }
+
   // Forgets the local actors shown to other ranks that have ended.
   void sweep_exposed_locked() SPINDLE_REQUIRES(mutex) {
-    std::erase_if(exposed_ids, [&](const auto& known) {
+    std::erase_if(exposed_ids, [&](const auto& known) SPINDLE_REQUIRES(mutex) {
       auto entry = hosted.find({rank_, known.second});
       if (entry == hosted.end()) return true;
       if (!entry->second.exposed.expired()) return false;
@@ -914,6 +1046,11 @@ struct Cluster::Impl final : detail::ClusterLink {
       case kName:
         answer_name(source, std::move(bytes));
         return;
+      case kMakeGroup: {
+        const auto header = read_header<GroupHeader>(bytes);
+        join_group(header);
+        return;
+      }
       case kSettleName: {
         const auto header = read_header<SettleHeader>(bytes);
         directory.settle(header.name, header.address, header.live);
@@ -982,14 +1119,16 @@ struct Cluster::Impl final : detail::ClusterLink {
   void answer_name(int source, Bytes message) {
     const auto header = read_header<NameHeader>(message);
     send_settled();  // what this rank freed before the asker could know goes first
-    auto answer = [this, source, call = header.call](std::optional<detail::NamedAddress> live) {
-      std::string reply = encode_name_answer(live);
-      append(reply, call);
+    // Never throws: a claim granted but not told is given up, so the name is not held for ever.
+    auto answer = [this, source, header](std::optional<detail::NamedAddress> live) noexcept {
       try {
+        std::string reply = encode_name_answer(live);
+        append(reply, header.call);
         transmit(source, kResult, std::move(reply));
       } catch (const std::exception& error) {
-        std::cerr << "spindle: rank 0 could not answer rank " << source << ": " << error.what()
-                  << '\n';
+        std::cerr << "spindle: rank 0 could not answer rank " << source << " about actor name '"
+                  << header.name << "': " << error.what() << '\n';
+        if (!header.find && !live) directory.settle(header.name, header.address, false);
       }
     };
     if (header.find) {
@@ -1171,7 +1310,9 @@ struct Cluster::Impl final : detail::ClusterLink {
     auto found = hosted.find(key);
     if (found != hosted.end() && serving) actor = handle_of(found->second);
     if (refused.empty()) {
-      if (found != hosted.end() && serving && !actor && !found->second.refused.empty()) {
+      if (!serving) {
+        refused = no_runtime(header.method);
+      } else if (found != hosted.end() && !actor && !found->second.refused.empty()) {
         refused = found->second.refused;
       } else if (!actor) {
         refused = "actor #" + std::to_string(key.second) + " of rank " +
@@ -1284,6 +1425,7 @@ Cluster::Cluster(int& argc, char**& argv,
   }
   check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &impl.comm), "MPI_Comm_dup");
   check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &impl.blocks_comm), "MPI_Comm_dup");
+  check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &impl.groups_comm), "MPI_Comm_dup");
   int* tag_bound = nullptr;
   int has_bound = 0;
   MPI_Comm_get_attr(impl.blocks_comm, MPI_TAG_UB, &tag_bound, &has_bound);
@@ -1320,6 +1462,7 @@ Cluster::Cluster(int& argc, char**& argv,
   impl.transmit(0, kStopped, "");
   MPI_Comm_free(&impl.comm);
   MPI_Comm_free(&impl.blocks_comm);
+  MPI_Comm_free(&impl.groups_comm);
   MPI_Finalize();  // whoever started MPI: this process ends here
   std::exit(0);
 }
@@ -1340,6 +1483,7 @@ Cluster::~Cluster() {
   impl.fail_pending("the cluster ended before the call's rank answered");
   MPI_Comm_free(&impl.comm);
   MPI_Comm_free(&impl.blocks_comm);
+  MPI_Comm_free(&impl.groups_comm);
   if (impl.started_mpi) MPI_Finalize();
 }
 
@@ -1443,6 +1587,25 @@ void Cluster::timeline(const std::string& path) const {
   std::ofstream out(path);
   if (out) out << merged.dump() << '\n';
   if (!out) throw Error("timeline: cannot write '" + path + "': " + std::strerror(errno));
+}
+
+void Cluster::make_group(const std::string& name, std::vector<int> ranks) {
+  Impl& impl = *impl_;
+  if (impl.rank_ != 0) {
+    throw Error("make_group('" + name + "') on rank " + std::to_string(impl.rank_) +
+                ": rank 0's driver makes collective groups");
+  }
+  detail::MutexLock lock(impl.making_groups);
+  detail::check_group(name, ranks, impl.size_);
+  if (!impl.in_mpi) {
+    detail::add_group_of_one(name);
+    return;
+  }
+  GroupHeader header{name, std::move(ranks), impl.groups_made++ % 32768};
+  for (int member : header.ranks) {
+    if (member != 0) impl.request(member, kMakeGroup, {}, header);
+  }
+  if (header.ranks.front() == 0) impl.join_group(header);
 }
 
 int Cluster::rank() const { return impl_->rank_; }

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "cluster/collective.hpp"
 #include "spindle/cluster.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/resources.hpp"
@@ -55,5 +56,10 @@ bool Cluster::with_mpi() { return false; }
 int Cluster::size() const { return 1; }
 const std::vector<RankInfo>& Cluster::ranks() const { return impl_->ranks; }
 int this_rank() { return 0; }
+
+void Cluster::make_group(const std::string& name, std::vector<int> ranks) {
+  detail::check_group(name, ranks, 1);
+  detail::add_group_of_one(name);
+}
 
 }  // namespace spindle

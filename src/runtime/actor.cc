@@ -404,6 +404,7 @@ void ActorCore::kill(bool no_restart) noexcept {
 }
 
 void ActorCore::handles_gone() noexcept {
+  scheduler.drop_cluster_name(*this);  // free across the cluster, as the name is here
   MutexLock lock(mutex_);
   orphaned_ = true;
   wake_locked();
@@ -502,7 +503,7 @@ FoundActor find_named_actor(Runtime& runtime, const std::string& name,
 
 FoundActor find_actor(Runtime& runtime, const std::string& name, const std::type_info& type) {
   FoundActor found = find_named_actor(runtime, name, type);
-  if (!found) found.remote = find_cluster_actor(name, type);  // made from another rank
+  if (!found) found = find_cluster_actor(name, type);  // made from another rank
   if (!found) throw InvalidArgumentError("no live actor is named '" + name + "'");
   return found;
 }
@@ -516,6 +517,11 @@ FoundActor claim_remote_name(Runtime& runtime, const std::string& name,
 void release_remote_name(Runtime& runtime, const RemoteActor& remote) {
   scheduler_of(runtime).release_remote_name(remote);
   if (remote.cluster_name) remote.cluster_name->release();
+  ClusterLink* link = cluster_link();
+  if (remote.borrowed && link) {  // free at once for this rank's next claim (the host frees it too)
+    link->settle_name(remote.name, {remote.rank, remote.owner, remote.id, remote.type->name()},
+                      false);
+  }
 }
 
 InvalidArgumentError name_taken(const std::string& name) {

@@ -188,6 +188,34 @@ const RemoteActorClass& listed_class(const std::string& name, const NamedAddress
   return *registered;
 }
 
+// The actor the directory (or a handle that arrived) lists at `live`: this process's own when
+// it is, else borrowed.
+FoundActor resolve(const NamedAddress& live, const std::string& name, std::type_index type) {
+  const RemoteActorClass& registered = listed_class(name, live, type);
+  ClusterLink* link = cluster_link();
+  if (link && live.host == link->rank() && live.owner == link->rank()) {
+    if (std::shared_ptr<ActorCore> local = link->exposed_actor(live.actor)) return {local, {}};
+  }
+  return {nullptr, borrowed(live, name, registered)};
+}
+
+// Tells the directory that a local actor was made once its constructor has run (one that
+// fails frees its name when it dies).
+class MadeWhenCreated final : public Waiter {
+ public:
+  // `created` calls this as it completes, so it outlives the call.
+  MadeWhenCreated(std::weak_ptr<ClusterName> claim, const ObjectStateBase& created)
+      : claim_(std::move(claim)), created_(created) {}
+  void on_complete() noexcept override {
+    if (created_.status() != ObjectStateBase::Status::ready) return;
+    if (std::shared_ptr<ClusterName> claim = claim_.lock()) claim->made();
+  }
+
+ private:
+  std::weak_ptr<ClusterName> claim_;
+  const ObjectStateBase& created_;
+};
+
 }  // namespace
 
 HostingActor::HostingActor() { ++hosting_actors; }
@@ -201,12 +229,8 @@ ClusterClaim claim_cluster_name(const ActorSpec& spec, std::type_index type, int
   NamedAddress address{host < 0 ? link->rank() : host, link->rank(), link->next_actor_id(),
                        registered->name()};
   std::optional<NamedAddress> live = link->claim_name(spec.registered_name, address);
-  if (live) {
-    return {borrowed(*live, spec.registered_name,
-                     listed_class(spec.registered_name, *live, type)),
-            nullptr};
-  }
-  return {nullptr, std::make_shared<ClusterName>(spec.registered_name, std::move(address))};
+  if (live) return {resolve(*live, spec.registered_name, type), nullptr};
+  return {{}, std::make_shared<ClusterName>(spec.registered_name, std::move(address))};
 }
 
 void expose_cluster_name(std::shared_ptr<ClusterName> claim,
@@ -219,9 +243,11 @@ void expose_cluster_name(std::shared_ptr<ClusterName> claim,
     return;
   }
   link->expose(claim->address().actor, handle, *registered);
-  claim->made();
+  std::shared_ptr<ObjectState<void>> created = created_of(*handle);
+  auto when_made = std::make_shared<MadeWhenCreated>(claim, *created);
   // The name's entry here keeps the claim: when it is freed, so is the name across the cluster.
   scheduler_of(*handle).keep_cluster_name(*handle, std::move(claim));
+  if (!created->add_waiter(when_made)) when_made->on_complete();  // built already
 }
 
 NamedAddress address_to_send(const std::shared_ptr<ActorCore>& handle,
@@ -242,19 +268,18 @@ NamedAddress address_to_send(const std::shared_ptr<ActorCore>& handle,
   return {link->rank(), link->rank(), link->exposed_id(handle, *registered), registered->name()};
 }
 
-std::shared_ptr<const RemoteActor> received_actor(const NamedAddress& address,
-                                                  const std::string& name, std::type_index type) {
-  if (address.host < 0) return nullptr;
-  return borrowed(address, name, listed_class(name, address, type));
+FoundActor received_actor(const NamedAddress& address, const std::string& name,
+                          std::type_index type) {
+  if (address.host < 0) return {};
+  return resolve(address, name, type);
 }
 
-std::shared_ptr<const RemoteActor> find_cluster_actor(const std::string& name,
-                                                      std::type_index type) {
+FoundActor find_cluster_actor(const std::string& name, std::type_index type) {
   ClusterLink* link = cluster_link();
-  if (!link || link->size() < 2 || hosting_actors > 0) return nullptr;
+  if (!link || link->size() < 2 || hosting_actors > 0) return {};
   std::optional<NamedAddress> live = link->find_name(name);
-  if (!live) return nullptr;
-  return borrowed(*live, name, listed_class(name, *live, type));
+  if (!live) return {};
+  return resolve(*live, name, type);
 }
 
 RemoteReply RemoteActor::counted(RemoteReply reply) const {

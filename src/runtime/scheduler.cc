@@ -1082,6 +1082,18 @@ void Scheduler::keep_cluster_name(ActorCore& actor, std::shared_ptr<ClusterName>
   claim->release();  // the actor lost its name already
 }
 
+void Scheduler::drop_cluster_name(ActorCore& actor) noexcept {
+  std::shared_ptr<ClusterName> claim;  // released after the lock
+  {
+    MutexLock lock(mutex_);
+    if (actor.spec->registered_name.empty()) return;
+    auto named = names_.find(actor.spec->registered_name);
+    if (named == names_.end() || named->second.actor != &actor) return;
+    claim = std::move(named->second.cluster_name);
+  }
+  if (claim) claim->release();
+}
+
 void Scheduler::release_name(ActorCore& actor) {
   MutexLock lock(mutex_);
   release_name_locked(actor);

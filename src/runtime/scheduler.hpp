@@ -168,6 +168,8 @@ class Scheduler final : public ContextOwner {
   void release_remote_name(const RemoteActor& remote);
   /// Keeps `claim` (the actor's name across the cluster) while the actor has its name here.
   void keep_cluster_name(ActorCore& actor, std::shared_ptr<ClusterName> claim);
+  /// Frees the actor's name across the cluster (its last handle is gone), if it holds one.
+  void drop_cluster_name(ActorCore& actor) noexcept;
   /// Frees the actor's name, if it still has it.
   void release_name(ActorCore& actor);
   /// Queues a runner of the actor for some worker.

@@ -226,6 +226,8 @@ class ClusterLink {
   /// to them now if it is not yet.
   [[nodiscard]] virtual std::uint64_t exposed_id(const std::shared_ptr<ActorCore>& handle,
                                                  const RemoteActorClass& type) = 0;
+  /// A handle pointer to the local actor shown under (this rank, `id`), if it lives.
+  [[nodiscard]] virtual std::shared_ptr<ActorCore> exposed_actor(std::uint64_t id) = 0;
   /// A runtime made in this process: the first one serves the calls other ranks send here.
   virtual void attach(Runtime& runtime) = 0;
   virtual void detach(Runtime& runtime) = 0;
