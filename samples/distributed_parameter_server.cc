@@ -7,9 +7,18 @@
 //   mpirun -np 4 distributed_parameter_server [--quick] [--mb 100] [--workers 4]
 //                                             [--iterations 10] [--shards N]
 //
-// Started alone it runs the same program with every shard on rank 0.
+// Then the synchronous variant, as data-parallel training runs it: a trainer actor on each
+// rank but 0 holds the whole parameters; each round every trainer computes its gradient, the
+// trainers sum them with a reduce-scatter (each gets its block of the sum), each updates its
+// block with the mean, and an allgather gives every trainer the whole parameters again (a
+// spindle::CollectiveGroup, on Open MPI's collectives). Its sequential baseline does the same
+// rounds on one vector.
+//
+// Started alone it runs the same program with every shard, and the one trainer, on rank 0.
 #include <algorithm>
 #include <cstdio>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "sample_support.hpp"
@@ -41,6 +50,35 @@ SPINDLE_REMOTE_ACTOR(Shard, std::uint64_t);
 SPINDLE_REMOTE_METHOD(Shard, pull);
 SPINDLE_REMOTE_METHOD(Shard, push);
 SPINDLE_REMOTE_METHOD(Shard, sum);
+
+// One trainer of the synchronous variant: the whole parameters, on its rank.
+struct Trainer {
+  Trainer(std::uint64_t size, std::string group) : params(size, 1.0), group_name(std::move(group)) {}
+  std::vector<double> params;
+  std::string group_name;
+
+  // Runs `rounds` rounds with the other trainers; returns the sum of its block of the
+  // parameters (the blocks of all trainers make the whole).
+  double train(std::uint64_t rounds) {
+    auto group = spindle::CollectiveGroup::get(group_name);
+    const auto [first, last] = group.block(params.size(), group.rank());
+    std::vector<double> gradient(params.size()), summed(last - first), mine(last - first);
+    const double members = group.size();
+    for (std::uint64_t round = 0; round < rounds; ++round) {
+      samples::compute_gradient(params, gradient);
+      group.reduce_scatter(std::span<const double>(gradient), std::span<double>(summed));
+      for (std::size_t i = 0; i < mine.size(); ++i) {
+        mine[i] = params[first + i] - kRate * summed[i] / members;
+      }
+      group.allgather(std::span<const double>(mine), std::span<double>(params));
+    }
+    double total = 0;
+    for (std::size_t i = first; i < last; ++i) total += params[i];
+    return total;
+  }
+};
+SPINDLE_REMOTE_ACTOR(Trainer, std::uint64_t, std::string);
+SPINDLE_REMOTE_METHOD(Trainer, train);
 
 }  // namespace
 
@@ -130,5 +168,54 @@ int main(int argc, char** argv) {
                           static_cast<double>(n * sizeof(double)) / 1e9;
   std::printf("  moved between ranks: %.1f GB, %.2f GB/s\n", cluster.size() > 1 ? moved_gb : 0.0,
               cluster.size() > 1 ? moved_gb / seconds : 0.0);
+  shard.clear();  // each variant's memory is freed before the next
+
+  // Synchronous rounds: a trainer on every rank but 0 (alone: one, on rank 0).
+  std::vector<int> trainer_ranks;
+  for (int rank = cluster.size() > 1 ? 1 : 0; rank < cluster.size(); ++rank) {
+    trainer_ranks.push_back(rank);
+  }
+  const auto trainers = static_cast<long>(trainer_ranks.size());
+  std::printf(
+      "\nsynchronous rounds: %zu float64 on each of %ld trainer(s), %ld rounds, gradients summed "
+      "with a reduce-scatter and the parameters gathered with an allgather\n",
+      n, trainers, iterations);
+  samples::Stopwatch sync_sequential_clock;
+  double sync_sequential_mean = 0;
+  {
+    std::vector<double> reference(n, 1.0), gradient(n), mean(n);
+    for (long round = 0; round < iterations; ++round) {
+      std::fill(mean.begin(), mean.end(), 0.0);
+      for (long t = 0; t < trainers; ++t) {  // each trainer's gradient, in turn
+        samples::compute_gradient(reference, gradient);
+        for (std::size_t i = 0; i < n; ++i) mean[i] += gradient[i];
+      }
+      for (std::size_t i = 0; i < n; ++i) reference[i] -= kRate * mean[i] / trainers;
+    }
+    for (double v : reference) sync_sequential_mean += v;
+    sync_sequential_mean /= static_cast<double>(n);
+  }
+  const double sync_sequential_seconds = sync_sequential_clock.seconds();
+
+  cluster.make_group("trainers", trainer_ranks);
+  std::vector<spindle::ActorHandle<Trainer>> trainer;
+  for (int rank : trainer_ranks) {
+    trainer.push_back(
+        rt.actor<Trainer>().options({.rank = rank}).remote(static_cast<std::uint64_t>(n),
+                                                           std::string("trainers")));
+  }
+  for (const auto& each : trainer) each.ready().get();
+  samples::Stopwatch sync_clock;
+  std::vector<spindle::ObjectRef<double>> sums;
+  for (const auto& each : trainer) {
+    sums.push_back(each.call(&Trainer::train, static_cast<std::uint64_t>(iterations)));
+  }
+  double sync_total = 0;
+  for (double each : spindle::get(sums)) sync_total += each;
+  const double sync_seconds = sync_clock.seconds();
+  std::printf("mean parameter: sequential %.6f, synchronous %.6f\n", sync_sequential_mean,
+              sync_total / static_cast<double>(n));
+  samples::report("sequential rounds (one vector, rank 0)", sync_sequential_seconds, 0);
+  samples::report("synchronous rounds, trainers on ranks", sync_seconds, sync_sequential_seconds);
   return 0;
 }
