@@ -6,6 +6,8 @@
 //   same N bytes with a 1-byte reply, from 1 KB to --max-mb; the bytes as a std::vector<char>
 //   (which the far end zero-fills before receiving into it, as std::vector does) and as a
 //   spindle::Buffer<char> (received into unzeroed memory).
+// - allreduce: doubles summed over every rank through a CollectiveGroup (a task on each
+//   rank runs the loop) against MPI_Allreduce on MPI_COMM_WORLD, from 8 KB to --max-mb.
 // The raw MPI figures are measured first in the same job; ratios are raw / spindle (1.0 is
 // parity). Medians of --reps runs.
 //
@@ -15,6 +17,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "sample_support.hpp"
@@ -33,6 +37,32 @@ SPINDLE_REMOTE(size_of);
 
 std::size_t buffer_size(const spindle::Buffer<char>& bytes) { return bytes.size(); }
 SPINDLE_REMOTE(buffer_size);
+
+// Seconds per allreduce of `count` doubles over `comm` (`times` of them, after a barrier), on
+// the slowest rank. Zeros: their sums stay ordinary numbers.
+double allreduce_seconds(MPI_Comm comm, std::size_t count, int times) {
+  std::vector<double> values(count, 0.0);
+  MPI_Barrier(comm);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < times; ++i) {
+    MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(count), MPI_DOUBLE, MPI_SUM, comm);
+  }
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / times;
+  MPI_Allreduce(MPI_IN_PLACE, &seconds, 1, MPI_DOUBLE, MPI_MAX, comm);
+  return seconds;
+}
+
+// The same through a spindle::CollectiveGroup, run in a task on each member.
+double group_allreduce_seconds(std::string group_name, std::uint64_t count, int times) {
+  auto group = spindle::CollectiveGroup::get(group_name);
+  std::vector<double> values(count, 0.0);
+  group.barrier();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < times; ++i) group.allreduce(std::span<double>(values));
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / times;
+}
+SPINDLE_REMOTE(group_allreduce_seconds);
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -123,6 +153,19 @@ int main(int argc, char** argv) {
     for (int r = 0; r < reps; ++r) runs.push_back(raw_transfer(bytes, transfers_for(bytes)));
     raw_seconds.push_back(samples::median(runs));
   }
+  // Allreduce of doubles over every rank, from 8 KB.
+  std::vector<std::size_t> reduce_counts;
+  for (std::size_t count = 1024; count * sizeof(double) <= sizes.back(); count *= 16) {
+    reduce_counts.push_back(count);
+  }
+  std::vector<double> raw_reduce;
+  for (std::size_t count : reduce_counts) {
+    std::vector<double> runs;
+    for (int r = 0; r < reps; ++r) {
+      runs.push_back(allreduce_seconds(MPI_COMM_WORLD, count, transfers_for(count * 8)));
+    }
+    raw_reduce.push_back(samples::median(runs));
+  }
 
   {
     spindle::Cluster cluster(argc, argv);  // from here rank 0 drives, the others serve
@@ -177,6 +220,33 @@ int main(int argc, char** argv) {
       std::printf("%-10zu %8.2f %16.2f %7.2f %16.2f %7.2f\n", bytes, bytes / raw_seconds[s] / 1e9,
                   bytes / vector_seconds / 1e9, raw_seconds[s] / vector_seconds,
                   bytes / buffer_seconds / 1e9, raw_seconds[s] / buffer_seconds);
+    }
+    // Allreduce: a task on every rank runs the loop on one group of all ranks; each rank
+    // times its own loop, and the slowest counts.
+    std::vector<int> everyone(static_cast<std::size_t>(size));
+    for (int r = 0; r < size; ++r) everyone[static_cast<std::size_t>(r)] = r;
+    cluster.make_group("everyone", everyone);
+    auto reduce = rt.task(group_allreduce_seconds);
+    std::printf("allreduce of doubles over %d ranks, ms per call (ratio: raw MPI's over "
+                "spindle's, tasks on every rank)\n",
+                size);
+    std::printf("%-10s %10s %10s %7s\n", "bytes", "raw MPI", "spindle", "ratio");
+    for (std::size_t c = 0; c < reduce_counts.size(); ++c) {
+      const std::size_t count = reduce_counts[c];
+      std::vector<double> runs;
+      for (int r = 0; r < reps; ++r) {
+        std::vector<spindle::ObjectRef<double>> each;
+        for (int member : everyone) {
+          each.push_back(reduce.options({.rank = member})
+                             .remote(std::string("everyone"), static_cast<std::uint64_t>(count),
+                                     transfers_for(count * 8)));
+        }
+        std::vector<double> seconds = spindle::get(each);
+        runs.push_back(*std::max_element(seconds.begin(), seconds.end()));
+      }
+      const double spindle_seconds = samples::median(runs);
+      std::printf("%-10zu %10.3f %10.3f %7.2f\n", count * sizeof(double), raw_reduce[c] * 1e3,
+                  spindle_seconds * 1e3, raw_reduce[c] / spindle_seconds);
     }
   }
   MPI_Finalize();  // after ~Cluster stopped the serving ranks: MPI was started here
