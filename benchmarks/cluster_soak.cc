@@ -10,11 +10,9 @@
 //
 //   mpirun -np 3 cluster_soak [--objects 1000000] [--quick]   (--quick: 100,000 objects)
 // Exit status 0 when every check held, 1 otherwise.
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -26,13 +24,7 @@
 namespace {
 
 // Resident memory of this process in MiB, from /proc/self/statm (pages).
-double resident_mib() {
-  std::ifstream statm("/proc/self/statm");
-  long pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1 << 20);
-}
-SPINDLE_REMOTE(resident_mib);
+SPINDLE_REMOTE(samples::resident_mib);
 
 // The bytes reversed, and the rank that did it in the first one.
 std::vector<char> echoed(std::vector<char> bytes) {
@@ -62,7 +54,7 @@ void expect(bool holds, const std::string& what) {
 std::vector<double> resident_by_rank(spindle::Runtime& rt, int size) {
   std::vector<spindle::ObjectRef<double>> asked;
   for (int rank = 0; rank < size; ++rank) {
-    asked.push_back(rt.task(resident_mib).options({.num_cpus = 0, .rank = rank}).remote());
+    asked.push_back(rt.task(samples::resident_mib).options({.num_cpus = 0, .rank = rank}).remote());
   }
   return spindle::get(asked);
 }

@@ -18,7 +18,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -30,12 +29,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Resident memory in MiB, from /proc/self/statm (pages).
-double resident_mib() {
-  std::ifstream statm("/proc/self/statm");
-  long pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1 << 20);
-}
 
 std::atomic<long> failures{0};
 
@@ -173,9 +166,11 @@ int main(int argc, char** argv) {
   for (;;) {
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     if (elapsed >= seconds) break;
-    if (elapsed < warmup && rounds % 64 == 0) baseline = std::max(baseline, resident_mib());
+    if (elapsed < warmup && rounds % 64 == 0) {
+      baseline = std::max(baseline, samples::resident_mib());
+    }
     if (elapsed - last_print >= seconds / 60) {
-      std::printf("%.0f,%ld,%.1f\n", elapsed, rounds, resident_mib());
+      std::printf("%.0f,%ld,%.1f\n", elapsed, rounds, samples::resident_mib());
       std::fflush(stdout);
       last_print = elapsed;
     }
@@ -187,7 +182,7 @@ int main(int argc, char** argv) {
   expect(status.waiting_for_dependencies == 0 && status.waiting_for_resources == 0 &&
              status.running == 0 && status.blocked == 0,
          "nothing is left queued, running or blocked");
-  const double end = resident_mib();
+  const double end = samples::resident_mib();
   const double growth = baseline > 0 ? (end - baseline) / baseline : 0;
   expect(growth < 0.02, "resident memory grew by less than 2% after the warm-up");
   std::printf(

@@ -2,10 +2,13 @@
 // stopwatch, a median, peak memory, and the report line.
 #pragma once
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -166,6 +169,14 @@ inline void compute_gradient(const std::vector<double>& params, std::vector<doub
 inline double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   return values[values.size() / 2];
+}
+
+/// The process's resident memory now, in MiB (0 where /proc is not there).
+inline double resident_mib() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1 << 20);
 }
 
 /// The process's peak resident memory in MiB since start or the last reset_peak_memory()

@@ -607,7 +607,8 @@ TEST(Actor, AnActorWaitsForResourcesBeforeItsConstructorRuns) {
   started->wait();
   auto actor = rt.actor<Counter>().options({.num_cpus = 1}).remote();
   auto call = actor.call(&Counter::increment);
-  EXPECT_EQ(rt.status().waiting_for_resources, 1u);
+  const RuntimeStatus status = rt.status();
+  EXPECT_EQ(status.waiting_for_resources, 1u) << status.to_string();
   gate->open();
   EXPECT_EQ(call.get(), 1);
   hog.get();

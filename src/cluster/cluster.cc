@@ -43,7 +43,7 @@
 #include <typeinfo>
 #include <unordered_map>
 
-#include "cluster/collective.hpp"
+#include "cluster/common.hpp"
 #include "spindle/detail/thread_annotations.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/resources.hpp"
@@ -388,16 +388,7 @@ std::string host_name() {
 }
 
 RankInfo info_of(int rank, const ResourceSet& totals) {
-  RankInfo info{rank,
-                host_name(),
-                totals.cpu().to_double(),
-                totals.gpu().to_double(),
-                totals.memory().to_double(),
-                {}};
-  for (const auto& [name, amount] : totals.amounts()) {
-    if (!ResourceSet::is_builtin(name)) info.resources[name] = amount.to_double();
-  }
-  return info;
+  return detail::rank_info(rank, host_name(), totals);
 }
 
 // Which error a failure is, for the caller to raise the same kind.

@@ -3,7 +3,7 @@
 
 #include <cstdlib>
 
-#include "cluster/collective.hpp"
+#include "cluster/common.hpp"
 #include "spindle/cluster.hpp"
 #include "spindle/errors.hpp"
 #include "spindle/resources.hpp"
@@ -33,11 +33,7 @@ Cluster::Cluster(int&, char**&, const std::function<RuntimeOptions(int rank)>& o
   const RuntimeOptions options = options_for(0);
   ResourceSet totals = resource_totals(Topology::discover(), {options.num_cpus, options.num_gpus,
                                                               options.memory, options.resources});
-  impl_->ranks = {
-      {0, host, totals.cpu().to_double(), totals.gpu().to_double(), totals.memory().to_double()}};
-  for (const auto& [name, amount] : totals.amounts()) {
-    if (!ResourceSet::is_builtin(name)) impl_->ranks[0].resources[name] = amount.to_double();
-  }
+  impl_->ranks = {detail::rank_info(0, host, totals)};
 }
 
 Cluster::~Cluster() = default;

@@ -1,4 +1,5 @@
-// Collective groups as both builds (with MPI and alone) keep them.
+// What both builds of the cluster layer (with MPI, and alone) share: collective groups, and
+// how a rank is described.
 #pragma once
 
 #include <memory>
@@ -33,6 +34,9 @@ void check_group(const std::string& name, std::vector<int>& ranks, int size);
 void add_group(std::shared_ptr<const CollectiveGroup::State> group);
 /// Registers a group whose only member is rank 0, where the process runs alone.
 void add_group_of_one(const std::string& name);
+
+/// Rank `rank`'s description, from its totals (custom resources among them).
+RankInfo rank_info(int rank, std::string host, const ResourceSet& totals);
 
 }  // namespace detail
 }  // namespace spindle

@@ -1,5 +1,6 @@
-// Collective groups: what both builds share (the registry, blocks, checks, groups of one).
-#include "cluster/collective.hpp"
+// What both builds of the cluster layer share: collective groups (the registry, blocks,
+// checks, groups of one) and a rank's description.
+#include "cluster/common.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -8,6 +9,7 @@
 
 #include "spindle/detail/thread_annotations.hpp"
 #include "spindle/errors.hpp"
+#include "spindle/resources.hpp"
 
 namespace spindle {
 namespace detail {
@@ -31,6 +33,19 @@ struct GroupOfOne final : CollectiveGroup::State {
 };
 
 }  // namespace
+
+RankInfo rank_info(int rank, std::string host, const ResourceSet& totals) {
+  RankInfo info{rank,
+                std::move(host),
+                totals.cpu().to_double(),
+                totals.gpu().to_double(),
+                totals.memory().to_double(),
+                {}};
+  for (const auto& [name, amount] : totals.amounts()) {
+    if (!ResourceSet::is_builtin(name)) info.resources[name] = amount.to_double();
+  }
+  return info;
+}
 
 void add_group_of_one(const std::string& name) {
   auto group = std::make_shared<GroupOfOne>();
