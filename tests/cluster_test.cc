@@ -317,6 +317,13 @@ std::vector<double> run_collectives(std::string name, int count) {
   std::fill(values.begin(), values.end(), me);
   group.broadcast(std::span<double>(values), group.size() - 1);
   out.insert(out.end(), values.begin(), values.end());
+  // The allgather again, with this member's block already in its place.
+  std::fill(values.begin(), values.end(), 0.0);
+  std::fill(values.begin() + static_cast<long>(first), values.begin() + static_cast<long>(last),
+            me);
+  group.allgather(std::span<const double>(values.data() + first, last - first),
+                  std::span<double>(values));
+  out.insert(out.end(), values.begin(), values.end());
   group.barrier();
   return out;
 }
@@ -961,6 +968,10 @@ std::vector<double> collectives_expected(int member, int size, int count) {
     out.insert(out.end(), to - from, m + 1.0);
   }
   out.insert(out.end(), n, static_cast<double>(size));
+  for (int m = 0; m < size; ++m) {  // the allgather in place
+    const auto [from, to] = block_of(n, size, m);
+    out.insert(out.end(), to - from, m + 1.0);
+  }
   return out;
 }
 
@@ -984,6 +995,18 @@ TEST(Cluster, ACollectiveGroupReducesAndGathersAcrossItsMembers) {
           << "member " << m << " of " << cluster->size() << ", " << count << " elements";
     }
   }
+  // Rank 0's part from this thread, outside any task, with the others in tasks.
+  {
+    std::vector<spindle::ObjectRef<std::vector<double>>> results;
+    for (int rank = 1; rank < cluster->size(); ++rank) {
+      results.push_back(run.options({.rank = rank}).remote(all, 9));
+    }
+    EXPECT_EQ(run_collectives(all, 9), collectives_expected(0, cluster->size(), 9));
+    for (int m = 1; m < cluster->size(); ++m) {
+      EXPECT_EQ(results[static_cast<std::size_t>(m - 1)].get(),
+                collectives_expected(m, cluster->size(), 9));
+    }
+  }
   if (cluster->size() > 1) {
     std::vector<spindle::ObjectRef<std::vector<double>>> results;
     for (int rank = 1; rank < cluster->size(); ++rank) {
@@ -993,9 +1016,10 @@ TEST(Cluster, ACollectiveGroupReducesAndGathersAcrossItsMembers) {
       EXPECT_EQ(results[static_cast<std::size_t>(m)].get(),
                 collectives_expected(m, cluster->size() - 1, 5));
     }
-    // Rank 0 is no member of it.
+    // Rank 0 is no member of it, and still knows its name is taken.
     EXPECT_THAT(rt.task(group_error).options({.rank = 0}).remote(others).get(),
                 HasSubstr("rank 0 is in no collective group named '" + others + "'"));
+    EXPECT_THROW(cluster->make_group(others, {1}), spindle::InvalidArgumentError);
   }
   // Names and ranks are checked when the group is made.
   EXPECT_THROW(cluster->make_group(all, {0}), spindle::InvalidArgumentError);
@@ -1012,6 +1036,16 @@ TEST(Cluster, ACollectiveGroupReducesAndGathersAcrossItsMembers) {
   auto group = spindle::CollectiveGroup::get(all);
   std::vector<double> values(10), wrong(11);
   EXPECT_THROW(group.reduce_scatter(std::span<const double>(values), std::span<double>(wrong)),
+               spindle::InvalidArgumentError);
+  // So is a block that overlaps the whole array (but for allgather's, in its own place).
+  const auto [first, last] = group.block(values.size(), group.rank());
+  if (last - first < values.size()) {
+    std::span<double> misplaced(values.data() + values.size() - (last - first), last - first);
+    EXPECT_THROW(group.allgather(std::span<const double>(misplaced), std::span<double>(values)),
+                 spindle::InvalidArgumentError);
+  }
+  std::span<double> inside(values.data() + first, last - first);
+  EXPECT_THROW(group.reduce_scatter(std::span<const double>(values), inside),
                spindle::InvalidArgumentError);
 }
 

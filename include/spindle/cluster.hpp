@@ -164,11 +164,12 @@ enum class CollectiveOp : std::uint8_t { allreduce, reduce_scatter, allgather, b
 ///   auto group = spindle::CollectiveGroup::get("trainers");
 ///   group.allreduce(std::span<double>(gradient));  // summed over the members, in place
 ///
-/// A call returns once every member has made it; a task or actor waiting for the others
-/// suspends only its fiber. Members make the same calls in the same order, with the same
-/// sizes, one at a time (MPI's rule for collectives: a member that never makes its call
-/// leaves the others waiting). Open MPI runs them (MPI_Iallreduce and its kin), on host
-/// memory. A group lives as long as the Cluster; alone, a group of rank 0 copies.
+/// A call returns once every member has made it. Open MPI runs it (MPI_Allreduce and its kin,
+/// on host memory), on a thread of the group's when it is called from a task or actor, whose
+/// fiber waits with its CPU free meanwhile. Members make the same calls in the same order,
+/// with the same sizes, one at a time (MPI's rule for collectives: a member that never makes
+/// its call leaves the others waiting). A group lives as long as the Cluster; alone, a group
+/// of rank 0 copies.
 class CollectiveGroup {
  public:
   /// The group `name` this rank is a member of.
@@ -198,7 +199,10 @@ class CollectiveGroup {
     run(detail::CollectiveOp::reduce_scatter, detail::collective_type<T>(), values.data(),
         mine.data(), values.size(), 0, sizeof(T));
   }
-  /// Puts every member's block (`mine`: block(values.size(), rank())) into `values`.
+  /// Puts every member's block (`mine`: block(values.size(), rank())) into `values`. `mine`
+  /// may be this member's block of `values` itself.
+  /// @throws InvalidArgumentError if `mine` overlaps `values` elsewhere (so for
+  /// reduce_scatter, if `mine` overlaps `values` at all).
   template <typename T>
   void allgather(std::span<const T> mine, std::span<T> values) {
     check_block(values.size(), mine.size(), "allgather");

@@ -38,6 +38,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <typeinfo>
@@ -305,8 +306,9 @@ std::optional<detail::NamedAddress> decode_name_answer(std::string_view bytes) {
 }
 
 // Rank 0's directory of the actors named across the cluster. A claim reserves a name until
-// its actor is made (then it is listed, and found) or not; a claim of a reserved name waits
-// for that outcome, so that two ranks asking get_if_exists at once share one actor.
+// its actor is made (then it is listed, and found) or not; a claim or look-up of a reserved
+// name waits for that outcome, so that two ranks asking get_if_exists at once share one
+// actor, and a look-up right after a creation finds it.
 class Directory {
  public:
   // Given the live actor that has the name, or none: the claim is granted, or nothing found.
@@ -322,7 +324,7 @@ class Directory {
       } else if (entry->second.live) {
         live = entry->second.address;
       } else {
-        entry->second.waiting.push_back({address, std::move(answer)});
+        entry->second.waiting.push_back({address, std::move(answer), false});
         return;
       }
     }
@@ -336,34 +338,54 @@ class Directory {
       auto entry = names_.find(name);
       if (entry == names_.end() || !entry->second.address.same_actor(address)) return;
       Entry& named = entry->second;
-      if (live && !named.live) {
+      if (live && !named.live) {  // found by all that wait: claims and look-ups
         named.live = true;
         for (Waiting& waiting : named.waiting) answers.emplace_back(std::move(waiting.answer), address);
         named.waiting.clear();
-      } else if (!live && named.waiting.empty()) {
-        names_.erase(entry);
-      } else if (!live) {  // the next claim waiting gets the name
-        Waiting next = std::move(named.waiting.front());
-        named.waiting.pop_front();
-        named.address = next.address;
-        named.live = false;
-        answers.emplace_back(std::move(next.answer), std::nullopt);
+      } else if (!live) {  // look-ups find nothing; the next claim waiting gets the name
+        std::deque<Waiting> claims;
+        for (Waiting& waiting : named.waiting) {
+          if (waiting.find) {
+            answers.emplace_back(std::move(waiting.answer), std::nullopt);
+          } else {
+            claims.push_back(std::move(waiting));
+          }
+        }
+        if (claims.empty()) {
+          names_.erase(entry);
+        } else {
+          named.address = claims.front().address;
+          named.live = false;
+          answers.emplace_back(std::move(claims.front().answer), std::nullopt);
+          claims.pop_front();
+          named.waiting = std::move(claims);
+        }
       }
     }
     for (auto& [answer, found] : answers) answer(found);  // each catches its own failures
   }
 
-  std::optional<detail::NamedAddress> find(const std::string& name) {
-    detail::MutexLock lock(mutex_);
-    auto entry = names_.find(name);
-    if (entry == names_.end() || !entry->second.live) return std::nullopt;
-    return entry->second.address;
+  // Answers with the live actor called `name`, or none; for one being made, once it is (or
+  // is not).
+  void find(const std::string& name, Answer answer) {
+    std::optional<detail::NamedAddress> live;
+    {
+      detail::MutexLock lock(mutex_);
+      auto entry = names_.find(name);
+      if (entry != names_.end() && !entry->second.live) {
+        entry->second.waiting.push_back({{}, std::move(answer), true});
+        return;
+      }
+      if (entry != names_.end()) live = entry->second.address;
+    }
+    answer(live);
   }
 
  private:
   struct Waiting {
-    detail::NamedAddress address;
+    detail::NamedAddress address;  // a claim's
     Answer answer;
+    bool find = false;  // a look-up, not a claim
   };
   struct Entry {
     detail::NamedAddress address;
@@ -476,21 +498,20 @@ MPI_Datatype mpi_type(detail::CollectiveType type) {
   return MPI_UINT64_T;
 }
 
-// A group's operations, on the group's own communicator. Small ones run as Open MPI's
-// nonblocking collectives, which a task polls, letting the other fibers of its worker run
-// (and sleeping a little between polls once it has waited a while). Large ones run as MPI's
-// blocking collectives, about twice as fast here as their nonblocking forms, on a thread of
-// the group's while the task's fiber waits: a worker never blocks in MPI, so a member waiting
-// for the others never holds up the tasks they may wait for. But MPI's blocking calls spin,
-// so where this machine's ranks outnumber its cores (mpirun --oversubscribe) large ones are
-// polled too: spinning ranks would take the cores the others compute on (measured: 1.5-1.8 s
-// polled against 2.4-2.6 s blocking for distributed_parameter_server's rounds, 4 ranks on 2
+// A group's operations, on the group's own communicator, run for a task by a thread of the
+// group's while the task's fiber waits (its CPU free meanwhile): a worker never blocks in MPI,
+// so a member waiting for the others never holds up the tasks they may be waiting for. Small
+// ones run as Open MPI's nonblocking collectives, polled; large ones as its blocking
+// collectives, about twice as fast here as their nonblocking forms. But MPI's blocking calls
+// spin, so where some machine's ranks outnumber its cores (mpirun --oversubscribe) large ones
+// are polled too: spinning ranks would take the cores the others compute on (measured: 1.5-1.8
+// s polled against 2.4-2.6 s blocking for distributed_parameter_server's rounds, 4 ranks on 2
 // cores).
 constexpr std::size_t kBlockingFromBytes = 64 << 10;
 
 struct MpiGroup final : CollectiveGroup::State {
   MPI_Comm comm = MPI_COMM_NULL;  // never freed: MPI_Finalize ends it with the Cluster
-  bool oversubscribed = false;    // more ranks on this machine than it has cores
+  bool oversubscribed = false;    // more ranks on some machine than it has cores
 
   // The thread that runs this member's large operations, made on first use; it lives until
   // the process ends (groups are never destroyed).
@@ -536,11 +557,18 @@ struct MpiGroup final : CollectiveGroup::State {
                                                request)
                          : MPI_Reduce_scatter(in, out, counts.data(), datatype, MPI_SUM, comm);
         case detail::CollectiveOp::allgather: {
-          const int mine = counts[static_cast<std::size_t>(member)];
-          return request ? MPI_Iallgatherv(in, mine, datatype, out, counts.data(),
+          const auto m = static_cast<std::size_t>(member);
+          const int mine = counts[m];
+          // This member's block already in place in `out` (CollectiveGroup::run allows that).
+          const void* send = in == static_cast<const char*>(out) +
+                                       static_cast<std::size_t>(offsets[m]) *
+                                           static_cast<std::size_t>(element_bytes)
+                                 ? MPI_IN_PLACE
+                                 : in;
+          return request ? MPI_Iallgatherv(send, mine, datatype, out, counts.data(),
                                            offsets.data(), datatype, comm, request)
-                         : MPI_Allgatherv(in, mine, datatype, out, counts.data(), offsets.data(),
-                                          datatype, comm);
+                         : MPI_Allgatherv(send, mine, datatype, out, counts.data(),
+                                          offsets.data(), datatype, comm);
         }
         case detail::CollectiveOp::broadcast:
           return request ? MPI_Ibcast(out, n, datatype, root, comm, request)
@@ -550,26 +578,36 @@ struct MpiGroup final : CollectiveGroup::State {
       }
       return request ? MPI_Ibarrier(comm, request) : MPI_Barrier(comm);
     };
-    const bool large =
+    // Every member picks the same form for an operation (MPI does not match a blocking
+    // collective with a nonblocking one): by its size, and `oversubscribed`, which every rank
+    // agreed on.
+    const bool blocking =
         count * static_cast<std::size_t>(element_bytes) >= kBlockingFromBytes && !oversubscribed;
-    if (!this_task::in_task()) {  // a thread of the program's own blocks as it likes
-      check_mpi(start(nullptr), "a collective operation");
-    } else if (large) {
-      auto done = std::make_shared<detail::ObjectState<void>>();
-      post([&start, done] {
-        try {
-          check_mpi(start(nullptr), "a collective operation");
-          done->set_value();
-        } catch (...) {
-          done->fail(std::current_exception());
-        }
-      });
-      ObjectRef<void>(done).get();  // `start` lives until the job has run
-    } else {
+    auto complete = [&] {
+      if (blocking) {
+        check_mpi(start(nullptr), "a collective operation");
+        return;
+      }
       MPI_Request request = MPI_REQUEST_NULL;
       check_mpi(start(&request), "a collective operation");
-      wait(request);
+      poll(request);
+    };
+    if (!this_task::in_task()) {  // a thread of the program's own waits itself
+      complete();
+      return;
     }
+    // A task waits for the group's thread to run it: its fiber suspends and its CPU is free
+    // meanwhile, for tasks that other members may be waiting for.
+    auto done = std::make_shared<detail::ObjectState<void>>();
+    post([&complete, done] {
+      try {
+        complete();
+        done->set_value();
+      } catch (...) {
+        done->fail(std::current_exception());
+      }
+    });
+    ObjectRef<void>(done).get();  // `complete` and the arrays live until the job has run
   }
 
   void post(std::function<void()> job) const {
@@ -596,18 +634,18 @@ struct MpiGroup final : CollectiveGroup::State {
     helper->wake.notify_one();
   }
 
-  // Polls until `request` is done: the task yields its worker between polls, sleeping a
-  // little once it has waited a while.
-  static void wait(MPI_Request& request) {
+  // Polls until `request` is done, yielding the core between polls and sleeping a little
+  // once it has waited a while: a thread waiting in MPI_Wait would spin.
+  static void poll(MPI_Request& request) {
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
       int done = 0;
       check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
       if (done) return;
       if (std::chrono::steady_clock::now() - start > std::chrono::microseconds(200)) {
-        this_task::sleep_for(std::chrono::microseconds(50));
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
       } else {
-        this_task::yield();
+        std::this_thread::yield();
       }
     }
   }
@@ -671,6 +709,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   bool oversubscribed = false;  // more ranks on this machine than it has cores
   detail::Mutex making_groups;
   int groups_made SPINDLE_GUARDED_BY(making_groups) = 0;
+  std::set<std::string> group_names SPINDLE_GUARDED_BY(making_groups);  // rank 0's
 
   // Joins a group with the other members: returns once all have.
   void join_group(const GroupHeader& header) {
@@ -840,7 +879,7 @@ struct Cluster::Impl final : detail::ClusterLink {
       if (rank_ == 0) {
         auto answer = [state](Answer live) { state->set_value(std::move(live)); };
         if (find) {
-          answer(directory.find(name));
+          directory.find(name, answer);
         } else {
           directory.claim(name, address, answer);
         }
@@ -1193,7 +1232,7 @@ struct Cluster::Impl final : detail::ClusterLink {
       }
     };
     if (header.find) {
-      answer(directory.find(header.name));
+      directory.find(header.name, answer);
     } else {
       directory.claim(header.name, header.address, answer);
     }
@@ -1495,7 +1534,11 @@ Cluster::Cluster(int& argc, char**& argv,
     int here = 1;
     MPI_Comm_size(machine, &here);
     MPI_Comm_free(&machine);
-    impl.oversubscribed = static_cast<unsigned>(here) > std::thread::hardware_concurrency();
+    int over = static_cast<unsigned>(here) > std::thread::hardware_concurrency() ? 1 : 0;
+    // Every rank must choose the same form for a collective: they agree on this.
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &over, 1, MPI_INT, MPI_LOR, impl.groups_comm),
+              "MPI_Allreduce");
+    impl.oversubscribed = over != 0;
   }
   int* tag_bound = nullptr;
   int has_bound = 0;
@@ -1672,11 +1715,25 @@ void Cluster::make_group(const std::string& name, std::vector<int> ranks) {
     detail::add_group_of_one(name);
     return;
   }
+  if (!impl.group_names.insert(name).second) throw detail::group_exists(name);
   GroupHeader header{name, std::move(ranks), impl.groups_made++ % 32768};
-  for (int member : header.ranks) {
-    if (member != 0) impl.request(member, kMakeGroup, {}, header);
+  bool sent = false;  // once a member is told, a failure would leave it waiting for ever
+  try {
+    for (int member : header.ranks) {
+      if (member == 0) continue;
+      impl.request(member, kMakeGroup, {}, header);
+      sent = true;
+    }
+    if (header.ranks.front() == 0) impl.join_group(header);
+  } catch (const std::exception& error) {
+    if (!sent) {
+      impl.group_names.erase(name);
+      throw;
+    }
+    std::cerr << "spindle: collective group '" << name << "' could not be made, and its members "
+              << "would wait for it for ever: " << error.what() << '\n';
+    MPI_Abort(MPI_COMM_WORLD, 1);
   }
-  if (header.ranks.front() == 0) impl.join_group(header);
 }
 
 int Cluster::rank() const { return impl_->rank_; }

@@ -51,7 +51,14 @@ void add_group_of_one(const std::string& name) {
   auto group = std::make_shared<GroupOfOne>();
   group->name = name;
   group->ranks = {0};
-  add_group(std::move(group));
+  Groups& all = groups();
+  MutexLock lock(all.mutex);
+  if (!all.by_name.try_emplace(name, std::move(group)).second) throw group_exists(name);
+}
+
+InvalidArgumentError group_exists(const std::string& name) {
+  return InvalidArgumentError("collective group '" + name +
+                              "' exists already; a name stands for one group");
 }
 
 std::pair<std::size_t, std::size_t> block_of(std::size_t count, int size, int member) {
@@ -76,11 +83,6 @@ void check_group(const std::string& name, std::vector<int>& ranks, int size) {
       throw InvalidArgumentError(what + ": rank " + std::to_string(ranks[i]) +
                                  " is given twice; each rank is a member once");
     }
-  }
-  Groups& all = groups();
-  MutexLock lock(all.mutex);
-  if (all.by_name.count(name)) {
-    throw InvalidArgumentError(what + " exists already; a name stands for one group");
   }
 }
 
@@ -132,6 +134,25 @@ void CollectiveGroup::barrier() {
 
 void CollectiveGroup::run(detail::CollectiveOp op, detail::CollectiveType type, const void* in,
                           void* out, std::size_t count, int root, std::size_t element_bytes) {
+  if (op == detail::CollectiveOp::reduce_scatter || op == detail::CollectiveOp::allgather) {
+    // MPI takes no overlapping arrays, but for allgather's block already in place.
+    const auto [first, last] = block(count, rank());
+    const auto* whole = static_cast<const char*>(op == detail::CollectiveOp::allgather ? out : in);
+    const auto* part = static_cast<const char*>(op == detail::CollectiveOp::allgather ? in : out);
+    const std::size_t whole_bytes = count * element_bytes;
+    const std::size_t part_bytes = (last - first) * element_bytes;
+    const bool overlap = part < whole + whole_bytes && whole < part + part_bytes && part_bytes > 0;
+    const bool in_place =
+        op == detail::CollectiveOp::allgather && part == whole + first * element_bytes;
+    if (overlap && !in_place) {
+      throw InvalidArgumentError(
+          std::string(op == detail::CollectiveOp::allgather ? "allgather" : "reduce_scatter") +
+          " in group '" + state_->name +
+          "': this member's block overlaps the whole array; pass separate arrays" +
+          (op == detail::CollectiveOp::allgather ? ", or the block at its own place in the whole"
+                                                 : ""));
+    }
+  }
   if (root < 0 || root >= size()) {
     throw InvalidArgumentError("broadcast in group '" + state_->name + "' from member " +
                                std::to_string(root) + ": members are 0 to " +

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "spindle/cluster.hpp"
+#include "spindle/errors.hpp"
 
 namespace spindle {
 
@@ -27,12 +28,16 @@ namespace detail {
 
 /// The part [first, last) of `count` elements that member `member` of `size` holds.
 std::pair<std::size_t, std::size_t> block_of(std::size_t count, int size, int member);
-/// Checks a new group's name and ranks (sorted here) against a cluster of `size` ranks.
+/// Checks a new group's name and ranks (sorted here) against a cluster of `size` ranks (not
+/// whether the name is in use: rank 0 knows every group made, members only theirs).
 /// @throws InvalidArgumentError naming what is wrong.
 void check_group(const std::string& name, std::vector<int>& ranks, int size);
+/// The error for a group name in use.
+InvalidArgumentError group_exists(const std::string& name);
 /// Registers this rank's part of a group; from then on CollectiveGroup::get finds it.
 void add_group(std::shared_ptr<const CollectiveGroup::State> group);
 /// Registers a group whose only member is rank 0, where the process runs alone.
+/// @throws InvalidArgumentError (group_exists) if the name is in use.
 void add_group_of_one(const std::string& name);
 
 /// Rank `rank`'s description, from its totals (custom resources among them).
