@@ -53,7 +53,8 @@ SPINDLE_REMOTE_METHOD(Shard, sum);
 
 // One trainer of the synchronous variant: the whole parameters, on its rank.
 struct Trainer {
-  Trainer(std::uint64_t size, std::string group) : params(size, 1.0), group_name(std::move(group)) {}
+  Trainer(std::uint64_t size, std::string group)
+      : params(size, 1.0), group_name(std::move(group)) {}
   std::vector<double> params;
   std::string group_name;
 

@@ -962,7 +962,9 @@ std::vector<double> collectives_expected(int member, int size, int count) {
   std::vector<double> out;
   for (std::size_t i = 0; i < n; ++i) out.push_back(members_sum * static_cast<double>(i + 1));
   const auto [first, last] = block_of(n, size, member);
-  for (std::size_t i = first; i < last; ++i) out.push_back(members_sum * static_cast<double>(i + 1));
+  for (std::size_t i = first; i < last; ++i) {
+    out.push_back(members_sum * static_cast<double>(i + 1));
+  }
   for (int m = 0; m < size; ++m) {
     const auto [from, to] = block_of(n, size, m);
     out.insert(out.end(), to - from, m + 1.0);

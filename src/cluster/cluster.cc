@@ -340,7 +340,9 @@ class Directory {
       Entry& named = entry->second;
       if (live && !named.live) {  // found by all that wait: claims and look-ups
         named.live = true;
-        for (Waiting& waiting : named.waiting) answers.emplace_back(std::move(waiting.answer), address);
+        for (Waiting& waiting : named.waiting) {
+          answers.emplace_back(std::move(waiting.answer), address);
+        }
         named.waiting.clear();
       } else if (!live) {  // look-ups find nothing; the next claim waiting gets the name
         std::deque<Waiting> claims;
