@@ -329,6 +329,27 @@ std::vector<double> run_collectives(std::string name, int count) {
 }
 SPINDLE_REMOTE(run_collectives);
 
+// (max, min, product) of each member's place + 1, over group `name`, by allreduce, and the
+// max again through this member's block of a reduce_scatter.
+std::vector<std::int64_t> combine_places(std::string name) {
+  auto group = spindle::CollectiveGroup::get(name);
+  const std::int64_t me = group.rank() + 1;
+  std::vector<std::int64_t> out;
+  for (spindle::ReduceOp op :
+       {spindle::ReduceOp::max, spindle::ReduceOp::min, spindle::ReduceOp::product}) {
+    std::vector<std::int64_t> value{me};
+    group.allreduce(std::span<std::int64_t>(value), op);
+    out.push_back(value[0]);
+  }
+  const std::size_t n = static_cast<std::size_t>(group.size());
+  std::vector<std::int64_t> values(n, me), mine(1);  // one element each
+  group.reduce_scatter(std::span<const std::int64_t>(values), std::span<std::int64_t>(mine),
+                       spindle::ReduceOp::max);
+  out.push_back(mine[0]);
+  return out;
+}
+SPINDLE_REMOTE(combine_places);
+
 std::string group_error(std::string name) {
   try {
     (void)spindle::CollectiveGroup::get(name);
@@ -996,6 +1017,17 @@ TEST(Cluster, ACollectiveGroupReducesAndGathersAcrossItsMembers) {
                 collectives_expected(m, cluster->size(), count))
           << "member " << m << " of " << cluster->size() << ", " << count << " elements";
     }
+  }
+  // Other ways to combine: max, min and product.
+  {
+    std::vector<spindle::ObjectRef<std::vector<std::int64_t>>> results;
+    for (int rank : everyone) {
+      results.push_back(rt.task(combine_places).options({.rank = rank}).remote(all));
+    }
+    std::int64_t factorial = 1;
+    for (int m = 1; m <= cluster->size(); ++m) factorial *= m;
+    const std::vector<std::int64_t> expected{cluster->size(), 1, factorial, cluster->size()};
+    for (auto& result : results) EXPECT_EQ(result.get(), expected);
   }
   // Rank 0's part from this thread, outside any task, with the others in tasks.
   {

@@ -155,6 +155,10 @@ enum class CollectiveOp : std::uint8_t { allreduce, reduce_scatter, allgather, b
 
 }  // namespace detail
 
+/// How allreduce and reduce_scatter combine the members' elements (MPI_SUM, MPI_PROD,
+/// MPI_MIN, MPI_MAX).
+enum class ReduceOp : std::uint8_t { sum, product, min, max };
+
 /// @brief Arrays reduced and gathered among a group of ranks, as Ray's ray.util.collective:
 /// made once by rank 0's driver (Cluster::make_group), then used by its name in code that
 /// runs on each member rank, such as an actor pinned there.
@@ -163,6 +167,7 @@ enum class CollectiveOp : std::uint8_t { allreduce, reduce_scatter, allgather, b
 ///   // in a task or actor method on each of ranks 1, 2 and 3:
 ///   auto group = spindle::CollectiveGroup::get("trainers");
 ///   group.allreduce(std::span<double>(gradient));  // summed over the members, in place
+///   group.allreduce(std::span<double>(loss), spindle::ReduceOp::max);
 ///
 /// A call returns once every member has made it. Open MPI runs it (MPI_Allreduce and its kin,
 /// on host memory), on a thread of the group's when it is called from a task or actor, whose
@@ -185,19 +190,21 @@ class CollectiveGroup {
   /// and allgather: an even split, the first members one longer where it does not divide.
   [[nodiscard]] std::pair<std::size_t, std::size_t> block(std::size_t count, int member) const;
 
-  /// Sums `values` over the members, in place.
+  /// Combines `values` over the members, element by element (by default their sum), in
+  /// place.
   template <typename T>
-  void allreduce(std::span<T> values) {
+  void allreduce(std::span<T> values, ReduceOp reduce = ReduceOp::sum) {
     run(detail::CollectiveOp::allreduce, detail::collective_type<T>(), values.data(),
-        values.data(), values.size(), 0, sizeof(T));
+        values.data(), values.size(), 0, sizeof(T), reduce);
   }
-  /// Sums `values` over the members and leaves this member's block (block(values.size(),
-  /// rank())) of the sum in `mine`.
+  /// Combines `values` over the members as allreduce does, and leaves this member's block
+  /// (block(values.size(), rank())) of the result in `mine`.
   template <typename T>
-  void reduce_scatter(std::span<const T> values, std::span<T> mine) {
+  void reduce_scatter(std::span<const T> values, std::span<T> mine,
+                      ReduceOp reduce = ReduceOp::sum) {
     check_block(values.size(), mine.size(), "reduce_scatter");
     run(detail::CollectiveOp::reduce_scatter, detail::collective_type<T>(), values.data(),
-        mine.data(), values.size(), 0, sizeof(T));
+        mine.data(), values.size(), 0, sizeof(T), reduce);
   }
   /// Puts every member's block (`mine`: block(values.size(), rank())) into `values`. `mine`
   /// may be this member's block of `values` itself.
@@ -224,7 +231,8 @@ class CollectiveGroup {
   explicit CollectiveGroup(std::shared_ptr<const State> state) : state_(std::move(state)) {}
   void check_block(std::size_t count, std::size_t mine, const char* what) const;
   void run(detail::CollectiveOp op, detail::CollectiveType type, const void* in, void* out,
-           std::size_t count, int root, std::size_t element_bytes);
+           std::size_t count, int root, std::size_t element_bytes,
+           ReduceOp reduce = ReduceOp::sum);
 
   std::shared_ptr<const State> state_;
 };

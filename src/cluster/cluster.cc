@@ -527,7 +527,7 @@ struct MpiGroup final : CollectiveGroup::State {
   mutable Helper* helper = nullptr;
 
   void run(detail::CollectiveOp op, detail::CollectiveType type, const void* in, void* out,
-           std::size_t count, int root) const override {
+           std::size_t count, int root, ReduceOp reduce) const override {
     if (!detail::cluster_link()) {
       throw Error("collective group '" + name + "': the spindle::Cluster has ended");
     }
@@ -536,6 +536,10 @@ struct MpiGroup final : CollectiveGroup::State {
                                  " elements; MPI counts at most " + std::to_string(INT_MAX));
     }
     const MPI_Datatype datatype = mpi_type(type);
+    const MPI_Op combine = reduce == ReduceOp::product ? MPI_PROD
+                           : reduce == ReduceOp::min   ? MPI_MIN
+                           : reduce == ReduceOp::max   ? MPI_MAX
+                                                       : MPI_SUM;
     int element_bytes = 0;
     MPI_Type_size(datatype, &element_bytes);
     const int size = static_cast<int>(ranks.size());
@@ -551,13 +555,13 @@ struct MpiGroup final : CollectiveGroup::State {
       switch (op) {
         case detail::CollectiveOp::allreduce:
           return request ? MPI_Iallreduce(in == out ? MPI_IN_PLACE : in, out, n, datatype,
-                                          MPI_SUM, comm, request)
+                                          combine, comm, request)
                          : MPI_Allreduce(in == out ? MPI_IN_PLACE : in, out, n, datatype,
-                                         MPI_SUM, comm);
+                                         combine, comm);
         case detail::CollectiveOp::reduce_scatter:
-          return request ? MPI_Ireduce_scatter(in, out, counts.data(), datatype, MPI_SUM, comm,
+          return request ? MPI_Ireduce_scatter(in, out, counts.data(), datatype, combine, comm,
                                                request)
-                         : MPI_Reduce_scatter(in, out, counts.data(), datatype, MPI_SUM, comm);
+                         : MPI_Reduce_scatter(in, out, counts.data(), datatype, combine, comm);
         case detail::CollectiveOp::allgather: {
           const auto m = static_cast<std::size_t>(member);
           const int mine = counts[m];

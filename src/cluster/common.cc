@@ -29,7 +29,8 @@ Groups& groups() {
 
 // A group of one member runs nothing across ranks (CollectiveGroup::run copies).
 struct GroupOfOne final : CollectiveGroup::State {
-  void run(CollectiveOp, CollectiveType, const void*, void*, std::size_t, int) const override {}
+  void run(CollectiveOp, CollectiveType, const void*, void*, std::size_t, int,
+           ReduceOp) const override {}
 };
 
 }  // namespace
@@ -133,7 +134,8 @@ void CollectiveGroup::barrier() {
 }
 
 void CollectiveGroup::run(detail::CollectiveOp op, detail::CollectiveType type, const void* in,
-                          void* out, std::size_t count, int root, std::size_t element_bytes) {
+                          void* out, std::size_t count, int root, std::size_t element_bytes,
+                          ReduceOp reduce) {
   if (op == detail::CollectiveOp::reduce_scatter || op == detail::CollectiveOp::allgather) {
     // MPI takes no overlapping arrays, but for allgather's block already in place.
     const auto [first, last] = block(count, rank());
@@ -159,7 +161,7 @@ void CollectiveGroup::run(detail::CollectiveOp op, detail::CollectiveType type, 
                                std::to_string(size() - 1));
   }
   if (size() > 1) {
-    state_->run(op, type, in, out, count, root);
+    state_->run(op, type, in, out, count, root, reduce);
     return;
   }
   // One member: its block is the whole array, and the sum is its own.

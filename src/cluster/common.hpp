@@ -21,7 +21,7 @@ struct CollectiveGroup::State {
 
   /// Runs `op` across the members (two or more); `count` elements in the whole array.
   virtual void run(detail::CollectiveOp op, detail::CollectiveType type, const void* in,
-                   void* out, std::size_t count, int root) const = 0;
+                   void* out, std::size_t count, int root, ReduceOp reduce) const = 0;
 };
 
 namespace detail {
