@@ -1408,8 +1408,7 @@ struct Cluster::Impl final : detail::ClusterLink {
         return method->decode_arguments({message.view(), &blocks});
       });
     }
-    const std::pair<int, std::uint64_t> key{header.owner >= 0 ? header.owner : source,
-                                            header.actor};
+    const auto key = hosted_key(source, header.owner, header.actor);
     Failed kind = Failed::task;
     detail::AnyActor actor;  // before the lock: a handle made here is dropped after it
     detail::MutexLock lock(mutex);
@@ -1439,6 +1438,12 @@ struct Cluster::Impl final : detail::ClusterLink {
     refuse(source, header.call, std::move(refused), kind);
   }
 
+  // Where a hosted actor is kept: under its owner's rank (the sender's, when -1) and id.
+  static std::pair<int, std::uint64_t> hosted_key(int source, std::int32_t owner,
+                                                  std::uint64_t actor) {
+    return {owner >= 0 ? owner : source, actor};
+  }
+
   // The handle of a hosted actor: its own, or one made now for a local actor shown to other
   // ranks while it lives; null when neither is.
   static detail::AnyActor handle_of(const Hosted& entry) {
@@ -1453,8 +1458,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   // that found it by its name). A kill for good frees its name across the cluster.
   void end_hosted(int source, int tag, Bytes message) {
     const auto header = read_header<ActorOnlyHeader>(message);
-    const std::pair<int, std::uint64_t> key{header.owner >= 0 ? header.owner : source,
-                                            header.actor};
+    const auto key = hosted_key(source, header.owner, header.actor);
     Hosted ending;  // destroyed after the lock
     detail::AnyActor actor;
     detail::MutexLock lock(mutex);
