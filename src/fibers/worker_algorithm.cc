@@ -73,7 +73,7 @@ WorkerAlgorithm* worker_algorithm() noexcept { return tls_algorithm; }
 const FiberStack& active_fiber_stack() noexcept { return tls_active_stack; }
 void note_new_fiber_stack(const FiberStack& stack) noexcept { tls_new_stack = stack; }
 
-WorkerAlgorithm::WorkerAlgorithm(unsigned index, std::atomic<bool>* spinning,
+WorkerAlgorithm::WorkerAlgorithm(unsigned index, std::atomic<int>* spinning,
                                  const void* owner)
     : index_(index), spinning_(spinning), owner_(owner) {
   tls_algorithm = this;
@@ -181,13 +181,23 @@ void WorkerAlgorithm::release_spare() noexcept {
 // When nothing is ready the thread spins briefly (spin.hpp), then sleeps on a condition
 // variable until a timer is due or notify() (the only member Boost calls from other threads)
 // wakes it.
-// One idle worker at a time spins: more would take cores from the threads that submit work
-// and wait for it, which matters most when there are no more cores than workers.
+// One worker at a time spins: more would take cores from the threads that submit work and
+// wait for it, which matters most when there are no more cores than workers. A runner that
+// polls for tasks holding its CPU (try_spin) answers sooner, so it takes the spin from an
+// idle worker, which then sleeps.
 void WorkerAlgorithm::suspend_until(std::chrono::steady_clock::time_point const& until) noexcept {
   auto notified = [this] { return notified_.exchange(false, std::memory_order_acquire); };
-  if (spinning_ && spinning_->exchange(true, std::memory_order_acquire) == false) {
-    bool woken = spin_briefly(notified, until);
-    spinning_->store(false, std::memory_order_release);
+  int free = nobody;
+  if (spinning_ && spinning_->compare_exchange_strong(free, idle_worker, std::memory_order_acquire)) {
+    bool woken = false;
+    spin_briefly(
+        [&] {
+          woken = notified();
+          return woken || spinning_->load(std::memory_order_relaxed) != idle_worker;
+        },
+        until);
+    int mine = idle_worker;  // unless a poller took it
+    spinning_->compare_exchange_strong(mine, nobody, std::memory_order_release);
     if (woken) return;
   }
   if (notified()) return;

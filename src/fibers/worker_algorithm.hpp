@@ -70,10 +70,13 @@ void note_new_fiber_stack(const FiberStack& stack) noexcept;
 class WorkerAlgorithm final
     : public boost::fibers::algo::algorithm_with_properties<TaskFiberProperties> {
  public:
-  /// `spinning`, shared by a runtime's workers, lets one idle worker at a time spin before
-  /// it sleeps; null: every idle worker spins. `owner` names what the worker serves (its
-  /// runtime's scheduler), so that code can tell its own workers from another runtime's.
-  WorkerAlgorithm(unsigned index, std::atomic<bool>* spinning, const void* owner = nullptr);
+  /// Who spins now, in the `spinning` a runtime's workers share (null: no one spins).
+  enum Spin : int { nobody = 0, idle_worker = 1, poller = 2 };
+  /// `spinning` lets one worker at a time spin: an idle one before it sleeps, or a runner
+  /// polling for tasks (try_spin), which takes the spin from an idle one. `owner` names what
+  /// the worker serves (its runtime's scheduler), so that code can tell its own workers from
+  /// another runtime's.
+  WorkerAlgorithm(unsigned index, std::atomic<int>* spinning, const void* owner = nullptr);
   ~WorkerAlgorithm() override;
 
   void awakened(boost::fibers::context* context, TaskFiberProperties& properties) noexcept override;
@@ -102,12 +105,37 @@ class WorkerAlgorithm final
   /// thread may call it. This worker takes the fiber in only after the fiber has suspended,
   /// so a wake may come before the suspension it ends.
   void wake(boost::fibers::context* fiber) noexcept;
+  /// Claims the one spin of the runtime's workers (see the constructor) for the calling
+  /// fiber, which then polls for work itself: taken from an idle worker spinning (which then
+  /// sleeps), not from another poller (false). End it with stop_spinning().
+  [[nodiscard]] bool try_spin() noexcept {
+    if (!spinning_) return false;
+    int now = spinning_->load(std::memory_order_relaxed);
+    while (now != poller) {
+      if (spinning_->compare_exchange_weak(now, poller, std::memory_order_acquire)) return true;
+    }
+    return false;
+  }
+  void stop_spinning() noexcept {
+    if (spinning_) spinning_->store(nobody, std::memory_order_release);
+  }
+  /// Whether another fiber of this worker is ready or was woken: a fiber polling for work
+  /// must then let it run. (Boost keeps its dispatcher ready while a fiber runs.)
+  [[nodiscard]] bool others_waiting() const noexcept {
+    if (any_woken_.load(std::memory_order_relaxed) || notified_.load(std::memory_order_relaxed)) {
+      return true;
+    }
+    for (const boost::fibers::context& fiber : ready_) {
+      if (!fiber.is_context(boost::fibers::type::dispatcher_context)) return true;
+    }
+    return false;
+  }
 
  private:
   boost::fibers::context* choose_next() noexcept;
 
   const unsigned index_;
-  std::atomic<bool>* const spinning_;
+  std::atomic<int>* const spinning_;
   const void* const owner_;
   boost::fibers::scheduler::ready_queue_type ready_;
   boost::fibers::context* runner_ = nullptr;

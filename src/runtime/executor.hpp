@@ -92,7 +92,7 @@ class Executor {
 
   Scheduler& scheduler_;
   StackPool stacks_;
-  std::atomic<bool> spinning_{false};  // an idle worker spins (see WorkerAlgorithm)
+  std::atomic<int> spinning_{0};  // which worker spins (see WorkerAlgorithm)
   std::vector<std::thread> threads_;
 };
 

@@ -51,14 +51,18 @@ namespace {
 // A thread outside any task has nothing else to run, and a result due within microseconds is
 // cheaper to spin for than to sleep for; but only while a worker is idle, so that a core is
 // free: spinning while every worker is busy would slow them down.
-bool should_spin(const std::vector<ObjectStateBase*>& pending) {
+bool should_spin(std::span<ObjectStateBase* const> pending) {
   for (ObjectStateBase* object : pending) {
+    if (object->done()) continue;
     if (const TaskRecord* producer = object->producer) {
       return producer->scheduler.has_idle_worker();
     }
   }
   return false;
 }
+
+// Up to this many objects, a thread outside any task polls them all before it waits.
+constexpr std::size_t kMostPolled = 8;
 
 }  // namespace
 
@@ -71,6 +75,15 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   for (std::size_t i = 0; i < objects.size(); ++i) done_count += done[i] = objects[i]->done();
   if (done_count >= needed) return true;
   TaskRecord* const caller = current_task();
+  // A thread outside any task polls a few objects before it registers a waiter: a result due
+  // within microseconds then costs the task no lock and no wake-up when it completes.
+  if (!caller && objects.size() <= kMostPolled && should_spin(objects)) {
+    auto enough = [&] {
+      return std::ranges::count_if(objects, [](auto* o) { return o->done(); }) >=
+             static_cast<std::ptrdiff_t>(needed);
+    };
+    if (spin_briefly(enough, deadline.value_or(Clock::time_point::max()))) return true;
+  }
   // A task waiting without a deadline first runs what it waits for, where it may, inline.
   if (caller && !deadline) {
     for (std::size_t i = 0; i < objects.size() && done_count < needed; ++i) {
@@ -100,7 +113,7 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   BlockedWait wait{caller, event, ends_elsewhere, false, objects, 0};
   if (wait.task) {
     wait.task->scheduler.block(wait);
-  } else if (should_spin(registered)) {
+  } else if (objects.size() > kMostPolled && should_spin(registered)) {
     spin_briefly([&] { return event->settled(); }, deadline.value_or(Clock::time_point::max()));
   }
   bool satisfied = event->wait(deadline);

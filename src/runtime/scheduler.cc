@@ -12,6 +12,7 @@
 
 #include "device/device_runtime.hpp"
 #include "fibers/event.hpp"
+#include "fibers/spin.hpp"
 #include "fibers/worker_algorithm.hpp"
 #include "runtime/assert.hpp"
 
@@ -394,6 +395,9 @@ std::optional<Admitted> Scheduler::next_task() {
         (own.credit || acquire_credit(own))) {
       if (std::optional<Admitted> admitted = take_lane_task(own, index)) return admitted;
     }
+    if (own.credit) {
+      if (std::optional<Admitted> admitted = poll_lanes(own, *algorithm)) return admitted;
+    }
     MutexLock lock(mutex_);
     if (own.credit) release_credit_locked(own);  // for the work below, or for others
     if (!actor_runs_.empty()) {  // actors hold their resources already: they go first
@@ -443,6 +447,37 @@ std::optional<Admitted> Scheduler::next_task() {
   }
 }
 
+// The next task often comes within microseconds (a caller's next submit), so one worker at a
+// time keeps its credit and polls the lanes briefly before it gives the credit back and goes
+// idle: the submit then wakes no one and takes no lock. It polls as long as nothing else
+// waits for a CPU (queued_work_) and no other fiber of its own is ready. A submit that sees
+// it polling wakes no worker; the poller, once it has taken a task, wakes one if more wait.
+// Its count is lowered before its last look at the lanes, and a submit raises a lane's size
+// before it reads the count, all sequentially consistent: one of the two sees the other.
+// A poller on the core of a thread outside the workers that submits (your main) would take
+// turns with it there while another core sleeps: it does not poll, and the submitter wakes a
+// worker elsewhere, which then polls.
+std::optional<Admitted> Scheduler::poll_lanes(Lane& own, WorkerAlgorithm& algorithm) {
+  const int cpu = sched_getcpu();
+  auto others_wait = [&] {
+    return queued_work_.load(std::memory_order_relaxed) > 0 || stopping() ||
+           algorithm.others_waiting() || outside_cpu_.load(std::memory_order_relaxed) == cpu;
+  };
+  if (others_wait() || !algorithm.try_spin()) return std::nullopt;
+  poller_cpu_.store(cpu, std::memory_order_relaxed);
+  lane_pollers_.fetch_add(1);
+  spin_briefly([&] { return lanes_hold_tasks() || others_wait(); });
+  lane_pollers_.fetch_sub(1);
+  algorithm.stop_spinning();
+  if (others_wait() || !lanes_hold_tasks()) return std::nullopt;
+  std::optional<Admitted> admitted = take_lane_task(own, algorithm.index() % workers_);
+  if (admitted && lanes_hold_tasks() && idle_count_.load() > 0) {
+    MutexLock lock(mutex_);
+    wake_worker_locked();
+  }
+  return admitted;
+}
+
 bool Scheduler::lane_eligible(const TaskRecord& task) const noexcept {
   return unit_request_ && task.spec->request == unit_request_ && !task.actor && !task.spec->codelet;
 }
@@ -452,8 +487,17 @@ void Scheduler::push_lane(std::shared_ptr<TaskRecord> task) {
   WorkerAlgorithm* algorithm = worker_algorithm();
   const bool own = algorithm && algorithm->owner() == this;
   unsigned index = own ? algorithm->index() : next_lane_.fetch_add(1, std::memory_order_relaxed);
+  int here = -1;  // a worker's submit never shares its core with the poller
+  if (!own) {
+    here = sched_getcpu();
+    if (outside_cpu_.load(std::memory_order_relaxed) != here) {
+      outside_cpu_.store(here, std::memory_order_relaxed);
+    }
+  }
   list_in_lane(lanes_[index % workers_], std::move(task), own);
-  if (idle_count_.load() > 0) {
+  // A poller takes it, unless it shares this core (see poll_lanes).
+  if (idle_count_.load() > 0 &&
+      (lane_pollers_.load() == 0 || poller_cpu_.load(std::memory_order_relaxed) == here)) {
     MutexLock lock(mutex_);
     wake_worker_locked();
   }

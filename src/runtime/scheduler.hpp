@@ -239,9 +239,10 @@ class Scheduler final : public ContextOwner {
   }
   /// Whether the runtime is shutting down: running tasks see this_task::cancelled().
   [[nodiscard]] bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
-  /// Whether some worker waits for work; read without the lock, so only a hint.
+  /// Whether some worker waits or polls for work; read without the lock, so only a hint.
   [[nodiscard]] bool has_idle_worker() const noexcept {
-    return idle_count_.load(std::memory_order_relaxed) > 0;
+    return idle_count_.load(std::memory_order_relaxed) > 0 ||
+           lane_pollers_.load(std::memory_order_relaxed) > 0;
   }
   void write_timeline(std::ostream& out) const;
   /// Whether task spans and transfers are recorded (max_timeline_events > 0).
@@ -285,6 +286,8 @@ class Scheduler final : public ContextOwner {
   void push_lane(std::shared_ptr<TaskRecord> task);
   /// A lane task admitted on the worker's credit (which it must hold), if one is queued.
   std::optional<Admitted> take_lane_task(Lane& own, unsigned worker);
+  /// Polls the lanes briefly, holding the worker's credit, for a task to take.
+  std::optional<Admitted> poll_lanes(Lane& own, WorkerAlgorithm& algorithm);
   /// A queued lane task: the calling worker's oldest, else another lane's newest.
   std::shared_ptr<TaskRecord> take_from_lanes(unsigned worker);
   /// Takes a CPU from the pool as the worker's credit; false if none is free.
@@ -361,6 +364,9 @@ class Scheduler final : public ContextOwner {
   std::vector<IdleWorker> idle_workers_
       SPINDLE_GUARDED_BY(mutex_);           // a stack: the most recently idle is woken first
   std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker
+  std::atomic<int> lane_pollers_{0};         // workers polling the lanes (see poll_lanes)
+  std::atomic<int> poller_cpu_{-1};          // where the latest poller polls
+  std::atomic<int> outside_cpu_{-1};         // where the latest submit from outside the workers ran
   // queued_ + actor_runs_ + reacquire_: work a lane-running worker should look at
   std::atomic<std::size_t> queued_work_{0};
   std::atomic<bool> stopping_{false};
