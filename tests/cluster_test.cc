@@ -91,6 +91,13 @@ int relay(int hops, int size) {
 }
 SPINDLE_REMOTE(relay);
 
+// Asks rank 1 for a gizmo and waits for it.
+int wait_for_gizmo() {
+  spindle::Runtime& rt = spindle::this_task::runtime();
+  return rt.task(where).options({.resources = {{"gizmo", 1}}, .rank = 1}).remote().get();
+}
+SPINDLE_REMOTE(wait_for_gizmo);
+
 // Counters built with this start, alive in this process: only one test makes them.
 constexpr int kTracedStart = 1000003;
 std::atomic<int> traced_counters{0};
@@ -733,6 +740,37 @@ TEST(Cluster, ADemandForACustomResourceGoesToTheRanksThatHoldIt) {
   // A lambda cannot travel: it stays here, where there is no gizmo.
   EXPECT_THROW((void)rt.task([] { return 1; }).options({.resources = {{"gizmo", 1}}}).remote(),
                spindle::InfeasibleError);
+}
+
+TEST(Cluster, ADeadlockAcrossRanksFailsTheBlockedGetsSayingWhatEachRankWaitsFor) {
+  if (cluster->size() < 2) GTEST_SKIP() << "alone: no rank holds a gizmo";
+  spindle::Runtime rt;
+  // Rank 1's gizmos, held while this handle lives.
+  auto hog = rt.actor<Counter>().options({.resources = {{"gizmo", 2}}, .rank = 1}).remote(0);
+  ASSERT_EQ(hog.call(&Counter::where).get(), 1);
+  // A task here waits for one on rank 1 that waits for a gizmo: no rank can move. Rank 0 knows
+  // only that its task waits for an answer, rank 1 only that its task waits for a gizmo.
+  auto stuck = rt.task(wait_for_gizmo).options({.name = "stuck", .rank = 0}).remote();
+  try {
+    (void)stuck.get();
+    FAIL() << "a get across a deadlock returned";
+  } catch (const spindle::TaskError& error) {
+    try {
+      std::rethrow_if_nested(error);
+      FAIL() << "the task's error holds no cause: " << error.what();
+    } catch (const spindle::DeadlockError& deadlock) {
+      const std::string message = deadlock.what();
+      EXPECT_THAT(message, HasSubstr("deadlock across the cluster"));
+      EXPECT_THAT(message, HasSubstr("Rank 0: Blocked in get: task 'stuck'"));
+      EXPECT_THAT(message, HasSubstr("waits for an answer from another rank"));
+      EXPECT_THAT(message, HasSubstr("Rank 1: Blocked in get: none. Waiting for resources: "));
+      EXPECT_THAT(message, HasSubstr("task 'where' (#"));
+      EXPECT_THAT(message, HasSubstr("needs {cpu: 1, gizmo: 1}"));
+    }
+  }
+  // Once the actor is gone its gizmos are free, and the same call goes through.
+  hog = {};
+  EXPECT_EQ(rt.task(wait_for_gizmo).options({.rank = 0}).remote().get(), 1);
 }
 
 TEST(Cluster, EveryRuntimeHoldsItsNodesResource) {

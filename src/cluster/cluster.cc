@@ -107,7 +107,14 @@ enum Tag : int {
   kName = 10,     // to rank 0: claim or find an actor's name
   kSettleName = 11,  // to rank 0: the actor that claimed a name was made, or its name is free
   kMakeGroup = 12,   // rank 0 to a member: join a collective group
+  // The deadlock check across ranks (rank 0 asks, the others answer); not counted as traffic.
+  kProbe = 13,       // rank 0 to the others: are you still?
+  kProbeReply = 14,  // the answer
+  kDeadlock = 15,    // rank 0 to the others: fail your blocked gets, if you are still as you were
 };
+
+// Whether a message counts in a rank's traffic, which the deadlock check compares.
+constexpr bool counted(int tag) { return tag < kProbe; }
 
 // The first byte of a failure: which error the caller raises.
 enum class Failed : char { task = 'T', actor_died = 'A', cancelled = 'C' };
@@ -283,6 +290,40 @@ struct GroupHeader {
     archive(name, ranks, tag);
   }
 };
+
+// What a rank answers the deadlock check with: whether its runtime is still (nothing there
+// can move until a message comes) and nothing else moves there, whether a task blocks in
+// get, what blocks, and the messages it has sent and handled.
+struct StillHeader {
+  std::uint64_t wave = 0;
+  bool still = true;
+  bool waits = false;
+  std::string described;
+  std::uint64_t sent = 0;
+  std::uint64_t handled = 0;
+
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(wave, still, waits, described, sent, handled);
+  }
+};
+
+// Rank 0 to a rank: the cluster is deadlocked, as `message` says, if the rank has sent and
+// handled what it had when it last answered.
+struct DeadlockHeader {
+  std::string message;
+  std::uint64_t sent = 0;
+  std::uint64_t handled = 0;
+
+  template <typename Archive>
+  void serialize(Archive& archive) {
+    archive(message, sent, handled);
+  }
+};
+
+// Collective operations of tasks under way on this rank's group threads: a task waiting for
+// one waits for other ranks, through MPI, not through messages the deadlock check counts.
+std::atomic<int> collectives_under_way{0};
 
 // The answer to a NameHeader: a live actor, or none (then a claim was granted).
 std::string encode_name_answer(const std::optional<detail::NamedAddress>& live) {
@@ -605,6 +646,7 @@ struct MpiGroup final : CollectiveGroup::State {
     // A task waits for the group's thread to run it: its fiber suspends and its CPU is free
     // meanwhile, for tasks that other members may be waiting for.
     auto done = std::make_shared<detail::ObjectState<void>>();
+    collectives_under_way.fetch_add(1);
     post([&complete, done] {
       try {
         complete();
@@ -612,6 +654,7 @@ struct MpiGroup final : CollectiveGroup::State {
       } catch (...) {
         done->fail(std::current_exception());
       }
+      collectives_under_way.fetch_sub(1);  // once the task it wakes is no longer still
     });
     ObjectRef<void>(done).get();  // `complete` and the arrays live until the job has run
   }
@@ -672,6 +715,24 @@ struct Cluster::Impl final : detail::ClusterLink {
   std::atomic<bool> stopping{false};
   int stopped = 0;     // rank 0: serving ranks that said kStopped (the poller's)
   std::thread poller;  // rank 0's
+  // Messages this rank sent (from when it begins to) and handled (once done with), the
+  // deadlock check's own not counted: equal sums over the ranks mean none is in flight.
+  std::atomic<std::uint64_t> sent{0};
+  std::atomic<std::uint64_t> handled{0};
+  // Rank 0's deadlock check (its poller's): waves of kProbe to every rank. Two waves in a row
+  // that find every rank still, with the same traffic on each and none in flight, and a task
+  // blocked in get somewhere, find a deadlock: no rank can move without a message, and none
+  // is on its way. Each rank then fails its blocked gets, if it is still as it answered.
+  struct DeadlockCheck {
+    std::uint64_t wave = 0;
+    bool out = false;                            // this wave's probes are out
+    std::vector<std::optional<StillHeader>> answers;  // this wave's, by rank
+    std::vector<StillHeader> last;               // the previous wave's, if all were still
+    std::chrono::steady_clock::time_point next;  // when the next wave may start
+  } check;
+  // Held while the check sends, and while rank 0's Cluster marks it stopping: no probe or
+  // report reaches a rank after its kStop, when it no longer receives.
+  std::mutex check_sends;
 
   // A call sent from here, waiting for its answer.
   struct Pending {
@@ -1039,6 +1100,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   // Sends `bytes` with the blocks' trailer, then the blocks.
   void transmit(int to, int tag, std::string bytes,
                 const std::vector<detail::Encoded::Block>& blocks = {}) {
+    if (counted(tag)) sent.fetch_add(1);
     std::int32_t blocks_tag = 0;
     if (!blocks.empty()) {
       for (const auto& block : blocks) append(bytes, static_cast<std::uint64_t>(block.size));
@@ -1089,6 +1151,7 @@ struct Cluster::Impl final : detail::ClusterLink {
                 "MPI_Improbe");
       if (!flag) {
         ++idle;
+        if (rank_ == 0 && idle >= 200) probe_stillness();
         if (idle < 200) {
           std::this_thread::yield();
         } else {
@@ -1125,7 +1188,111 @@ struct Cluster::Impl final : detail::ClusterLink {
                   << status.MPI_SOURCE << " sent: " << error.what() << '\n';
         MPI_Abort(MPI_COMM_WORLD, 1);
       }
+      if (counted(status.MPI_TAG)) handled.fetch_add(1);
     }
+  }
+
+  // This rank for the deadlock check: read between two reads of its traffic, so that a
+  // message sent or handled meanwhile makes it not still.
+  StillHeader stillness_here(std::uint64_t wave) {
+    StillHeader here;
+    here.wave = wave;
+    here.sent = sent.load();
+    here.handled = handled.load();
+    {
+      detail::MutexLock lock(mutex);
+      if (serving) {
+        detail::Stillness runtime = detail::stillness(*serving);
+        here.still = runtime.still;
+        here.waits = runtime.waits;
+        here.described = std::move(runtime.described);
+      }
+    }
+    here.still = here.still && collectives_under_way.load() == 0 &&
+                 sent.load() == here.sent && handled.load() == here.handled;
+    return here;
+  }
+
+  // Rank 0's poller, idle: starts a wave of the deadlock check when one is due (every 50 ms
+  // while some rank moves, at once after a wave that found all still).
+  void probe_stillness() {
+    const auto now = std::chrono::steady_clock::now();
+    if (check.out || now < check.next) return;
+    check.next = now + std::chrono::milliseconds(50);
+    check.answers.assign(static_cast<std::size_t>(size_), std::nullopt);
+    check.answers[0] = stillness_here(++check.wave);
+    if (!check.answers[0]->still) {  // rank 0 moves: no need to ask the others
+      check.last.clear();
+      return;
+    }
+    StillHeader probe;
+    probe.wave = check.wave;
+    std::lock_guard lock(check_sends);
+    if (stopping.load(std::memory_order_acquire)) return;
+    for (int rank = 1; rank < size_; ++rank) request(rank, kProbe, {}, probe);
+    check.out = true;
+    if (size_ == 1) weigh_stillness();
+  }
+
+  // Rank 0: an answer to this wave; once all have come, weighs them.
+  void take_stillness(int source, const StillHeader& answer) {
+    if (!check.out || answer.wave != check.wave) return;
+    check.answers[static_cast<std::size_t>(source)] = answer;
+    if (std::ranges::all_of(check.answers, [](const auto& a) { return a.has_value(); })) {
+      weigh_stillness();
+    }
+  }
+
+  void weigh_stillness() {
+    check.out = false;
+    std::vector<StillHeader> answers;
+    for (auto& answer : check.answers) answers.push_back(std::move(*answer));
+    std::uint64_t sent_sum = 0, handled_sum = 0;
+    bool still = true, waits = false;
+    for (const StillHeader& answer : answers) {
+      still = still && answer.still;
+      waits = waits || answer.waits;
+      sent_sum += answer.sent;
+      handled_sum += answer.handled;
+    }
+    if (!still || sent_sum != handled_sum || !waits) {
+      check.last.clear();
+      return;
+    }
+    const bool same_as_last =
+        check.last.size() == answers.size() &&
+        std::ranges::equal(answers, check.last, [](const StillHeader& a, const StillHeader& b) {
+          return a.sent == b.sent && a.handled == b.handled;
+        });
+    if (!same_as_last) {  // once more, at once, to see that nothing moved in between
+      check.last = std::move(answers);
+      check.next = std::chrono::steady_clock::now();
+      return;
+    }
+    check.last.clear();
+    std::string message =
+        "deadlock across the cluster: no task on any rank can make progress and no message is "
+        "on its way, so the blocked gets fail instead of hanging.";
+    for (std::size_t rank = 0; rank < answers.size(); ++rank) {
+      if (answers[rank].described.empty()) continue;
+      message += " Rank " + std::to_string(rank) + ": " + answers[rank].described;
+    }
+    std::lock_guard lock(check_sends);
+    if (stopping.load(std::memory_order_acquire)) return;
+    for (int rank = 1; rank < size_; ++rank) {
+      const StillHeader& answer = answers[static_cast<std::size_t>(rank)];
+      if (!answer.waits) continue;
+      request(rank, kDeadlock, {}, DeadlockHeader{message, answer.sent, answer.handled});
+    }
+    if (answers[0].waits) report_deadlock({message, answers[0].sent, answers[0].handled});
+  }
+
+  // Fails this rank's blocked gets with the cluster's deadlock, if it has sent and handled
+  // nothing since it answered (then it is still as it was).
+  void report_deadlock(const DeadlockHeader& header) {
+    if (sent.load() != header.sent || handled.load() != header.handled) return;
+    detail::MutexLock lock(mutex);
+    if (serving) detail::fail_cluster_deadlock(*serving, header.message);
   }
 
   void handle_message(int source, int tag, Bytes bytes, MpiBlocks& blocks) {
@@ -1162,6 +1329,15 @@ struct Cluster::Impl final : detail::ClusterLink {
         directory.settle(header.name, header.address, header.live);
         return;
       }
+      case kProbe:
+        request(0, kProbeReply, {}, stillness_here(read_header<StillHeader>(bytes).wave));
+        return;
+      case kProbeReply:
+        take_stillness(source, read_header<StillHeader>(bytes));
+        return;
+      case kDeadlock:
+        report_deadlock(read_header<DeadlockHeader>(bytes));
+        return;
       case kResult:
       case kFailure: {
         const auto id = take_back<std::uint64_t>(bytes);
@@ -1595,6 +1771,10 @@ Cluster::~Cluster() {
   Impl& impl = *impl_;
   detail::set_cluster_link(nullptr);  // no call leaves from here on; answers still come
   if (!impl.in_mpi) return;
+  {
+    std::lock_guard lock(impl.check_sends);  // the deadlock check sends nothing after this
+    impl.stopping.store(true, std::memory_order_release);
+  }
   for (int rank = 1; rank < impl.size_; ++rank) {
     try {
       impl.transmit(rank, kStop, "");
@@ -1602,7 +1782,6 @@ Cluster::~Cluster() {
       std::cerr << "spindle: rank " << rank << " was not told to stop: " << error.what() << '\n';
     }
   }
-  impl.stopping.store(true, std::memory_order_release);
   if (impl.poller.joinable()) impl.poller.join();
   impl.fail_pending("the cluster ended before the call's rank answered");
   MPI_Comm_free(&impl.comm);

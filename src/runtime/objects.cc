@@ -102,15 +102,18 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
       event->on_complete();
     }
   }
-  // A wait that a deadline, another runtime's task, or no task (a reply from another rank) may
-  // end is never part of a deadlock this runtime can see.
-  bool ends_elsewhere = deadline.has_value();
+  // A wait that a deadline or another runtime's task may end is never part of a deadlock; one
+  // that no task here ends (an answer from another rank) may be part of one across the
+  // cluster, which its check reports (see Scheduler::stillness).
+  bool timed = deadline.has_value();
+  bool remote = false;
   for (ObjectStateBase* object : registered) {
-    if (ends_elsewhere || !caller) break;
+    if (timed || !caller) break;
     const TaskRecord* producer = object->producer;
-    ends_elsewhere = !producer || &producer->scheduler != &caller->scheduler;
+    remote = remote || !producer;
+    timed = producer && &producer->scheduler != &caller->scheduler;
   }
-  BlockedWait wait{caller, event, ends_elsewhere, false, objects, 0};
+  BlockedWait wait{caller, event, timed, remote && !timed, false, objects, 0};
   if (wait.task) {
     wait.task->scheduler.block(wait);
   } else if (objects.size() > kMostPolled && should_spin(registered)) {

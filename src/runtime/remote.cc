@@ -298,6 +298,12 @@ RemoteReply RemoteActor::counted(RemoteReply reply) const {
   };
 }
 
+Stillness stillness(Runtime& runtime) { return scheduler_of(runtime).stillness(); }
+
+void fail_cluster_deadlock(Runtime& runtime, const std::string& message) {
+  scheduler_of(runtime).fail_cluster_deadlock(message);
+}
+
 ClusterLink& live_cluster_link(const std::string& what) {
   if (ClusterLink* link = cluster_link()) return *link;
   throw Error(what + ": the spindle::Cluster has ended, so nothing more goes to other ranks");

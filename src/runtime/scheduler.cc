@@ -900,7 +900,7 @@ void Scheduler::block(BlockedWait& wait) {
   MutexLock lock(mutex_);
   SPINDLE_ASSERT(running_ > 0);
   --running_;
-  ++(wait.timed ? blocked_timed_ : blocked_untimed_);
+  ++blocked_count_locked(wait);
   wait.index = blocked_.size();
   blocked_.push_back(&wait);
   if (const auto& cpu = wait.task->spec->cpu_request) pool_.release(Allocation{cpu, {}});
@@ -917,7 +917,7 @@ void Scheduler::unblock(BlockedWait& wait) {
     blocked_[wait.index] = blocked_.back();  // swap-remove: thousands may be blocked at once
     blocked_[wait.index]->index = wait.index;
     blocked_.pop_back();
-    --(wait.timed ? blocked_timed_ : blocked_untimed_);
+    --blocked_count_locked(wait);
     const auto& cpu = wait.task->spec->cpu_request;
     if (!cpu || (reacquire_.empty() && pool_.try_acquire(cpu))) {
       ++running_;
@@ -943,18 +943,26 @@ void Scheduler::serve_reacquire_locked() {
 // end by a timeout or has already ended, and no queued task fits in what is free. Only a
 // running task could complete what the blocked ones wait for, or free what the queued
 // ones need.
+// A wait on another rank's answer may end when that rank moves: the cluster's check (rank 0
+// asks every rank whether it is still, see cluster.cc) reports those.
 void Scheduler::check_deadlock_locked() {
-  if (running_ > 0 || blocked_timed_ > 0 || blocked_.empty() || !reacquire_.empty() ||
-      !actor_runs_.empty() || best_admissible_locked() || lane_work_admissible_locked()) {
-    return;
-  }
-  bool any_unreported = false;
-  for (BlockedWait* wait : blocked_) {
-    if (wait->event->settled()) return;
-    any_unreported = any_unreported || !wait->reported;
-  }
+  if (blocked_.empty() || blocked_remote_ > 0 || !still_locked()) return;
+  const bool any_unreported =
+      std::ranges::any_of(blocked_, [](const BlockedWait* wait) { return !wait->reported; });
   if (!any_unreported) return;
-  std::exception_ptr error = std::make_exception_ptr(DeadlockError(describe_deadlock_locked()));
+  fail_blocked_locked(std::make_exception_ptr(DeadlockError(describe_deadlock_locked())));
+}
+
+bool Scheduler::still_locked() {
+  if (running_ > 0 || blocked_timed_ > 0 || !reacquire_.empty() || !actor_runs_.empty() ||
+      best_admissible_locked() || lane_work_admissible_locked()) {
+    return false;
+  }
+  return std::ranges::none_of(blocked_,
+                              [](const BlockedWait* wait) { return wait->event->settled(); });
+}
+
+void Scheduler::fail_blocked_locked(const std::exception_ptr& error) {
   for (BlockedWait* wait : blocked_) {
     if (wait->reported) continue;
     wait->reported = true;
@@ -962,11 +970,33 @@ void Scheduler::check_deadlock_locked() {
   }
 }
 
+Stillness Scheduler::stillness() {
+  MutexLock lock(mutex_);
+  Stillness here;
+  here.still = still_locked();
+  here.waits =
+      std::ranges::any_of(blocked_, [](const BlockedWait* wait) { return !wait->reported; });
+  if (here.still && (!blocked_.empty() || queued_ > 0 || lane_tasks_queued() > 0)) {
+    here.described = describe_blocked_locked();
+  }
+  return here;
+}
+
+void Scheduler::fail_cluster_deadlock(const std::string& message) {
+  MutexLock lock(mutex_);
+  if (still_locked()) fail_blocked_locked(std::make_exception_ptr(DeadlockError(message)));
+}
+
 std::string Scheduler::describe_deadlock_locked() const {
+  return "deadlock: no task can make progress, so the blocked gets fail instead of hanging. " +
+         describe_blocked_locked();
+}
+
+std::string Scheduler::describe_blocked_locked() const {
   constexpr std::size_t kMostListed = 8;
   std::ostringstream out;
-  out << "deadlock: no task can make progress, so the blocked gets fail instead of hanging.";
-  out << " Blocked in get:";
+  out << "Blocked in get:";
+  if (blocked_.empty()) out << " none";
   for (std::size_t i = 0; i < blocked_.size() && i < kMostListed; ++i) {
     const BlockedWait& wait = *blocked_[i];
     out << (i ? ";" : "") << ' ' << describe_task(*wait.task) << " holding "
@@ -975,7 +1005,8 @@ std::string Scheduler::describe_deadlock_locked() const {
     for (ObjectStateBase* object : wait.objects) {
       if (object->done() || listed == kMostListed) continue;
       const TaskRecord* producer = object->producer;
-      out << (listed++ ? ", " : " ") << (producer ? describe_task(*producer) : "an object");
+      out << (listed++ ? ", " : " ")
+          << (producer ? describe_task(*producer) : "an answer from another rank");
     }
   }
   out << ". Waiting for resources:";
@@ -1198,7 +1229,7 @@ RuntimeStatus Scheduler::status() const {
                  static_cast<std::int64_t>(settling_.load() + idle_credits) -
                  lingering_.load(std::memory_order_relaxed);
   status.running = static_cast<std::size_t>(std::max<std::int64_t>(0, running));
-  status.blocked = blocked_timed_ + blocked_untimed_;
+  status.blocked = blocked_timed_ + blocked_untimed_ + blocked_remote_;
   status.finished = finished_.load() + lane_finished;
   status.failed = failed_.load() + lane_failed;
   status.cancelled = cancelled_.load();

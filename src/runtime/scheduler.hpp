@@ -24,6 +24,7 @@
 #include "placement/placer.hpp"
 #include "runtime/actor_core.hpp"
 #include "runtime/task_record.hpp"
+#include "spindle/detail/remote.hpp"
 #include "spindle/detail/thread_annotations.hpp"
 #include "spindle/runtime.hpp"
 
@@ -37,7 +38,8 @@ struct BlockedWait {
   TaskRecord* task = nullptr;
   std::shared_ptr<Event> event;
   bool timed = false;     // a deadline or another runtime may end it: never a deadlock
-  bool reported = false;  // already failed by the deadlock check
+  bool remote = false;    // another rank completes what it waits for (see Scheduler::still)
+  bool reported = false;  // already failed by a deadlock check
   std::span<ObjectStateBase* const> objects;
   std::size_t index = 0;  // in the scheduler's list of blocked waits
 };
@@ -214,6 +216,13 @@ class Scheduler final : public ContextOwner {
   void cancel_leftovers() { cancel_lanes(); }
 
   [[nodiscard]] RuntimeStatus status() const;
+  /// For the cluster's deadlock check: whether nothing here can move until a message comes
+  /// from another rank, whether a task here blocks in get not yet reported, and, if still,
+  /// what blocks and waits.
+  [[nodiscard]] Stillness stillness();
+  /// Fails the gets that tasks block in, not yet reported, with `message` (a deadlock across
+  /// the cluster), if nothing here can move still.
+  void fail_cluster_deadlock(const std::string& message);
   /// How many worker threads run tasks (set once by the runtime, before any task).
   void set_workers(unsigned workers);
   [[nodiscard]] unsigned workers() const noexcept { return workers_; }
@@ -273,6 +282,13 @@ class Scheduler final : public ContextOwner {
   void wake_worker_locked() SPINDLE_REQUIRES(mutex_);
   void check_deadlock_locked() SPINDLE_REQUIRES(mutex_);
   std::string describe_deadlock_locked() const SPINDLE_REQUIRES(mutex_);
+  /// What blocks in get, what waits for resources, and what is free.
+  std::string describe_blocked_locked() const SPINDLE_REQUIRES(mutex_);
+  /// Nothing here can move on its own: nothing runs or is about to, no wait may end by a
+  /// timeout or has already ended, no queued task fits.
+  bool still_locked() SPINDLE_REQUIRES(mutex_);
+  /// Fails the waits not yet reported with `error`.
+  void fail_blocked_locked(const std::exception_ptr& error) SPINDLE_REQUIRES(mutex_);
   void settle(TaskRecord& task, Allocation* allocation, std::exception_ptr error, bool retry);
   /// Settles a task taken from a lane: its CPU goes back to the worker's credit (or the pool).
   void settle_lane(TaskRecord& task, Allocation& allocation, std::exception_ptr error, bool retry);
@@ -324,6 +340,9 @@ class Scheduler final : public ContextOwner {
   void cancel_lanes();
   void record(TimelineEvent event);
   void wake_all_idle_locked() SPINDLE_REQUIRES(mutex_);
+  std::size_t& blocked_count_locked(const BlockedWait& wait) SPINDLE_REQUIRES(mutex_) {
+    return wait.timed ? blocked_timed_ : wait.remote ? blocked_remote_ : blocked_untimed_;
+  }
   void note_queued_locked() noexcept SPINDLE_REQUIRES(mutex_) {
     queued_work_.store(queued_ + actor_runs_.size() + reacquire_.size(), std::memory_order_relaxed);
   }
@@ -375,6 +394,7 @@ class Scheduler final : public ContextOwner {
   std::size_t running_ SPINDLE_GUARDED_BY(mutex_) = 0;
   std::size_t blocked_timed_ SPINDLE_GUARDED_BY(mutex_) = 0;
   std::size_t blocked_untimed_ SPINDLE_GUARDED_BY(mutex_) = 0;
+  std::size_t blocked_remote_ SPINDLE_GUARDED_BY(mutex_) = 0;  // on other ranks' answers
   // Kept without the lock, so that a lane task takes it nowhere.
   std::atomic<std::size_t> waiting_{0}, finished_{0}, failed_{0}, cancelled_{0};
   std::atomic<std::size_t> settling_{0};  // counted in running_ until their objects complete

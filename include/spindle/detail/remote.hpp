@@ -233,6 +233,17 @@ class ClusterLink {
   virtual void detach(Runtime& runtime) = 0;
 };
 
+/// What a rank tells the cluster's deadlock check of its runtime.
+struct Stillness {
+  bool still = true;      // nothing here can move until a message comes from another rank
+  bool waits = false;     // a task here blocks in get, not yet reported
+  std::string described;  // when still: what blocks in get and waits for resources, if any
+};
+[[nodiscard]] Stillness stillness(Runtime& runtime);
+/// Fails the gets that tasks of `runtime` block in with `message`, a deadlock across the
+/// cluster, if nothing there can move still.
+void fail_cluster_deadlock(Runtime& runtime, const std::string& message);
+
 /// The link, or null when the process runs alone.
 [[nodiscard]] ClusterLink* cluster_link();
 void set_cluster_link(ClusterLink* link);
