@@ -489,6 +489,23 @@ TEST(Task, SleepingSuspendsOnlyTheFiber) {
   EXPECT_EQ(first.get(60s), 1);
 }
 
+// A worker that polls for the next task between calls from main must still let a sleeping
+// task of its own wake when its time comes.
+TEST(Task, ASleepingTaskWakesWhileMainKeepsItsWorkerBusy) {
+  Runtime rt({.num_workers = 1});
+  auto sleeper = rt.task([] {
+                     this_task::sleep_for(1ms);
+                     return 1;
+                   }).remote();
+  auto empty = rt.task([] {});
+  long round_trips = 0;
+  while (!sleeper.done()) {
+    empty.remote().get();
+    ASSERT_LT(++round_trips, 50'000'000) << "the sleeping task never woke";
+  }
+  EXPECT_EQ(sleeper.get(), 1);
+}
+
 TEST(Task, HundredThousandTasks) {
   Runtime rt;
   auto square = rt.task([](long x) { return x * x; });

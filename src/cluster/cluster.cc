@@ -744,6 +744,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   std::unordered_map<std::uint64_t, Pending> pending SPINDLE_GUARDED_BY(mutex);
   std::uint64_t next_id SPINDLE_GUARDED_BY(mutex) = 1;
   Runtime* serving SPINDLE_GUARDED_BY(mutex) = nullptr;
+  std::vector<Runtime*> runtimes SPINDLE_GUARDED_BY(mutex);  // every one made here, serving too
   // Actors this rank serves for others, by (creator's rank, id there), and local actors it
   // shows to other ranks (by their names), by (this rank, id).
   struct Hosted {
@@ -1085,11 +1086,13 @@ struct Cluster::Impl final : detail::ClusterLink {
   void attach(Runtime& runtime) override {
     detail::MutexLock lock(mutex);
     if (!serving) serving = &runtime;
+    runtimes.push_back(&runtime);
   }
 
   void detach(Runtime& runtime) override {
     std::map<std::pair<int, std::uint64_t>, Hosted> ending;  // destroyed after the lock
     detail::MutexLock lock(mutex);
+    std::erase(runtimes, &runtime);
     if (serving != &runtime) return;
     serving = nullptr;
     ending.swap(hosted);
@@ -1100,7 +1103,6 @@ struct Cluster::Impl final : detail::ClusterLink {
   // Sends `bytes` with the blocks' trailer, then the blocks.
   void transmit(int to, int tag, std::string bytes,
                 const std::vector<detail::Encoded::Block>& blocks = {}) {
-    if (counted(tag)) sent.fetch_add(1);
     std::int32_t blocks_tag = 0;
     if (!blocks.empty()) {
       for (const auto& block : blocks) append(bytes, static_cast<std::uint64_t>(block.size));
@@ -1117,8 +1119,14 @@ struct Cluster::Impl final : detail::ClusterLink {
                   " bytes besides their large arrays (a std::vector, std::string or Buffer of " +
                   "numbers, which travel apart)");
     }
-    check_mpi(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, tag, comm),
-              "MPI_Send");
+    if (counted(tag)) sent.fetch_add(1);  // from before it leaves, unless it never does
+    try {
+      check_mpi(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, to, tag, comm),
+                "MPI_Send");
+    } catch (...) {
+      if (counted(tag)) sent.fetch_sub(1);
+      throw;
+    }
     for (const auto& block : blocks) {
       const char* data = static_cast<const char*>(block.data);
       for (std::size_t done = 0; done < block.size;) {
@@ -1159,7 +1167,7 @@ struct Cluster::Impl final : detail::ClusterLink {
         }
         continue;
       }
-      idle = 0;
+      if (counted(status.MPI_TAG)) idle = 0;  // the deadlock check's probes leave ranks idle
       int count = 0;
       MPI_Get_count(&status, MPI_BYTE, &count);
       Bytes bytes;
@@ -1201,11 +1209,12 @@ struct Cluster::Impl final : detail::ClusterLink {
     here.handled = handled.load();
     {
       detail::MutexLock lock(mutex);
-      if (serving) {
-        detail::Stillness runtime = detail::stillness(*serving);
-        here.still = runtime.still;
-        here.waits = runtime.waits;
-        here.described = std::move(runtime.described);
+      for (Runtime* runtime : runtimes) {
+        detail::Stillness its = detail::stillness(*runtime);
+        here.still = here.still && its.still;
+        here.waits = here.waits || its.waits;
+        if (its.described.empty()) continue;
+        here.described += (here.described.empty() ? "" : " Another runtime: ") + its.described;
       }
     }
     here.still = here.still && collectives_under_way.load() == 0 &&
@@ -1213,11 +1222,13 @@ struct Cluster::Impl final : detail::ClusterLink {
     return here;
   }
 
-  // Rank 0's poller, idle: starts a wave of the deadlock check when one is due (every 50 ms
-  // while some rank moves, at once after a wave that found all still).
+  // Rank 0's poller, idle: starts a wave of the deadlock check when one is due: at once after
+  // a wave that found all still with a task blocked, 50 ms after one that found some rank
+  // moving, and 500 ms after one that found the whole cluster idle. Alone, a rank has only
+  // its own check.
   void probe_stillness() {
     const auto now = std::chrono::steady_clock::now();
-    if (check.out || now < check.next) return;
+    if (size_ == 1 || check.out || now < check.next) return;
     check.next = now + std::chrono::milliseconds(50);
     check.answers.assign(static_cast<std::size_t>(size_), std::nullopt);
     check.answers[0] = stillness_here(++check.wave);
@@ -1231,7 +1242,6 @@ struct Cluster::Impl final : detail::ClusterLink {
     if (stopping.load(std::memory_order_acquire)) return;
     for (int rank = 1; rank < size_; ++rank) request(rank, kProbe, {}, probe);
     check.out = true;
-    if (size_ == 1) weigh_stillness();
   }
 
   // Rank 0: an answer to this wave; once all have come, weighs them.
@@ -1257,6 +1267,9 @@ struct Cluster::Impl final : detail::ClusterLink {
     }
     if (!still || sent_sum != handled_sum || !waits) {
       check.last.clear();
+      if (still && !waits) {  // an idle cluster: looked at less often
+        check.next = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      }
       return;
     }
     const bool same_as_last =
@@ -1279,11 +1292,16 @@ struct Cluster::Impl final : detail::ClusterLink {
     }
     std::lock_guard lock(check_sends);
     if (stopping.load(std::memory_order_acquire)) return;
+    // Rank 0 looks at itself once more, as each rank will when told: if it moved since its
+    // answer (another thread of its sent something), nobody is told.
+    const StillHeader now = stillness_here(check.wave);
+    if (!now.still || now.sent != answers[0].sent || now.handled != answers[0].handled) return;
     for (int rank = 1; rank < size_; ++rank) {
       const StillHeader& answer = answers[static_cast<std::size_t>(rank)];
       if (!answer.waits) continue;
       request(rank, kDeadlock, {}, DeadlockHeader{message, answer.sent, answer.handled});
     }
+    // Last: the tasks it fails here may answer other ranks, which must not move them first.
     if (answers[0].waits) report_deadlock({message, answers[0].sent, answers[0].handled});
   }
 
@@ -1292,7 +1310,7 @@ struct Cluster::Impl final : detail::ClusterLink {
   void report_deadlock(const DeadlockHeader& header) {
     if (sent.load() != header.sent || handled.load() != header.handled) return;
     detail::MutexLock lock(mutex);
-    if (serving) detail::fail_cluster_deadlock(*serving, header.message);
+    for (Runtime* runtime : runtimes) detail::fail_cluster_deadlock(*runtime, header.message);
   }
 
   void handle_message(int source, int tag, Bytes bytes, MpiBlocks& blocks) {

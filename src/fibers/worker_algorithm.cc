@@ -187,16 +187,19 @@ void WorkerAlgorithm::release_spare() noexcept {
 // idle worker, which then sleeps.
 void WorkerAlgorithm::suspend_until(std::chrono::steady_clock::time_point const& until) noexcept {
   auto notified = [this] { return notified_.exchange(false, std::memory_order_acquire); };
+  // The spin is marked with this worker's index, so that one taken by a poller and then
+  // claimed by another idle worker is not taken for this one's.
+  const int me = kIdleWorker + static_cast<int>(index_);
   int free = nobody;
-  if (spinning_ && spinning_->compare_exchange_strong(free, idle_worker, std::memory_order_acquire)) {
+  if (spinning_ && spinning_->compare_exchange_strong(free, me, std::memory_order_acquire)) {
     bool woken = false;
     spin_briefly(
         [&] {
           woken = notified();
-          return woken || spinning_->load(std::memory_order_relaxed) != idle_worker;
+          return woken || spinning_->load(std::memory_order_relaxed) != me;
         },
         until);
-    int mine = idle_worker;  // unless a poller took it
+    int mine = me;  // unless a poller took it
     spinning_->compare_exchange_strong(mine, nobody, std::memory_order_release);
     if (woken) return;
   }

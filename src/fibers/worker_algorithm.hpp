@@ -70,8 +70,9 @@ void note_new_fiber_stack(const FiberStack& stack) noexcept;
 class WorkerAlgorithm final
     : public boost::fibers::algo::algorithm_with_properties<TaskFiberProperties> {
  public:
-  /// Who spins now, in the `spinning` a runtime's workers share (null: no one spins).
-  enum Spin : int { nobody = 0, idle_worker = 1, poller = 2 };
+  /// Who spins now, in the `spinning` a runtime's workers share (null: no one spins): no one,
+  /// a poller, or the idle worker whose index is the value less kIdleWorker.
+  enum Spin : int { nobody = 0, poller = 1, kIdleWorker = 2 };
   /// `spinning` lets one worker at a time spin: an idle one before it sleeps, or a runner
   /// polling for tasks (try_spin), which takes the spin from an idle one. `owner` names what
   /// the worker serves (its runtime's scheduler), so that code can tell its own workers from

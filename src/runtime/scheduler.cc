@@ -393,7 +393,10 @@ std::optional<Admitted> Scheduler::next_task() {
   for (;;) {
     if (queued_work_.load(std::memory_order_relaxed) == 0 && lanes_hold_tasks() &&
         (own.credit || acquire_credit(own))) {
-      if (std::optional<Admitted> admitted = take_lane_task(own, index)) return admitted;
+      if (std::optional<Admitted> admitted = take_lane_task(own, index)) {
+        wake_another_if_more();  // submits a poller took in did not wake anyone
+        return admitted;
+      }
     }
     if (own.credit) {
       if (std::optional<Admitted> admitted = poll_lanes(own, *algorithm)) return admitted;
@@ -466,16 +469,25 @@ std::optional<Admitted> Scheduler::poll_lanes(Lane& own, WorkerAlgorithm& algori
   if (others_wait() || !algorithm.try_spin()) return std::nullopt;
   poller_cpu_.store(cpu, std::memory_order_relaxed);
   lane_pollers_.fetch_add(1);
-  spin_briefly([&] { return lanes_hold_tasks() || others_wait(); });
+  // Now and then the worker's dispatcher runs (the runner yields, keeping its role), so that
+  // sleeping fibers whose time has come are made ready and end the poll.
+  unsigned polls = 0;
+  spin_briefly([&] {
+    if (++polls % 64 == 0) yield_fiber();
+    return lanes_hold_tasks() || others_wait();
+  });
   lane_pollers_.fetch_sub(1);
   algorithm.stop_spinning();
   if (others_wait() || !lanes_hold_tasks()) return std::nullopt;
   std::optional<Admitted> admitted = take_lane_task(own, algorithm.index() % workers_);
-  if (admitted && lanes_hold_tasks() && idle_count_.load() > 0) {
-    MutexLock lock(mutex_);
-    wake_worker_locked();
-  }
+  if (admitted) wake_another_if_more();
   return admitted;
+}
+
+void Scheduler::wake_another_if_more() {
+  if (idle_count_.load(std::memory_order_relaxed) == 0 || !lanes_hold_tasks()) return;
+  MutexLock lock(mutex_);
+  wake_worker_locked();
 }
 
 bool Scheduler::lane_eligible(const TaskRecord& task) const noexcept {

@@ -304,6 +304,9 @@ class Scheduler final : public ContextOwner {
   std::optional<Admitted> take_lane_task(Lane& own, unsigned worker);
   /// Polls the lanes briefly, holding the worker's credit, for a task to take.
   std::optional<Admitted> poll_lanes(Lane& own, WorkerAlgorithm& algorithm);
+  /// After a worker took a lane task: wakes an idle worker if more are listed (the submits
+  /// that a poller took in woke no one).
+  void wake_another_if_more();
   /// A queued lane task: the calling worker's oldest, else another lane's newest.
   std::shared_ptr<TaskRecord> take_from_lanes(unsigned worker);
   /// Takes a CPU from the pool as the worker's credit; false if none is free.
