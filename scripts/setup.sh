@@ -14,8 +14,10 @@ packages=(
   # Cluster mode: Open MPI (mpirun) carries calls, cereal serialises them.
   libopenmpi-dev openmpi-bin libcereal-dev
   # The ThreadSanitizer suite: LLVM 14's TSan runtime (Debian's default Clang) breaks on
-  # spindle's fiber switches (its deadlock detector crashes); Clang 16's works.
-  clang-16 libclang-rt-16-dev
+  # spindle's fiber switches (its deadlock detector crashes); Clang 16's works. Its
+  # suppressions match function names, so it needs LLVM 16's symbolizer (in llvm-16, which
+  # clang-16 only recommends): without it every suppressed race is reported.
+  clang-16 libclang-rt-16-dev llvm-16
 )
 
 # libFuzzer comes with Clang's runtime libraries, packaged per Clang version.

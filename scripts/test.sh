@@ -80,7 +80,13 @@ if [[ ! -f build-tsan/build.ninja ]]; then
     -DCMAKE_CXX_COMPILER=clang++-16 -DSPINDLE_CUDA=OFF -DSPINDLE_SANITIZE=thread
 fi
 cmake --build build-tsan --parallel "$(nproc)"
-TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:handle_segv=0:allocator_may_return_null=1:print_suppressions=1" \
+# The suppressions match function names: the symbolizer is named, not looked for.
+tsan_symbolizer=/usr/lib/llvm-16/bin/llvm-symbolizer
+if [[ ! -x $tsan_symbolizer ]]; then
+  echo "no $tsan_symbolizer (Debian's llvm-16): ThreadSanitizer's suppressions need it" >&2
+  exit 1
+fi
+TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:handle_segv=0:allocator_may_return_null=1:print_suppressions=1:external_symbolizer_path=$tsan_symbolizer" \
   ctest --test-dir build-tsan --output-on-failure --parallel "$(nproc)" -E '^fiber_algorithms_smoke$'
 echo "== ThreadSanitizer suppressions matched, over the whole suite:"
 awk '/^ThreadSanitizer: Matched/ { listing = 1; next }
