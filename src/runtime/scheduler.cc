@@ -958,10 +958,9 @@ void Scheduler::serve_reacquire_locked() {
 // A wait on another rank's answer may end when that rank moves: the cluster's check (rank 0
 // asks every rank whether it is still, see cluster.cc) reports those.
 void Scheduler::check_deadlock_locked() {
-  if (blocked_.empty() || blocked_remote_ > 0 || !still_locked()) return;
-  const bool any_unreported =
-      std::ranges::any_of(blocked_, [](const BlockedWait* wait) { return !wait->reported; });
-  if (!any_unreported) return;
+  if (blocked_.empty() || blocked_remote_ > 0 || !still_locked() || !any_unreported_locked()) {
+    return;
+  }
   fail_blocked_locked(std::make_exception_ptr(DeadlockError(describe_deadlock_locked())));
 }
 
@@ -972,6 +971,10 @@ bool Scheduler::still_locked() {
   }
   return std::ranges::none_of(blocked_,
                               [](const BlockedWait* wait) { return wait->event->settled(); });
+}
+
+bool Scheduler::any_unreported_locked() const {
+  return std::ranges::any_of(blocked_, [](const BlockedWait* wait) { return !wait->reported; });
 }
 
 void Scheduler::fail_blocked_locked(const std::exception_ptr& error) {
@@ -986,8 +989,7 @@ Stillness Scheduler::stillness() {
   MutexLock lock(mutex_);
   Stillness here;
   here.still = still_locked();
-  here.waits =
-      std::ranges::any_of(blocked_, [](const BlockedWait* wait) { return !wait->reported; });
+  here.waits = any_unreported_locked();
   if (here.still && (!blocked_.empty() || queued_ > 0 || lane_tasks_queued() > 0)) {
     here.described = describe_blocked_locked();
   }

@@ -38,7 +38,7 @@ struct BlockedWait {
   TaskRecord* task = nullptr;
   std::shared_ptr<Event> event;
   bool timed = false;     // a deadline or another runtime may end it: never a deadlock
-  bool remote = false;    // another rank completes what it waits for (see Scheduler::still)
+  bool remote = false;    // another rank completes what it waits for (see Scheduler::stillness)
   bool reported = false;  // already failed by a deadlock check
   std::span<ObjectStateBase* const> objects;
   std::size_t index = 0;  // in the scheduler's list of blocked waits
@@ -287,6 +287,8 @@ class Scheduler final : public ContextOwner {
   /// Nothing here can move on its own: nothing runs or is about to, no wait may end by a
   /// timeout or has already ended, no queued task fits.
   bool still_locked() SPINDLE_REQUIRES(mutex_);
+  /// Whether a blocked wait was not yet failed by a deadlock check.
+  bool any_unreported_locked() const SPINDLE_REQUIRES(mutex_);
   /// Fails the waits not yet reported with `error`.
   void fail_blocked_locked(const std::exception_ptr& error) SPINDLE_REQUIRES(mutex_);
   void settle(TaskRecord& task, Allocation* allocation, std::exception_ptr error, bool retry);
