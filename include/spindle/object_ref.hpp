@@ -48,7 +48,8 @@ class ObjectStateBase {
   ObjectStateBase() = default;
   ObjectStateBase(const ObjectStateBase&) = delete;
   ObjectStateBase& operator=(const ObjectStateBase&) = delete;
-  virtual ~ObjectStateBase() = default;
+  // Frees the waiter list of an object that never completed.
+  virtual ~ObjectStateBase();
 
   [[nodiscard]] Status status() const noexcept { return status_.load(std::memory_order_acquire); }
   [[nodiscard]] bool done() const noexcept { return status() != Status::pending; }
@@ -79,15 +80,23 @@ class ObjectStateBase {
  private:
   void complete(Status status, std::exception_ptr error) noexcept;
 
+  // One registered waiter; an object keeps them in a list, newest first.
+  struct WaiterNode {
+    std::shared_ptr<Waiter> waiter;
+    WaiterNode* next;
+  };
+  static void delete_list(WaiterNode* node) noexcept;
+
   // Whether waiters were ever added: an object nobody waits for completes with one
   // compare-and-swap and no lock (most task results are read after they are done).
+  // Every task's result is one of these, so they are laid out small: 40 bytes.
   enum class Waiters : std::uint8_t { none, some, closed };
   std::atomic<Status> status_{Status::pending};
   std::atomic<bool> claimed_{false};  // by the first completion
   std::atomic<Waiters> waiters_state_{Waiters::none};
-  Mutex mutex_;  // never held while blocking
+  SpinLock lock_;  // held for a few instructions, never while blocking
   std::exception_ptr error_;  // written once, by the completion that claimed the object
-  std::vector<std::shared_ptr<Waiter>> waiters_ SPINDLE_GUARDED_BY(mutex_);
+  WaiterNode* waiters_ SPINDLE_GUARDED_BY(lock_) = nullptr;
 };
 
 template <typename T>

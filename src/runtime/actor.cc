@@ -64,7 +64,6 @@ void ActorCore::submit(std::shared_ptr<TaskRecord> call) {
   call->dependencies(dependencies);  // throws for an empty ref, before anything is queued
   call->actor = shared_from_this();
   call->id = scheduler.next_id();
-  call->owner = &scheduler;
   const bool resolved = dependencies.empty();
   call->pending_dependencies.store(
       resolved ? 0 : static_cast<std::int32_t>(dependencies.size()) + 1, std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 // Objects: completion, waiters, and blocking until objects are done.
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #include "fibers/event.hpp"
 #include "fibers/spin.hpp"
@@ -10,19 +11,42 @@
 
 namespace spindle::detail {
 
+// Runs once no other thread can reach the object, so without the lock.
+ObjectStateBase::~ObjectStateBase() SPINDLE_NO_THREAD_SAFETY_ANALYSIS { delete_list(waiters_); }
+
 bool ObjectStateBase::add_waiter(std::shared_ptr<Waiter> waiter) {
-  MutexLock lock(mutex_);
+  auto* node = new WaiterNode{std::move(waiter), nullptr};
+  SpinLockGuard lock(lock_);
   auto state = Waiters::none;
   if (!waiters_state_.compare_exchange_strong(state, Waiters::some) && state == Waiters::closed) {
-    return false;  // completed
+    delete node;  // completed
+    return false;
   }
-  waiters_.push_back(std::move(waiter));
+  node->next = waiters_;
+  waiters_ = node;
   return true;
 }
 
 void ObjectStateBase::remove_waiter(const Waiter* waiter) {
-  MutexLock lock(mutex_);
-  std::erase_if(waiters_, [&](const auto& w) { return w.get() == waiter; });
+  WaiterNode* removed = nullptr;
+  {
+    SpinLockGuard lock(lock_);
+    for (WaiterNode** link = &waiters_; *link != nullptr;) {
+      WaiterNode* node = *link;
+      if (node->waiter.get() == waiter) {
+        *link = node->next;
+        node->next = removed;
+        removed = node;
+      } else {
+        link = &node->next;
+      }
+    }
+  }
+  delete_list(removed);  // outside the lock: a waiter's last owner may be freed here
+}
+
+void ObjectStateBase::delete_list(WaiterNode* node) noexcept {
+  while (node != nullptr) delete std::exchange(node, node->next);
 }
 
 void ObjectStateBase::fail(std::exception_ptr error) noexcept {
@@ -30,20 +54,29 @@ void ObjectStateBase::fail(std::exception_ptr error) noexcept {
 }
 
 // The first completion wins (the runtime may fail an object its producer never ran); later
-// ones do nothing. Completing takes no lock unless someone waits.
+// ones do nothing. Completing takes no lock unless someone waits. Waiters are told in the
+// order they registered.
 void ObjectStateBase::complete(Status status, std::exception_ptr error) noexcept {
   if (claimed_.exchange(true, std::memory_order_acq_rel)) return;  // completed already
   error_ = std::move(error);
   status_.store(status, std::memory_order_release);  // the value and error are visible first
   auto none = Waiters::none;
   if (waiters_state_.compare_exchange_strong(none, Waiters::closed)) return;  // nobody waits
-  std::vector<std::shared_ptr<Waiter>> waiters;
+  WaiterNode* newest_first = nullptr;
   {
-    MutexLock lock(mutex_);
+    SpinLockGuard lock(lock_);
     waiters_state_.store(Waiters::closed, std::memory_order_release);
-    waiters.swap(waiters_);
+    newest_first = std::exchange(waiters_, nullptr);
   }
-  for (const auto& waiter : waiters) waiter->on_complete();
+  WaiterNode* oldest_first = nullptr;
+  while (newest_first != nullptr) {
+    WaiterNode* node = std::exchange(newest_first, newest_first->next);
+    node->next = std::exchange(oldest_first, node);
+  }
+  for (WaiterNode* node = oldest_first; node != nullptr; node = node->next) {
+    node->waiter->on_complete();
+  }
+  delete_list(oldest_first);
 }
 
 namespace {
@@ -55,7 +88,7 @@ bool should_spin(std::span<ObjectStateBase* const> pending) {
   for (ObjectStateBase* object : pending) {
     if (object->done()) continue;
     if (const TaskRecord* producer = object->producer) {
-      return producer->scheduler.has_idle_worker();
+      return producer->scheduler().has_idle_worker();
     }
   }
   return false;
@@ -87,7 +120,7 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   // A task waiting without a deadline first runs what it waits for, where it may, inline.
   if (caller && !deadline) {
     for (std::size_t i = 0; i < objects.size() && done_count < needed; ++i) {
-      if (done[i] || !caller->scheduler.run_inline(*caller, *objects[i])) continue;
+      if (done[i] || !caller->scheduler().run_inline(*caller, *objects[i])) continue;
       done_count += done[i] = objects[i]->done();  // a retried task is queued again
     }
     if (done_count >= needed) return true;
@@ -111,16 +144,16 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
     if (timed || !caller) break;
     const TaskRecord* producer = object->producer;
     remote = remote || !producer;
-    timed = producer && &producer->scheduler != &caller->scheduler;
+    timed = producer && &producer->scheduler() != &caller->scheduler();
   }
   BlockedWait wait{caller, event, timed, remote && !timed, false, objects, 0};
   if (wait.task) {
-    wait.task->scheduler.block(wait);
+    wait.task->scheduler().block(wait);
   } else if (objects.size() > kMostPolled && should_spin(registered)) {
     spin_briefly([&] { return event->settled(); }, deadline.value_or(Clock::time_point::max()));
   }
   bool satisfied = event->wait(deadline);
-  if (wait.task) wait.task->scheduler.unblock(wait);
+  if (wait.task) wait.task->scheduler().unblock(wait);
   for (ObjectStateBase* object : registered) object->remove_waiter(event.get());
   if (std::exception_ptr error = event->error()) std::rethrow_exception(error);
   return satisfied;

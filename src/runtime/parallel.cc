@@ -22,12 +22,12 @@ void parallel_for(std::size_t n, std::size_t grain,
   grain = std::max<std::size_t>(grain, 1);
   TaskRecord* parent = current_task();
   std::size_t grains = (n + grain - 1) / grain;
-  std::size_t pieces = parent ? std::min<std::size_t>(parent->scheduler.workers(), grains) : 1;
+  std::size_t pieces = parent ? std::min<std::size_t>(parent->scheduler().workers(), grains) : 1;
   if (pieces <= 1) {
     if (n > 0) body(0, n);
     return;
   }
-  Scheduler& scheduler = parent->scheduler;
+  Scheduler& scheduler = parent->scheduler();
   auto spec = std::make_shared<TaskSpec>();
   spec->name = "parallel_for piece";
   spec->request = scheduler.request_for(ResourceSet());

@@ -117,7 +117,7 @@ void Runtime::cancel_object(detail::ObjectStateBase& object) {
   if (task->is_actor_call()) {
     task->actor->cancel(*task);
   } else {
-    task->scheduler.cancel(*task);
+    task->scheduler().cancel(*task);
   }
 }
 
@@ -295,7 +295,7 @@ Runtime& runtime() {
         "this_task::runtime() is called outside a task: only a task (or an actor's "
         "method) has a runtime running it");
   }
-  return *task->scheduler.runtime();
+  return *task->scheduler().runtime();
 }
 
 std::uint64_t id() {
@@ -310,7 +310,7 @@ std::string name() {
 
 bool cancelled() {
   detail::TaskRecord* task = detail::current_task();
-  return task && (task->cancel_requested.load() || task->scheduler.stopping());
+  return task && (task->cancel_requested.load() || task->scheduler().stopping());
 }
 
 DeviceKind device_kind() {

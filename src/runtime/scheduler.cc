@@ -35,7 +35,7 @@ void TaskRecord::on_complete() noexcept {
   if (is_actor_call()) {
     actor->call_resolved();
   } else {
-    scheduler.dependencies_resolved(*this);
+    scheduler().dependencies_resolved(*this);
   }
 }
 
@@ -137,7 +137,6 @@ void Scheduler::submit(std::shared_ptr<TaskRecord> task) {
   std::vector<ObjectStateBase*> dependencies;
   task->dependencies(dependencies);
   task->id = next_id();
-  task->owner = this;
   task->lane = lane_eligible(*task);
   if (stopping()) {
     task->phase = TaskRecord::Phase::finished;
@@ -154,7 +153,7 @@ void Scheduler::submit(std::shared_ptr<TaskRecord> task) {
   // before anything is registered: a runtime stopping meanwhile refuses it.
   auto foreign = [this](const ObjectStateBase& dependency) {
     const TaskRecord* producer = dependency.producer;
-    return !producer || &producer->scheduler != this;
+    return !producer || &producer->scheduler() != this;
   };
   std::shared_ptr<Waiter> link;
   for (ObjectStateBase* dependency : dependencies) {
@@ -671,7 +670,7 @@ bool lends(const TaskRecord& caller, const TaskSpec& task) {
 bool Scheduler::run_inline(TaskRecord& caller, ObjectStateBase& object) {
   TaskRecord* const task = object.producer;
   // Another runtime's task is that runtime's to run.
-  if (!task || &task->scheduler != this || task->creates_actor || task->actor ||
+  if (!task || &task->scheduler() != this || task->creates_actor || task->actor ||
       task->spec->codelet ||
       !lends(caller, *task->spec) || task->phase != TaskRecord::Phase::queued ||
       !enough_stack_to_inline()) {

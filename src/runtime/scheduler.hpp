@@ -422,6 +422,10 @@ class Scheduler final : public ContextOwner {
   std::size_t timeline_dropped_ SPINDLE_GUARDED_BY(timeline_mutex_) = 0;
 };
 
+inline Scheduler& TaskRecord::scheduler() const noexcept {
+  return *static_cast<Scheduler*>(owner);
+}
+
 /// Whether the calling code runs inside a task, and which.
 TaskRecord* current_task() noexcept;
 void set_current_task(TaskRecord* task) noexcept;

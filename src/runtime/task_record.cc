@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <new>
 
+#include "runtime/scheduler.hpp"
+
 namespace spindle::detail {
 namespace {
 
@@ -13,51 +15,66 @@ constexpr std::size_t round_up(std::size_t bytes, std::size_t align) {
   return (bytes + align - 1) / align * align;
 }
 
-// Allocates the control block std::allocate_shared asks for with `tail_bytes` more after it,
-// aligned to `tail_align`, and tells where they start. The block is freed with the alignment
-// it was allocated with, which every rebound copy keeps.
+// What allocate_task asks of the allocator: its tail's size and alignment, and where the
+// tail starts once allocated. Passed through the thread, so that the allocator the control
+// block keeps holds nothing (or only the alignment, for an over-aligned body).
+struct TailRequest {
+  std::size_t bytes;
+  std::size_t align;
+  void* tail = nullptr;
+};
+thread_local TailRequest* tail_request = nullptr;
+
+// Allocates `head` bytes, then the requested tail, in one block.
+void* allocate_with_tail(std::size_t head, bool over_aligned) {
+  TailRequest& request = *tail_request;
+  const std::size_t head_bytes = round_up(head, request.align);
+  const std::size_t bytes = head_bytes + request.bytes;
+  void* block = over_aligned ? ::operator new(bytes, std::align_val_t{request.align})
+                             : ::operator new(bytes);
+  request.tail = static_cast<std::byte*>(block) + head_bytes;
+  return block;
+}
+
+// The allocator std::allocate_shared is given for a body aligned as operator new aligns:
+// empty, so that the control block spends nothing on it.
 template <typename T>
 struct TailAllocator {
   using value_type = T;
 
-  std::size_t tail_bytes;
-  std::size_t tail_align;
-  void** tail;  // set by allocate; read only by make
-
-  TailAllocator(std::size_t bytes, std::size_t align, void** where)
-      : tail_bytes(bytes), tail_align(align), tail(where) {}
+  TailAllocator() = default;
   template <typename U>
-  TailAllocator(const TailAllocator<U>& other)  // NOLINT: rebinding converts implicitly
-      : tail_bytes(other.tail_bytes), tail_align(other.tail_align), tail(other.tail) {}
+  TailAllocator(const TailAllocator<U>& /*other*/) {}  // NOLINT: rebinding converts implicitly
 
-  [[nodiscard]] std::size_t head_bytes(std::size_t n) const {
-    return round_up(n * sizeof(T), tail_align);
-  }
-  // Over-aligned blocks only when asked: the aligned operator new takes a slower path.
-  [[nodiscard]] bool over_aligned() const {
-    return std::max(alignof(T), tail_align) > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
-  }
-  [[nodiscard]] std::align_val_t alignment() const {
-    return std::align_val_t{std::max(alignof(T), tail_align)};
-  }
+  T* allocate(std::size_t n) { return static_cast<T*>(allocate_with_tail(n * sizeof(T), false)); }
+  void deallocate(T* block, std::size_t /*n*/) noexcept { ::operator delete(block); }
 
-  T* allocate(std::size_t n) {
-    const std::size_t bytes = head_bytes(n) + tail_bytes;
-    void* block = over_aligned() ? ::operator new(bytes, alignment()) : ::operator new(bytes);
-    *tail = static_cast<std::byte*>(block) + head_bytes(n);
-    return static_cast<T*>(block);
+  template <typename U>
+  bool operator==(const TailAllocator<U>& /*other*/) const noexcept {
+    return true;
   }
+};
+
+// For an over-aligned body (or record): keeps the alignment to free the block with.
+template <typename T>
+struct AlignedTailAllocator {
+  using value_type = T;
+
+  std::size_t align;
+
+  explicit AlignedTailAllocator(std::size_t align) : align(align) {}
+  template <typename U>
+  AlignedTailAllocator(const AlignedTailAllocator<U>& other)  // NOLINT: rebinding
+      : align(other.align) {}
+
+  T* allocate(std::size_t n) { return static_cast<T*>(allocate_with_tail(n * sizeof(T), true)); }
   void deallocate(T* block, std::size_t /*n*/) noexcept {
-    if (over_aligned()) {
-      ::operator delete(block, alignment());
-    } else {
-      ::operator delete(block);
-    }
+    ::operator delete(block, std::align_val_t{align});
   }
 
   template <typename U>
-  bool operator==(const TailAllocator<U>& other) const noexcept {
-    return tail_bytes == other.tail_bytes && tail_align == other.tail_align;
+  bool operator==(const AlignedTailAllocator<U>& other) const noexcept {
+    return align == other.align;
   }
 };
 
@@ -66,8 +83,23 @@ struct TailAllocator {
 std::shared_ptr<TaskRecord> allocate_task(Scheduler& scheduler,
                                           std::shared_ptr<const TaskSpec> spec,
                                           std::size_t bytes, std::size_t align, void*& body) {
-  return std::allocate_shared<TaskRecord>(TailAllocator<TaskRecord>(bytes, align, &body),
-                                          scheduler, std::move(spec));
+  // The control block's own alignment is at most the record's, which new's default covers.
+  static_assert(alignof(TaskRecord) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  TailRequest request{bytes, std::max(align, alignof(TaskRecord))};
+  tail_request = &request;
+  std::shared_ptr<TaskRecord> record =
+      request.align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__
+          ? std::allocate_shared<TaskRecord>(TailAllocator<TaskRecord>(), scheduler,
+                                             std::move(spec))
+          : std::allocate_shared<TaskRecord>(AlignedTailAllocator<TaskRecord>(request.align),
+                                             scheduler, std::move(spec));
+  body = request.tail;
+  return record;
+}
+
+TaskRecord::TaskRecord(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec)
+    : spec(std::move(spec)) {
+  owner = &scheduler;
 }
 
 void attach_body(TaskRecord& record, TaskBody& body) noexcept { record.attach(body); }

@@ -25,8 +25,7 @@ class TaskRecord final : public ExecutionContext,
  public:
   enum class Phase : std::uint8_t { waiting, queued, running, finished };
 
-  TaskRecord(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec)
-      : scheduler(scheduler), spec(std::move(spec)) {}
+  TaskRecord(Scheduler& scheduler, std::shared_ptr<const TaskSpec> spec);
   ~TaskRecord() override;
   TaskRecord(const TaskRecord&) = delete;
   TaskRecord& operator=(const TaskRecord&) = delete;
@@ -65,38 +64,42 @@ class TaskRecord final : public ExecutionContext,
   /// actor dies (Runtime::cancel may ask from another thread at that moment).
   [[nodiscard]] bool is_actor_call() const noexcept { return !creates_actor && actor; }
 
-  Scheduler& scheduler;
+  /// The scheduler it was made for, which is also its context's owner.
+  [[nodiscard]] Scheduler& scheduler() const noexcept;
+
+  // Fields are ordered so that the small ones share words: a queued task costs its record.
+
   /// Fixed once the task is queued; placement swaps a codelet's for its GPU variant, under
   /// the scheduler's mutex, as it queues.
   std::shared_ptr<const TaskSpec> spec;
   std::uint64_t id = 0;
   std::atomic<std::int32_t> pending_dependencies{0};
+  /// Runs started; written only by whoever starts the task.
+  int attempts = 0;
+  /// Moves forward only (a retry queues it again); changed by compare-and-swap where a
+  /// cancel may race (the scheduler's lanes), else under the owner's mutex (scheduler, actor).
+  std::atomic<Phase> phase{Phase::waiting};
   std::atomic<bool> cancel_requested{false};
   /// An actor call's caller cancelled it (not a kill): it is never run again. Under the
   /// actor's mutex.
   bool cancelled_by_caller = false;
-  /// The actor this task creates, or whose method it calls; null for plain tasks. A creation
-  /// drops it once it completes, so that actor and creation do not own each other.
-  std::shared_ptr<ActorCore> actor;
   /// Set on an actor's creation: on success its allocation passes to the actor.
   bool creates_actor = false;
   /// Its demand is one CPU: it queues in a worker's lane and runs on that worker's credit.
   bool lane = false;
+  /// The kind placement chose, counted by it until the task finishes; guarded by the
+  /// scheduler's mutex once the task is resolved.
+  std::optional<DeviceKind> placed_on;
+  /// The actor this task creates, or whose method it calls; null for plain tasks. A creation
+  /// drops it once it completes, so that actor and creation do not own each other.
+  std::shared_ptr<ActorCore> actor;
   /// While it is listed in a lane (whose entries are plain pointers), the record owns itself
   /// through this; whoever takes the entry takes the ownership.
   std::shared_ptr<TaskRecord> queued_self;
-  /// Moves forward only (a retry queues it again); changed by compare-and-swap where a
-  /// cancel may race (the scheduler's lanes), else under the owner's mutex (scheduler, actor).
-  std::atomic<Phase> phase{Phase::waiting};
-  /// Runs started; written only by whoever starts the task.
-  int attempts = 0;
   /// A codelet's: the bytes of its arguments, and the run time placement expected (0 when
   /// the model had no estimate).
   std::size_t input_bytes = 0;
   double expected_seconds = 0;
-  /// The kind placement chose, counted by it until the task finishes; guarded by the
-  /// scheduler's mutex once the task is resolved.
-  std::optional<DeviceKind> placed_on;
 
  private:
   TaskBody* body_ = nullptr;  // in the same block, after the record; null until attached
