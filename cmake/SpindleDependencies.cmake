@@ -24,6 +24,9 @@ else()
 endif()
 
 find_package(Boost 1.74 REQUIRED COMPONENTS fiber context)
+# oneTBB's scalable allocator (libtbb-dev) for task records, which a worker frees on another
+# thread than the one that made them.
+find_package(TBB REQUIRED COMPONENTS tbbmalloc)
 
 # Cluster mode: cereal serialises calls (libcereal-dev, header only, always needed) and Open
 # MPI carries them (libopenmpi-dev). The portable build leaves MPI out: Debian ships no

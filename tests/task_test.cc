@@ -63,7 +63,7 @@ TEST(Task, DependencyChainsAndDiamonds) {
   EXPECT_EQ(bottom.get(), 31);
 }
 
-// A result shares its task's block; the arguments must not live on with it.
+// A result is kept apart from its task's record; the arguments must not live on with it.
 TEST(Task, AKeptResultDoesNotKeepItsArguments) {
   Runtime rt;
   auto input = std::make_shared<int>(7);
@@ -95,8 +95,8 @@ TEST(Task, AKeptResultDoesNotKeepItsArguments) {
   EXPECT_EQ(input.use_count(), 1);
 }
 
-// A task's arguments and result live in its record's block: an over-aligned type keeps its
-// alignment there.
+// A task's arguments live in its record's block, its result in a block of its own: an
+// over-aligned type keeps its alignment in both.
 TEST(Task, OverAlignedArgumentsAndResultsKeepTheirAlignment) {
   struct alignas(128) Wide {
     double values[16] = {};
@@ -111,6 +111,21 @@ TEST(Task, OverAlignedArgumentsAndResultsKeepTheirAlignment) {
     EXPECT_EQ(reinterpret_cast<std::uintptr_t>(&made.get()) % 128, 0u);
     EXPECT_EQ(made.get().values[0], i);
   }
+}
+
+// Refs keep only their results: the tasks' records, and with them the function's copies, are
+// freed once the tasks have run (at the latest with their runtime).
+TEST(Task, KeptRefsKeepNeitherTheirTasksRecordsNorTheFunction) {
+  auto captured = std::make_shared<int>(5);
+  std::vector<ObjectRef<int>> kept;
+  {
+    Runtime rt({.num_cpus = 2, .num_workers = 2});
+    auto read = rt.task([captured](int plus) { return *captured + plus; });
+    for (int i = 0; i < 100; ++i) kept.push_back(read.remote(i));
+    for (auto& ref : kept) ref.get();
+  }
+  EXPECT_EQ(captured.use_count(), 1);  // the function that captured it is gone
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(kept[i].get(), 5 + i);
 }
 
 TEST(Task, ARefOutlivesItsRuntime) {

@@ -272,7 +272,7 @@ class ActorHandle {
                                                 detail::call_spec_of(actor),
                                                 Invoker{state_, std::move(method)},
                                                 std::forward<Args>(args)...);
-    auto ref = detail::result_ref(call, *body);
+    auto ref = detail::result_ref(*body);
     detail::submit_call(actor, std::move(call));
     return ref;
   }
@@ -429,7 +429,7 @@ class ActorFactory {
     auto [creation, body] = detail::make_task<Creation>(
         detail::scheduler_of(*core), spec_->creation, detail::ConstructActor<T>{instance},
         std::forward<Args>(args)...);
-    std::shared_ptr<detail::ObjectState<void>> created = detail::result_ref(creation, *body).state();
+    std::shared_ptr<detail::ObjectState<void>> created = detail::result_ref(*body).state();
     ActorHandle<T> handle(detail::launch_actor(*runtime_, std::move(core), std::move(creation),
                                                std::move(created), typeid(T)));
     if (claim) detail::expose_cluster_name(std::move(claim), handle.core_, made, typeid(T));

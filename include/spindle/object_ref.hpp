@@ -69,9 +69,25 @@ class ObjectStateBase {
   /// Completes the object with an error; does nothing if it is already done.
   void fail(std::exception_ptr error) noexcept;
 
-  /// The task that computes this object, if any; used by cancel and in error messages. A
-  /// task's object lives inside its record, so the record outlives it.
-  TaskRecord* producer = nullptr;
+  /// The task that computes this object, kept alive by the returned pointer; null once that
+  /// task's record is gone (it finished, or never ran), or if no task computes it. Used by
+  /// cancel, inline runs and error messages.
+  [[nodiscard]] std::shared_ptr<TaskRecord> producer() const;
+  /// Whether a task of this process computes the object (rather than `put`, or an answer
+  /// from another rank); stays true once that task is gone.
+  [[nodiscard]] bool made_by_task() const noexcept { return made_by_task_; }
+  /// Calls `look(*task)` with the task that computes this object, if it is still there, and
+  /// returns what it returns (or `otherwise`). Cheaper than producer(), as it takes no share
+  /// of the record, but `look` runs under the object's lock: it must only read a few fields.
+  template <typename Look, typename Result>
+  Result look_at_producer(Look look, Result otherwise) const {
+    SpinLockGuard lock(lock_);
+    return producer_ ? look(*producer_) : otherwise;
+  }
+  /// Set by the task's record when its body is built, before the object is shared.
+  void set_producer(TaskRecord& task) noexcept;
+  /// Called by the task's record as it is destroyed.
+  void forget_producer() noexcept;
 
  protected:
   /// Completes the object once its value is stored.
@@ -89,14 +105,20 @@ class ObjectStateBase {
 
   // Whether waiters were ever added: an object nobody waits for completes with one
   // compare-and-swap and no lock (most task results are read after they are done).
-  // Every task's result is one of these, so they are laid out small: 40 bytes.
+  // Every task's result is one of these, and a kept ref keeps only it: they are laid out
+  // small, 40 bytes.
   enum class Waiters : std::uint8_t { none, some, closed };
   std::atomic<Status> status_{Status::pending};
   std::atomic<bool> claimed_{false};  // by the first completion
   std::atomic<Waiters> waiters_state_{Waiters::none};
-  SpinLock lock_;  // held for a few instructions, never while blocking
+  bool made_by_task_ = false;  // set before the object is shared
+  mutable SpinLock lock_;  // held for a few instructions, never while blocking
   std::exception_ptr error_;  // written once, by the completion that claimed the object
   WaiterNode* waiters_ SPINDLE_GUARDED_BY(lock_) = nullptr;
+  // Not owned: the record lives apart and is freed once it has run, while refs keep only
+  // this object. Its destructor clears the pointer under the lock, so a reader holding the
+  // lock may still try to take a share of it.
+  TaskRecord* producer_ SPINDLE_GUARDED_BY(lock_) = nullptr;
 };
 
 template <typename T>

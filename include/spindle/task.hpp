@@ -194,6 +194,31 @@ std::shared_ptr<TaskRecord> allocate_task(Scheduler& scheduler,
 /// Joins the built body to its record.
 void attach_body(TaskRecord& record, TaskBody& body) noexcept;
 
+/// Memory for the runtime's small, short-lived blocks (task records and results), from an
+/// allocator made for blocks freed on another thread than the one that made them, as a task's
+/// record is. Defined with the runtime.
+void* allocate_block(std::size_t bytes, std::size_t align);
+void free_block(void* block, std::size_t align) noexcept;
+
+/// An allocator on allocate_block; empty, so that a shared_ptr's control block spends nothing
+/// on it.
+template <typename T>
+struct BlockAllocator {
+  using value_type = T;
+
+  BlockAllocator() = default;
+  template <typename U>
+  BlockAllocator(const BlockAllocator<U>& /*other*/) noexcept {}  // NOLINT: rebinding
+
+  T* allocate(std::size_t n) { return static_cast<T*>(allocate_block(n * sizeof(T), alignof(T))); }
+  void deallocate(T* block, std::size_t /*n*/) noexcept { free_block(block, alignof(T)); }
+
+  template <typename U>
+  bool operator==(const BlockAllocator<U>& /*other*/) const noexcept {
+    return true;
+  }
+};
+
 template <typename T>
 struct IsObjectRef : std::false_type {};
 template <typename T>
@@ -311,15 +336,17 @@ class TypedTask final : public TaskBody {
 
   void publish() override {
     if constexpr (std::is_void_v<Value>) {
-      result_.set_value();
+      result_->set_value();
     } else {
-      result_.set_value(std::move(*staged_));
+      result_->set_value(std::move(*staged_));
       staged_.reset();
     }
   }
 
-  ObjectStateBase& result() noexcept override { return result_; }
-  [[nodiscard]] ObjectState<Value>& result_state() noexcept { return result_; }
+  ObjectStateBase& result() noexcept override { return *result_; }
+  [[nodiscard]] const std::shared_ptr<ObjectState<Value>>& result_state() const noexcept {
+    return result_;
+  }
 
   void dependencies(std::vector<ObjectStateBase*>& out) const override {
     std::size_t index = 0;
@@ -368,13 +395,16 @@ class TypedTask final : public TaskBody {
 
   Invoker invoker_;
   std::optional<std::tuple<Stored...>> args_;
-  ObjectState<Value> result_;
+  // Apart from the task's block, so that a kept ref keeps the result only.
+  std::shared_ptr<ObjectState<Value>> result_ =
+      std::allocate_shared<ObjectState<Value>>(BlockAllocator<ObjectState<Value>>());
   struct Nothing {};
   [[no_unique_address]] std::conditional_t<std::is_void_v<Value>, Nothing, std::optional<Value>>
       staged_;
 };
 
-/// A new task: its record, and the body `Body(args...)` built in the same block.
+/// A new task: its record, and the body `Body(args...)` built in the same block (its result
+/// is a block of its own).
 template <typename Body, typename... Args>
 std::pair<std::shared_ptr<TaskRecord>, Body*> make_task(Scheduler& scheduler,
                                                         std::shared_ptr<const TaskSpec> spec,
@@ -387,12 +417,10 @@ std::pair<std::shared_ptr<TaskRecord>, Body*> make_task(Scheduler& scheduler,
   return {std::move(record), body};
 }
 
-/// A ref to a task's result: it shares ownership of the task's block.
+/// A ref to a task's result.
 template <typename Body>
-ObjectRef<typename Body::Value> result_ref(const std::shared_ptr<TaskRecord>& record,
-                                           Body& body) {
-  return ObjectRef<typename Body::Value>(
-      std::shared_ptr<ObjectState<typename Body::Value>>(record, &body.result_state()));
+ObjectRef<typename Body::Value> result_ref(Body& body) {
+  return ObjectRef<typename Body::Value>(body.result_state());
 }
 
 /// Submits a task to the runtime's scheduler (defined with the runtime).
@@ -473,7 +501,7 @@ class TaskFactory {
     auto [task, body] = detail::make_task<Task>(detail::scheduler_of(*runtime_), spec_,
                                                 detail::SharedFunction<F>{f_},
                                                 std::forward<Args>(args)...);
-    auto ref = detail::result_ref(task, *body);
+    auto ref = detail::result_ref(*body);
     detail::submit(*runtime_, std::move(task));
     return ref;
   }
@@ -504,7 +532,7 @@ class TaskFactory {
     auto [task, body] = detail::make_task<Task>(detail::scheduler_of(*runtime_), std::move(spec),
                                                 detail::SharedFunction<Call>{std::move(call)},
                                                 std::forward<Args>(args)...);
-    auto ref = detail::result_ref(task, *body);
+    auto ref = detail::result_ref(*body);
     detail::submit(*runtime_, std::move(task));
     return ref;
   }

@@ -11,6 +11,24 @@
 
 namespace spindle::detail {
 
+std::shared_ptr<TaskRecord> ObjectStateBase::producer() const {
+  SpinLockGuard lock(lock_);
+  // Null if the record's last owner is already destroying it (its destructor then waits here
+  // to clear the pointer, so the record's memory is still there to look at).
+  return producer_ ? producer_->weak_from_this().lock() : nullptr;
+}
+
+// No other thread can see the object yet: no lock is needed.
+void ObjectStateBase::set_producer(TaskRecord& task) noexcept SPINDLE_NO_THREAD_SAFETY_ANALYSIS {
+  producer_ = &task;
+  made_by_task_ = true;
+}
+
+void ObjectStateBase::forget_producer() noexcept {
+  SpinLockGuard lock(lock_);
+  producer_ = nullptr;
+}
+
 // Runs once no other thread can reach the object, so without the lock.
 ObjectStateBase::~ObjectStateBase() SPINDLE_NO_THREAD_SAFETY_ANALYSIS { delete_list(waiters_); }
 
@@ -87,8 +105,10 @@ namespace {
 bool should_spin(std::span<ObjectStateBase* const> pending) {
   for (ObjectStateBase* object : pending) {
     if (object->done()) continue;
-    if (const TaskRecord* producer = object->producer) {
-      return producer->scheduler().has_idle_worker();
+    if (object->made_by_task()) {
+      return object->look_at_producer(
+          [](const TaskRecord& producer) { return producer.scheduler().has_idle_worker(); },
+          true);  // its record is gone: it has just completed
     }
   }
   return false;
@@ -142,8 +162,8 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   bool remote = false;
   for (ObjectStateBase* object : registered) {
     if (timed || !caller) break;
-    const TaskRecord* producer = object->producer;
-    remote = remote || !producer;
+    const std::shared_ptr<TaskRecord> producer = object->producer();
+    remote = remote || !object->made_by_task();
     timed = producer && &producer->scheduler() != &caller->scheduler();
   }
   BlockedWait wait{caller, event, timed, remote && !timed, false, objects, 0};

@@ -109,8 +109,8 @@ Runtime::~Runtime() {
 PerfModel& Runtime::perf_model() { return *impl_->model; }
 
 void Runtime::cancel_object(detail::ObjectStateBase& object) {
-  // A finished task's record may outlive its runtime (a ref keeps it): it is not touched.
-  detail::TaskRecord* task = object.producer;
+  // The record is held here, so that it outlives this call even if its task finishes now.
+  const std::shared_ptr<detail::TaskRecord> task = object.producer();
   if (!task || task->phase.load(std::memory_order_acquire) == detail::TaskRecord::Phase::finished) {
     return;
   }

@@ -152,8 +152,8 @@ void Scheduler::submit(std::shared_ptr<TaskRecord> task) {
   // Dependencies another runtime (or no task) completes reach it through one link, made
   // before anything is registered: a runtime stopping meanwhile refuses it.
   auto foreign = [this](const ObjectStateBase& dependency) {
-    const TaskRecord* producer = dependency.producer;
-    return !producer || &producer->scheduler() != this;
+    return dependency.look_at_producer(
+        [this](const TaskRecord& producer) { return &producer.scheduler() != this; }, true);
   };
   std::shared_ptr<Waiter> link;
   for (ObjectStateBase* dependency : dependencies) {
@@ -400,6 +400,7 @@ std::optional<Admitted> Scheduler::next_task() {
     if (own.credit) {
       if (std::optional<Admitted> admitted = poll_lanes(own, *algorithm)) return admitted;
     }
+    own.retired.clear();
     MutexLock lock(mutex_);
     if (own.credit) release_credit_locked(own);  // for the work below, or for others
     if (!actor_runs_.empty()) {  // actors hold their resources already: they go first
@@ -468,6 +469,7 @@ std::optional<Admitted> Scheduler::poll_lanes(Lane& own, WorkerAlgorithm& algori
   if (others_wait() || !algorithm.try_spin()) return std::nullopt;
   poller_cpu_.store(cpu, std::memory_order_relaxed);
   lane_pollers_.fetch_add(1);
+  own.retired.clear();  // a submit from now on finds this worker polling
   // Now and then the worker's dispatcher runs (the runner yields, keeping its role), so that
   // sleeping fibers whose time has come are made ready and end the poll.
   unsigned polls = 0;
@@ -481,6 +483,13 @@ std::optional<Admitted> Scheduler::poll_lanes(Lane& own, WorkerAlgorithm& algori
   std::optional<Admitted> admitted = take_lane_task(own, algorithm.index() % workers_);
   if (admitted) wake_another_if_more();
   return admitted;
+}
+
+void Scheduler::retire(Lane& own, std::shared_ptr<TaskRecord> task) {
+  constexpr std::size_t kBatch = 32;
+  if (own.retired.capacity() < kBatch) own.retired.reserve(kBatch);
+  own.retired.push_back(std::move(task));
+  if (own.retired.size() == kBatch) own.retired.clear();
 }
 
 void Scheduler::wake_another_if_more() {
@@ -668,7 +677,7 @@ bool lends(const TaskRecord& caller, const TaskSpec& task) {
 }  // namespace
 
 bool Scheduler::run_inline(TaskRecord& caller, ObjectStateBase& object) {
-  TaskRecord* const task = object.producer;
+  const std::shared_ptr<TaskRecord> task = object.producer();
   // Another runtime's task is that runtime's to run.
   if (!task || &task->scheduler() != this || task->creates_actor || task->actor ||
       task->spec->codelet ||
@@ -724,6 +733,7 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
   std::exception_ptr error = run_task(task, worker, &admitted.allocation);
   if (task.lane) {
     settle_lane(task, admitted.allocation, error, should_retry(task, error));
+    retire(own_lane(), std::move(admitted.task));
   } else {
     settle(task, &admitted.allocation, error, should_retry(task, error));
   }
@@ -1017,9 +1027,11 @@ std::string Scheduler::describe_blocked_locked() const {
     std::size_t listed = 0;
     for (ObjectStateBase* object : wait.objects) {
       if (object->done() || listed == kMostListed) continue;
-      const TaskRecord* producer = object->producer;
+      const std::shared_ptr<TaskRecord> producer = object->producer();
       out << (listed++ ? ", " : " ")
-          << (producer ? describe_task(*producer) : "an answer from another rank");
+          << (producer                 ? describe_task(*producer)
+              : object->made_by_task() ? "a task that just finished"
+                                       : "an answer from another rank");
     }
   }
   out << ". Waiting for resources:";

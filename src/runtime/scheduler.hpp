@@ -78,6 +78,9 @@ struct alignas(64) Lane {
   std::atomic<std::int64_t> queued{0};
   /// The worker's credit; touched only by that worker's fibers.
   std::optional<Allocation> credit;
+  /// Lane tasks this worker ran, freed once it looks for work again, or in batches while it
+  /// is busy (see Scheduler::retire). Touched only by the worker's fibers.
+  std::vector<std::shared_ptr<TaskRecord>> retired;
   // Written only by the lane's worker, summed by status(): no line is shared on the way.
   alignas(64) std::atomic<std::size_t> finished{0};
   std::atomic<std::size_t> failed{0};
@@ -309,6 +312,10 @@ class Scheduler final : public ContextOwner {
   /// After a worker took a lane task: wakes an idle worker if more are listed (the submits
   /// that a poller took in woke no one).
   void wake_another_if_more();
+  /// Keeps the record of a lane task this worker ran, for a while: freeing it at once would
+  /// delay the worker's next look at the lanes past the caller's next submit, and records
+  /// freed in a batch share the lines they touch (their spec's count, the allocator's).
+  void retire(Lane& own, std::shared_ptr<TaskRecord> task);
   /// A queued lane task: the calling worker's oldest, else another lane's newest.
   std::shared_ptr<TaskRecord> take_from_lanes(unsigned worker);
   /// Takes a CPU from the pool as the worker's credit; false if none is free.

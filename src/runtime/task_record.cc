@@ -1,10 +1,14 @@
-// One allocation per task: the shared_ptr's control block holds the record, and the body
-// follows it in the same block. See task_record.hpp.
+// One allocation per task record: the shared_ptr's control block holds the record, and the
+// body follows it in the same block. See task_record.hpp.
 #include "runtime/task_record.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <new>
+
+#if !defined(SPINDLE_PLAIN_BLOCKS)
+#include <tbb/scalable_allocator.h>
+#endif
 
 #include "runtime/scheduler.hpp"
 
@@ -26,12 +30,10 @@ struct TailRequest {
 thread_local TailRequest* tail_request = nullptr;
 
 // Allocates `head` bytes, then the requested tail, in one block.
-void* allocate_with_tail(std::size_t head, bool over_aligned) {
+void* allocate_with_tail(std::size_t head) {
   TailRequest& request = *tail_request;
   const std::size_t head_bytes = round_up(head, request.align);
-  const std::size_t bytes = head_bytes + request.bytes;
-  void* block = over_aligned ? ::operator new(bytes, std::align_val_t{request.align})
-                             : ::operator new(bytes);
+  void* block = allocate_block(head_bytes + request.bytes, request.align);
   request.tail = static_cast<std::byte*>(block) + head_bytes;
   return block;
 }
@@ -46,8 +48,10 @@ struct TailAllocator {
   template <typename U>
   TailAllocator(const TailAllocator<U>& /*other*/) {}  // NOLINT: rebinding converts implicitly
 
-  T* allocate(std::size_t n) { return static_cast<T*>(allocate_with_tail(n * sizeof(T), false)); }
-  void deallocate(T* block, std::size_t /*n*/) noexcept { ::operator delete(block); }
+  T* allocate(std::size_t n) { return static_cast<T*>(allocate_with_tail(n * sizeof(T))); }
+  void deallocate(T* block, std::size_t /*n*/) noexcept {
+    free_block(block, __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  }
 
   template <typename U>
   bool operator==(const TailAllocator<U>& /*other*/) const noexcept {
@@ -67,9 +71,9 @@ struct AlignedTailAllocator {
   AlignedTailAllocator(const AlignedTailAllocator<U>& other)  // NOLINT: rebinding
       : align(other.align) {}
 
-  T* allocate(std::size_t n) { return static_cast<T*>(allocate_with_tail(n * sizeof(T), true)); }
+  T* allocate(std::size_t n) { return static_cast<T*>(allocate_with_tail(n * sizeof(T))); }
   void deallocate(T* block, std::size_t /*n*/) noexcept {
-    ::operator delete(block, std::align_val_t{align});
+    free_block(block, align);
   }
 
   template <typename U>
@@ -79,6 +83,38 @@ struct AlignedTailAllocator {
 };
 
 }  // namespace
+
+// oneTBB's scalable allocator: a block freed on another thread goes back to the thread that
+// made it without a lock, where glibc's malloc would make the two threads contend for its
+// arena (a task's record is made by the submitting thread and freed by a worker). Under a
+// sanitizer, operator new (see CMakeLists.txt).
+void* allocate_block(std::size_t bytes, std::size_t align) {
+  const bool aligned = align > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+#if defined(SPINDLE_PLAIN_BLOCKS)
+  return aligned ? ::operator new(bytes, std::align_val_t{align}) : ::operator new(bytes);
+#else
+  void* block = aligned ? scalable_aligned_malloc(bytes, align) : scalable_malloc(bytes);
+  if (block == nullptr) throw std::bad_alloc();
+  return block;
+#endif
+}
+
+void free_block(void* block, std::size_t align) noexcept {
+  const bool aligned = align > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+#if defined(SPINDLE_PLAIN_BLOCKS)
+  if (aligned) {
+    ::operator delete(block, std::align_val_t{align});
+  } else {
+    ::operator delete(block);
+  }
+#else
+  if (aligned) {
+    scalable_aligned_free(block);
+  } else {
+    scalable_free(block);
+  }
+#endif
+}
 
 std::shared_ptr<TaskRecord> allocate_task(Scheduler& scheduler,
                                           std::shared_ptr<const TaskSpec> spec,
@@ -106,13 +142,16 @@ void attach_body(TaskRecord& record, TaskBody& body) noexcept { record.attach(bo
 
 void TaskRecord::attach(TaskBody& body) noexcept {
   body_ = &body;
-  body.result().producer = this;
+  body.result().set_producer(*this);
 }
 
 // The body was built in this block after the record, so the record ends its life: first the
-// body (its result object, arguments, function), then the record's own fields.
+// body (its arguments, function and share of the result), then the record's own fields. The
+// result may live on, held by refs; it forgets its producer first.
 TaskRecord::~TaskRecord() {
-  if (body_) body_->~TaskBody();
+  if (!body_) return;
+  body_->result().forget_producer();
+  body_->~TaskBody();
 }
 
 }  // namespace spindle::detail

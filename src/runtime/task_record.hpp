@@ -1,10 +1,9 @@
 // The task record: what the scheduler keeps of a submitted task and mutates as it runs.
 //
-// A record and the task's body (the typed function, arguments and result object that
-// task.hpp builds) share one allocation: the body sits right after the record, and a ref to
-// the result shares ownership of the whole block. So a task costs one allocation, and the
-// record lives as long as its task runs or a ref to its result exists. Arguments are dropped
-// once the task has run for good, so that a kept result does not keep its inputs.
+// A record and the task's body (the typed function, its arguments and a share of the result
+// object, which task.hpp builds) share one allocation: the body sits right after the record.
+// The result is a block of its own, shared with the refs. The scheduler alone owns the
+// record, which is freed once the task has run for good: a kept ref keeps the result only.
 #pragma once
 
 #include <atomic>
