@@ -239,6 +239,7 @@ void ActorCore::finish(std::shared_ptr<TaskRecord> call, unsigned worker) {
   } else {
     call->publish();
   }
+  scheduler.drop_finished(std::move(call));
 }
 
 bool ActorCore::may_rebuild_locked() const {

@@ -492,6 +492,11 @@ void Scheduler::retire(Lane& own, std::shared_ptr<TaskRecord> task) {
   if (own.retired.size() == kBatch) own.retired.clear();
 }
 
+void Scheduler::drop_finished(std::shared_ptr<TaskRecord> task) {
+  WorkerAlgorithm* algorithm = worker_algorithm();
+  if (algorithm && algorithm->owner() == this) retire(own_lane(), std::move(task));
+}
+
 void Scheduler::wake_another_if_more() {
   if (idle_count_.load(std::memory_order_relaxed) == 0 || !lanes_hold_tasks()) return;
   MutexLock lock(mutex_);

@@ -190,6 +190,9 @@ class Scheduler final : public ContextOwner {
   void count_call(bool failed) noexcept {
     (failed ? calls_failed_ : calls_finished_).fetch_add(1, std::memory_order_relaxed);
   }
+  /// Drops a finished task's record: on one of this scheduler's workers, with the lane
+  /// tasks it ran (see retire); elsewhere at once.
+  void drop_finished(std::shared_ptr<TaskRecord> task);
 
   /// For workers: the next task to run, admitted with its resources; nullopt once the
   /// runtime stops. Suspends the calling fiber while there is nothing to run.
