@@ -184,6 +184,8 @@ class TaskBody {
   [[nodiscard]] virtual std::optional<ArgumentFailure> failed_argument() const = 0;
   /// Drops the stored arguments once the task will not run again.
   virtual void release_arguments() noexcept = 0;
+  /// Drops the body's share of the result once it is published; result() is then invalid.
+  virtual void release_result() noexcept = 0;
 };
 
 /// A new record with room for a body of `bytes` (aligned to `align`) right after it, in one
@@ -366,6 +368,7 @@ class TypedTask final : public TaskBody {
   }
 
   void release_arguments() noexcept override { args_.reset(); }
+  void release_result() noexcept override { result_.reset(); }
 
  private:
   template <typename A>

@@ -486,6 +486,7 @@ std::optional<Admitted> Scheduler::poll_lanes(Lane& own, WorkerAlgorithm& algori
 }
 
 void Scheduler::retire(Lane& own, std::shared_ptr<TaskRecord> task) {
+  task->detach_result();  // a value nobody refers to is freed now, not with the batch
   constexpr std::size_t kBatch = 32;
   if (own.retired.capacity() < kBatch) own.retired.reserve(kBatch);
   own.retired.push_back(std::move(task));
@@ -737,8 +738,9 @@ void Scheduler::execute(Admitted admitted, unsigned worker) {
   TaskRecord& task = *admitted.task;
   std::exception_ptr error = run_task(task, worker, &admitted.allocation);
   if (task.lane) {
-    settle_lane(task, admitted.allocation, error, should_retry(task, error));
-    retire(own_lane(), std::move(admitted.task));
+    if (settle_lane(task, admitted.allocation, error, should_retry(task, error))) {
+      retire(own_lane(), std::move(admitted.task));
+    }
   } else {
     settle(task, &admitted.allocation, error, should_retry(task, error));
   }
@@ -848,7 +850,7 @@ void Scheduler::settle(TaskRecord& task, Allocation* allocation, std::exception_
 // Without the lock when the task ran on the worker's runner, which takes the CPU back as its
 // credit and goes on to the next task; through it when the task blocked and lost the runner's
 // role (the runner may be idle, and a credit left with it would be stranded).
-void Scheduler::settle_lane(TaskRecord& task, Allocation& allocation, std::exception_ptr error,
+bool Scheduler::settle_lane(TaskRecord& task, Allocation& allocation, std::exception_ptr error,
                             bool retry) {
   SPINDLE_ASSERT(task.lane && task.phase == TaskRecord::Phase::running);
   WorkerAlgorithm& algorithm = *worker_algorithm();
@@ -861,7 +863,8 @@ void Scheduler::settle_lane(TaskRecord& task, Allocation& allocation, std::excep
     own.credit = std::move(allocation);
     set_idle_credit(own, true);
   }
-  if (error && retry && !stopping() && !task.cancel_requested) {
+  const bool finished = !(error && retry && !stopping() && !task.cancel_requested);
+  if (!finished) {
     task.phase = TaskRecord::Phase::queued;
     push_lane(task.shared_from_this());
   } else {
@@ -869,7 +872,7 @@ void Scheduler::settle_lane(TaskRecord& task, Allocation& allocation, std::excep
     count_settled(own, error != nullptr);
     publish_outcome(task, error);
   }
-  if (!to_pool) return;
+  if (!to_pool) return finished;
   MutexLock lock(mutex_);
   pool_.release(allocation);
   --running_;
@@ -877,6 +880,7 @@ void Scheduler::settle_lane(TaskRecord& task, Allocation& allocation, std::excep
   serve_reacquire_locked();
   wake_worker_locked();
   check_deadlock_locked();
+  return finished;
 }
 
 void Scheduler::settle_inline_lane(TaskRecord& task, std::exception_ptr error) {

@@ -299,7 +299,8 @@ class Scheduler final : public ContextOwner {
   void fail_blocked_locked(const std::exception_ptr& error) SPINDLE_REQUIRES(mutex_);
   void settle(TaskRecord& task, Allocation* allocation, std::exception_ptr error, bool retry);
   /// Settles a task taken from a lane: its CPU goes back to the worker's credit (or the pool).
-  void settle_lane(TaskRecord& task, Allocation& allocation, std::exception_ptr error, bool retry);
+  /// Returns whether the task finished (false when it was queued again).
+  bool settle_lane(TaskRecord& task, Allocation& allocation, std::exception_ptr error, bool retry);
   /// Settles a lane task run inline: what it ran on stays the caller's.
   void settle_inline_lane(TaskRecord& task, std::exception_ptr error);
   void publish_outcome(TaskRecord& task, std::exception_ptr error);
@@ -315,7 +316,8 @@ class Scheduler final : public ContextOwner {
   /// After a worker took a lane task: wakes an idle worker if more are listed (the submits
   /// that a poller took in woke no one).
   void wake_another_if_more();
-  /// Keeps the record of a lane task this worker ran, for a while: freeing it at once would
+  /// Keeps the record of a finished task this worker ran, for a while, without its result
+  /// (TaskRecord::detach_result), which its refs alone keep: freeing the record at once would
   /// delay the worker's next look at the lanes past the caller's next submit, and records
   /// freed in a batch share the lines they touch (their spec's count, the allocator's).
   void retire(Lane& own, std::shared_ptr<TaskRecord> task);

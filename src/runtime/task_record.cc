@@ -150,8 +150,15 @@ void TaskRecord::attach(TaskBody& body) noexcept {
 // result may live on, held by refs; it forgets its producer first.
 TaskRecord::~TaskRecord() {
   if (!body_) return;
-  body_->result().forget_producer();
+  detach_result();
   body_->~TaskBody();
+}
+
+void TaskRecord::detach_result() noexcept {
+  if (!body_ || result_detached_) return;
+  result_detached_ = true;
+  body_->result().forget_producer();
+  body_->release_result();
 }
 
 }  // namespace spindle::detail

@@ -36,7 +36,11 @@ class TaskRecord final : public ExecutionContext,
   void run() { body_->run(); }
   /// Makes the kept result the value of the task's object (see TaskBody::publish).
   void publish() { body_->publish(); }
+  /// The task's object; not after detach_result.
   [[nodiscard]] ObjectStateBase& result() noexcept { return body_->result(); }
+  /// Lets go of the result of a task that finished for good: the record no longer reaches
+  /// it, nor it the record. Only the record's last holder calls it (or its destructor).
+  void detach_result() noexcept;
   void dependencies(std::vector<ObjectStateBase*>& out) const { body_->dependencies(out); }
   void inputs(std::vector<DataInput>& out) const { body_->inputs(out); }
   [[nodiscard]] std::optional<ArgumentFailure> failed_argument() const {
@@ -102,6 +106,7 @@ class TaskRecord final : public ExecutionContext,
 
  private:
   TaskBody* body_ = nullptr;  // in the same block, after the record; null until attached
+  bool result_detached_ = false;
 };
 
 }  // namespace spindle::detail
