@@ -182,7 +182,7 @@ class TaskBody {
   virtual void inputs(std::vector<DataInput>& out) const = 0;
   /// The first argument whose object failed, if any.
   [[nodiscard]] virtual std::optional<ArgumentFailure> failed_argument() const = 0;
-  /// Drops the stored arguments once the task will not run again.
+  /// Drops the stored arguments, and the function, once the task will not run again.
   virtual void release_arguments() noexcept = 0;
   /// Drops the body's share of the result once it is published; result() is then invalid.
   virtual void release_result() noexcept = 0;
@@ -323,16 +323,16 @@ class TypedTask final : public TaskBody {
 
   template <typename... Args>
   explicit TypedTask(Invoker invoker, Args&&... args)
-      : invoker_(std::move(invoker)), args_(std::in_place, std::forward<Args>(args)...) {}
+      : bound_(std::in_place, std::move(invoker), std::forward<Args>(args)...) {}
 
   void run() override {
     auto call = [this](const Stored&... args) -> decltype(auto) {
-      return std::invoke(invoker_, resolve(args)...);
+      return std::invoke(bound_->invoker, resolve(args)...);
     };
     if constexpr (std::is_void_v<Value>) {
-      std::apply(call, *args_);
+      std::apply(call, bound_->args);
     } else {
-      staged_.emplace(std::apply(call, *args_));
+      staged_.emplace(std::apply(call, bound_->args));
     }
   }
 
@@ -352,22 +352,23 @@ class TypedTask final : public TaskBody {
 
   void dependencies(std::vector<ObjectStateBase*>& out) const override {
     std::size_t index = 0;
-    std::apply([&](const Stored&... args) { (add_dependency(args, index++, out), ...); }, *args_);
+    std::apply([&](const Stored&... args) { (add_dependency(args, index++, out), ...); },
+               bound_->args);
   }
 
   void inputs(std::vector<DataInput>& out) const override {
-    std::apply([&](const Stored&... args) { (add_input(args, out), ...); }, *args_);
+    std::apply([&](const Stored&... args) { (add_input(args, out), ...); }, bound_->args);
   }
 
   [[nodiscard]] std::optional<ArgumentFailure> failed_argument() const override {
     std::optional<ArgumentFailure> failure;
     std::size_t index = 0;
     std::apply([&](const Stored&... args) { (check_argument(args, index++, failure), ...); },
-               *args_);
+               bound_->args);
     return failure;
   }
 
-  void release_arguments() noexcept override { args_.reset(); }
+  void release_arguments() noexcept override { bound_.reset(); }
   void release_result() noexcept override { result_.reset(); }
 
  private:
@@ -396,8 +397,16 @@ class TypedTask final : public TaskBody {
     }
   }
 
-  Invoker invoker_;
-  std::optional<std::tuple<Stored...>> args_;
+  // The function and its arguments, dropped together once the task will not run again: what
+  // either holds (a lambda's captures, an actor's state) must not live on with the record.
+  struct Bound {
+    template <typename... Args>
+    explicit Bound(Invoker invoker, Args&&... args)
+        : invoker(std::move(invoker)), args(std::forward<Args>(args)...) {}
+    Invoker invoker;
+    std::tuple<Stored...> args;
+  };
+  std::optional<Bound> bound_;
   // Apart from the task's block, so that a kept ref keeps the result only.
   std::shared_ptr<ObjectState<Value>> result_ =
       std::allocate_shared<ObjectState<Value>>(BlockAllocator<ObjectState<Value>>());

@@ -34,15 +34,17 @@ ObjectStateBase::~ObjectStateBase() SPINDLE_NO_THREAD_SAFETY_ANALYSIS { delete_l
 
 bool ObjectStateBase::add_waiter(std::shared_ptr<Waiter> waiter) {
   auto* node = new WaiterNode{std::move(waiter), nullptr};
-  SpinLockGuard lock(lock_);
-  auto state = Waiters::none;
-  if (!waiters_state_.compare_exchange_strong(state, Waiters::some) && state == Waiters::closed) {
-    delete node;  // completed
-    return false;
+  {
+    SpinLockGuard lock(lock_);
+    auto state = Waiters::none;
+    if (waiters_state_.compare_exchange_strong(state, Waiters::some) || state != Waiters::closed) {
+      node->next = waiters_;
+      waiters_ = node;
+      return true;
+    }
   }
-  node->next = waiters_;
-  waiters_ = node;
-  return true;
+  delete node;  // completed; outside the lock, as the waiter's last owner may go with it
+  return false;
 }
 
 void ObjectStateBase::remove_waiter(const Waiter* waiter) {

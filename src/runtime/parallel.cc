@@ -32,14 +32,15 @@ void parallel_for(std::size_t n, std::size_t grain,
   spec->name = "parallel_for piece";
   spec->request = scheduler.request_for(ResourceSet());
   auto bound = [&](std::size_t piece) { return std::min(n, (grains * piece / pieces) * grain); };
-  std::vector<std::shared_ptr<TaskRecord>> tasks;
+  // The results are held here: a finished piece's record lets go of its own.
+  std::vector<std::shared_ptr<ObjectState<void>>> held;
   std::vector<ObjectStateBase*> results;
   for (std::size_t piece = 1; piece < pieces; ++piece) {
     auto [task, piece_body] =
         make_task<TypedTask<Piece>>(scheduler, spec, Piece{&body, bound(piece), bound(piece + 1)});
-    results.push_back(&piece_body->result());
-    scheduler.submit(task);
-    tasks.push_back(std::move(task));
+    held.push_back(piece_body->result_state());
+    results.push_back(held.back().get());
+    scheduler.submit(std::move(task));
   }
   std::exception_ptr first_error;
   try {

@@ -121,6 +121,8 @@ Scheduler::Scheduler(ResourceSet totals, std::size_t max_timeline_events,
 void Scheduler::set_workers(unsigned workers) {
   workers_ = workers;
   lanes_ = std::make_unique<Lane[]>(workers);
+  // Reserved now: retire must not allocate, after a task's result is published.
+  for (unsigned i = 0; i < workers; ++i) lanes_[i].retired.reserve(kRetiredBatch);
 }
 
 std::shared_ptr<const ResourceRequest> Scheduler::request_for(const ResourceSet& demand) {
@@ -487,10 +489,11 @@ std::optional<Admitted> Scheduler::poll_lanes(Lane& own, WorkerAlgorithm& algori
 
 void Scheduler::retire(Lane& own, std::shared_ptr<TaskRecord> task) {
   task->detach_result();  // a value nobody refers to is freed now, not with the batch
-  constexpr std::size_t kBatch = 32;
-  if (own.retired.capacity() < kBatch) own.retired.reserve(kBatch);
+  // A fiber that is not the runner (a task that blocked, or one with a stack of its own) may
+  // not pass by the lanes again for a long time: it frees the record now.
+  if (worker_algorithm()->runner() != boost::fibers::context::active()) return;
   own.retired.push_back(std::move(task));
-  if (own.retired.size() == kBatch) own.retired.clear();
+  if (own.retired.size() == kRetiredBatch) own.retired.clear();
 }
 
 void Scheduler::drop_finished(std::shared_ptr<TaskRecord> task) {

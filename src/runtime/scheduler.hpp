@@ -54,6 +54,8 @@ struct Admitted {
 /// A worker's lane: tasks whose demand is one CPU (the default), queued and taken without any
 /// lock, run on the worker's credit: a CPU it takes from the pool while it has such work and
 /// gives back when it has none. Other workers take from it when theirs is empty.
+inline constexpr std::size_t kRetiredBatch = 32;
+
 struct alignas(64) Lane {
   Lane() = default;
   Lane(const Lane&) = delete;
@@ -78,8 +80,9 @@ struct alignas(64) Lane {
   std::atomic<std::int64_t> queued{0};
   /// The worker's credit; touched only by that worker's fibers.
   std::optional<Allocation> credit;
-  /// Lane tasks this worker ran, freed once it looks for work again, or in batches while it
-  /// is busy (see Scheduler::retire). Touched only by the worker's fibers.
+  /// Records of finished tasks this worker's runner ran, freed once it looks for work again,
+  /// or kRetiredBatch at a time while it is busy (see Scheduler::retire); their arguments,
+  /// function and result are gone already. Touched only by the worker's fibers.
   std::vector<std::shared_ptr<TaskRecord>> retired;
   // Written only by the lane's worker, summed by status(): no line is shared on the way.
   alignas(64) std::atomic<std::size_t> finished{0};

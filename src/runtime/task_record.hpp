@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "runtime/assert.hpp"
 #include "spindle/detail/execution_context.hpp"
 #include "spindle/object_ref.hpp"
 #include "spindle/task.hpp"
@@ -37,9 +38,13 @@ class TaskRecord final : public ExecutionContext,
   /// Makes the kept result the value of the task's object (see TaskBody::publish).
   void publish() { body_->publish(); }
   /// The task's object; not after detach_result.
-  [[nodiscard]] ObjectStateBase& result() noexcept { return body_->result(); }
+  [[nodiscard]] ObjectStateBase& result() noexcept {
+    SPINDLE_ASSERT(!result_detached_);
+    return body_->result();
+  }
   /// Lets go of the result of a task that finished for good: the record no longer reaches
-  /// it, nor it the record. Only the record's last holder calls it (or its destructor).
+  /// it, nor it the record. Called by the thread that finished it, or by the destructor;
+  /// others may still hold the record, but read its result only while it is not finished.
   void detach_result() noexcept;
   void dependencies(std::vector<ObjectStateBase*>& out) const { body_->dependencies(out); }
   void inputs(std::vector<DataInput>& out) const { body_->inputs(out); }
