@@ -164,9 +164,10 @@ bool block_until_done(std::span<ObjectStateBase* const> objects, std::size_t nee
   bool remote = false;
   for (ObjectStateBase* object : registered) {
     if (timed || !caller) break;
-    const std::shared_ptr<TaskRecord> producer = object->producer();
     remote = remote || !object->made_by_task();
-    timed = producer && &producer->scheduler() != &caller->scheduler();
+    timed = object->look_at_producer(
+        [&](const TaskRecord& producer) { return &producer.scheduler() != &caller->scheduler(); },
+        false);
   }
   BlockedWait wait{caller, event, timed, remote && !timed, false, objects, 0};
   if (wait.task) {

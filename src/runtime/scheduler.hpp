@@ -51,11 +51,12 @@ struct Admitted {
   std::shared_ptr<ActorCore> actor;
 };
 
+/// How many finished records a busy worker keeps before it frees them (Lane::retired).
+inline constexpr std::size_t kRetiredBatch = 32;
+
 /// A worker's lane: tasks whose demand is one CPU (the default), queued and taken without any
 /// lock, run on the worker's credit: a CPU it takes from the pool while it has such work and
 /// gives back when it has none. Other workers take from it when theirs is empty.
-inline constexpr std::size_t kRetiredBatch = 32;
-
 struct alignas(64) Lane {
   Lane() = default;
   Lane(const Lane&) = delete;
