@@ -483,6 +483,49 @@ TEST(Actor, KillFailsUnstartedCallsFlagsRunningOnesAndReturnsResources) {
   rt.kill(actor);  // a dead actor: nothing happens
 }
 
+// Calls from several threads race a kill for good: each ends once, and for each caller the
+// calls that ran come before the calls that failed (the kill takes what is queued, in order,
+// and refuses what comes after).
+TEST(Actor, CallsRacingAKillEachEndAndFailuresFollowSuccessesPerCaller) {
+  Runtime rt;
+  auto actor = rt.actor<Counter>().remote();
+  constexpr int kThreads = 3, kCalls = 3000;
+  std::vector<std::vector<ObjectRef<int>>> refs(kThreads);
+  Gate calling, killed;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        refs[t].push_back(actor.call(&Counter::increment));
+        if (t == 0 && i == kCalls / 3) {  // caller 0 goes on calling once the kill is made
+          calling.open();
+          killed.wait();
+        }
+      }
+    });
+  }
+  calling.wait();
+  rt.kill(actor, {.no_restart = true});
+  killed.open();
+  for (auto& thread : threads) thread.join();
+  int ran = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    bool failed = false;
+    for (const auto& ref : refs[t]) {
+      try {
+        (void)ref.get(30s);
+        EXPECT_FALSE(failed) << "caller " << t << ": a call ran after an earlier one failed";
+        ++ran;
+      } catch (const ActorDiedError& error) {
+        failed = true;
+      }
+    }
+    if (t == 0) EXPECT_TRUE(failed) << "caller 0 made calls after the kill";
+  }
+  EXPECT_LT(ran, kThreads * kCalls);
+  expect_resources_returned(rt, 1);
+}
+
 TEST(Actor, KillWithRestartBuildsTheActorAgain) {
   Runtime rt;
   auto probe = std::make_shared<Probe>();

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <boost/fiber/operations.hpp>
+#include <cstdint>
+#include <utility>
 
 #include "fibers/spin.hpp"
 #include "fibers/worker_algorithm.hpp"
@@ -42,6 +44,9 @@ std::exception_ptr constructor_exception(std::exception_ptr error) {
 
 std::string limit_text(int limit) { return limit < 0 ? "no limit" : std::to_string(limit); }
 
+// The intake's value once closed: no record is at this address.
+TaskRecord* closed_intake() noexcept { return reinterpret_cast<TaskRecord*>(std::uintptr_t{1}); }
+
 }  // namespace
 
 ActorCore::ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec,
@@ -51,7 +56,8 @@ ActorCore::ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec
       instance(std::move(instance)),
       id(scheduler.next_id()) {}
 
-ActorCore::~ActorCore() = default;
+// Each call in the intake holds the actor (TaskRecord::actor): it is empty by now.
+ActorCore::~ActorCore() { SPINDLE_ASSERT(!intake_holds_calls()); }
 
 std::exception_ptr ActorCore::died_error(const std::string& why, std::exception_ptr cause) const {
   std::string message = "actor '" + spec->name + "' (#" + std::to_string(id) + ") " + why;
@@ -67,9 +73,18 @@ void ActorCore::submit(std::shared_ptr<TaskRecord> call) {
   const bool resolved = dependencies.empty();
   call->pending_dependencies.store(
       resolved ? 0 : static_cast<std::int32_t>(dependencies.size()) + 1, std::memory_order_relaxed);
+  // Without the mutex when nothing needs counting or waiting for (see the class comment).
+  // Once pushed, the call may run and be gone at any moment: only runners_ is read after.
+  if (resolved && spec->max_pending_calls < 0 && push_intake(call)) {
+    if (runners_.load() > 0) return;
+    MutexLock lock(mutex_);
+    wake_locked();
+    return;
+  }
   std::exception_ptr refused;
   {
     MutexLock lock(mutex_);
+    drain_intake_locked();  // calls pushed before this one go first, and count
     if (state_ == State::dead) {
       refused = cause_;  // what it died of
     } else if (killed_ && no_restart_) {
@@ -102,6 +117,43 @@ void ActorCore::submit(std::shared_ptr<TaskRecord> call) {
   call->on_complete();  // the +1 above: all are registered
 }
 
+bool ActorCore::push_intake(std::shared_ptr<TaskRecord>& call) noexcept {
+  TaskRecord* record = call.get();
+  record->queued_self = std::move(call);  // the intake's ownership, before a drain can see it
+  TaskRecord* head = intake_.load(std::memory_order_relaxed);
+  do {
+    if (head == closed_intake()) {
+      call = std::move(record->queued_self);
+      return false;
+    }
+    record->next_call = head;
+  } while (!intake_.compare_exchange_weak(head, record, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed));
+  return true;
+}
+
+void ActorCore::drain_intake_locked(bool close) {
+  TaskRecord* newest = intake_.load(std::memory_order_relaxed);
+  if (newest == closed_intake() || (newest == nullptr && !close)) return;
+  // Only pushes change it meanwhile, and they leave it a list: closing is done here.
+  newest = intake_.exchange(close ? closed_intake() : nullptr, std::memory_order_acq_rel);
+  TaskRecord* oldest = nullptr;
+  while (newest) {  // newest first: reversed, into call order
+    TaskRecord* next = std::exchange(newest->next_call, oldest);
+    oldest = std::exchange(newest, next);
+  }
+  while (oldest) {
+    TaskRecord* next = std::exchange(oldest->next_call, nullptr);
+    mailbox_.push_back(std::move(oldest->queued_self));
+    oldest = next;
+  }
+}
+
+bool ActorCore::intake_holds_calls() const noexcept {
+  TaskRecord* newest = intake_.load();
+  return newest != nullptr && newest != closed_intake();
+}
+
 void ActorCore::call_resolved() noexcept {
   MutexLock lock(mutex_);
   wake_locked();
@@ -122,13 +174,15 @@ bool ActorCore::may_start_locked() const {
 // between calls) looks at the queue again before it leaves.
 void ActorCore::wake_locked() {
   events_.fetch_add(1, std::memory_order_release);  // a lingering runner looks again
-  if (static_cast<std::size_t>(runners_) > running_.size()) return;
+  if (static_cast<std::size_t>(runners_.load(std::memory_order_relaxed)) > running_.size()) return;
+  drain_intake_locked();
   if (!upkeep_due_locked() && !may_start_locked()) return;
-  ++runners_;
+  runners_.fetch_add(1);
   scheduler.post_actor(shared_from_this());
 }
 
 std::shared_ptr<TaskRecord> ActorCore::take_locked() {
+  drain_intake_locked();
   if (!may_start_locked()) return nullptr;
   std::shared_ptr<TaskRecord> call = std::move(mailbox_.front());
   mailbox_.pop_front();
@@ -151,7 +205,12 @@ void ActorCore::run(unsigned worker) {
     } else if (upkeep_due_locked()) {
       upkeep();
     } else if (!linger()) {
-      --runners_;
+      // Leaves only if no call was pushed meanwhile (see the class comment).
+      runners_.fetch_sub(1);
+      if (intake_holds_calls()) {
+        runners_.fetch_add(1);
+        continue;
+      }
       lock.unlock();
       scheduler.actor_run_done();
       return;
@@ -170,10 +229,12 @@ bool ActorCore::linger() {
   // It runs on its worker's runner: other queued work ends the wait.
   spin_briefly([&] {
     yield_fiber();
-    return events_.load(std::memory_order_acquire) != seen || scheduler.has_queued_work();
+    return intake_holds_calls() || events_.load(std::memory_order_acquire) != seen ||
+           scheduler.has_queued_work();
   });
   scheduler.count_lingering(-1);
   mutex_.lock();
+  drain_intake_locked();
   return may_start_locked() || upkeep_due_locked();
 }
 
@@ -300,7 +361,10 @@ void ActorCore::upkeep() {
   mutex_.lock();
 }
 
+// Closes the intake: later calls take the locked path, which refuses them if they may not
+// queue, so that none is left in the intake unseen.
 std::vector<std::shared_ptr<TaskRecord>> ActorCore::take_mailbox_locked() {
+  drain_intake_locked(true);
   std::vector<std::shared_ptr<TaskRecord>> calls(std::make_move_iterator(mailbox_.begin()),
                                                std::make_move_iterator(mailbox_.end()));
   mailbox_.clear();
@@ -369,6 +433,7 @@ void ActorCore::cancel(TaskRecord& call) noexcept {
     call.cancel_requested = true;
     call.cancelled_by_caller = true;
     if (call.phase != TaskRecord::Phase::waiting) return;
+    drain_intake_locked();
     auto queued = std::ranges::find_if(mailbox_, [&](const auto& c) { return c.get() == &call; });
     if (queued == mailbox_.end()) return;
     removed = std::move(*queued);

@@ -23,6 +23,15 @@ namespace spindle::detail {
 /// calls in order until none may start, and the last runner out does the upkeep once no call
 /// runs. One mutex guards the state; it is never held while user code runs or an object
 /// completes (completions run waiters' code, which may call this actor).
+///
+/// A call whose arguments are ready, to an actor with no limit of pending calls and a runner
+/// in its loop, does not take the mutex: it is pushed on a lock-free intake, which whoever
+/// holds the mutex moves into the mailbox, in order, before looking at it. A runner leaves
+/// only after it has lowered `runners_` and then found the intake empty, and a push is
+/// followed by a read of `runners_`, both sequentially consistent: either the runner sees
+/// the call, or the caller sees no runner and takes the locked path, which starts one. An
+/// actor that dies or stops closes the intake, so that later calls take the locked path and
+/// are refused there.
 class ActorCore final : public Waiter, public std::enable_shared_from_this<ActorCore> {
  public:
   ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec,
@@ -89,6 +98,12 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
                       std::exception_ptr error) noexcept;
   void fail_call(TaskRecord& call, std::exception_ptr error) noexcept;
   std::vector<std::shared_ptr<TaskRecord>> take_mailbox_locked() SPINDLE_REQUIRES(mutex_);
+  /// Pushes a call on the intake; false once it is closed.
+  bool push_intake(std::shared_ptr<TaskRecord>& call) noexcept;
+  /// Moves the intake's calls to the end of the mailbox, oldest first; `close` closes it.
+  void drain_intake_locked(bool close = false) SPINDLE_REQUIRES(mutex_);
+  /// Whether calls wait in the intake.
+  [[nodiscard]] bool intake_holds_calls() const noexcept;
   [[nodiscard]] std::exception_ptr died_error(const std::string& why,
                                               std::exception_ptr cause) const;
 
@@ -96,7 +111,8 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
   State state_ SPINDLE_GUARDED_BY(mutex_) = State::creating;
   std::deque<std::shared_ptr<TaskRecord>> mailbox_ SPINDLE_GUARDED_BY(mutex_);  // not started, in order
   std::vector<TaskRecord*> running_ SPINDLE_GUARDED_BY(mutex_);                 // calls running now
-  int runners_ SPINDLE_GUARDED_BY(mutex_) = 0;  // runner fibers started or queued
+  // Runner fibers started or queued: changed under mutex_, read without it by submit.
+  std::atomic<int> runners_{0};
   bool upkeep_running_ SPINDLE_GUARDED_BY(mutex_) = false;
   bool crashed_ SPINDLE_GUARDED_BY(mutex_) = false;     // rebuild (or die) once no call runs
   bool killed_ SPINDLE_GUARDED_BY(mutex_) = false;      // running calls fail; set with crashed_
@@ -109,6 +125,9 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
   std::optional<Allocation> allocation_;
   std::atomic<int> restarts_{0};
   std::atomic<std::uint64_t> events_{0};  // counts wake_locked calls, for a lingering runner
+  // Calls pushed without the mutex, newest first, linked by TaskRecord::next_call; each
+  // owns itself through its queued_self. kClosedIntake once closed.
+  std::atomic<TaskRecord*> intake_{nullptr};
 };
 
 }  // namespace spindle::detail

@@ -535,11 +535,9 @@ void Scheduler::push_lane(std::shared_ptr<TaskRecord> task) {
 void Scheduler::list_in_lane(Lane& lane, std::shared_ptr<TaskRecord> task, bool own) {
   TaskRecord* entry = task.get();
   entry->queued_self = std::move(task);
-  lane.queued.fetch_add(1, std::memory_order_relaxed);
   const bool listed =
       own ? lane.tasks.enqueue(lane.own_producer, entry) : lane.tasks.enqueue(entry);
   if (!listed) {  // no memory for the queue's block
-    lane.queued.fetch_sub(1, std::memory_order_relaxed);
     task = std::move(entry->queued_self);
     throw std::bad_alloc();
   }
@@ -580,10 +578,8 @@ std::shared_ptr<TaskRecord> Scheduler::take_from_lanes(unsigned worker) {
       std::shared_ptr<TaskRecord> task = unlist(lane, k == 0);
       if (!task) break;  // being listed still, or taken by another worker
       auto queued = TaskRecord::Phase::queued;  // else cancelled, or run inline: dropped
-      if (task->phase.compare_exchange_strong(queued, TaskRecord::Phase::running)) {
-        lane.queued.fetch_sub(1, std::memory_order_relaxed);
-        return task;
-      }
+      if (task->phase.compare_exchange_strong(queued, TaskRecord::Phase::running)) return task;
+      lane.dropped.fetch_add(1, std::memory_order_relaxed);
     }
   }
   return nullptr;
@@ -629,10 +625,14 @@ bool Scheduler::lanes_hold_tasks() const noexcept {
   return false;
 }
 
+// An entry counts in its lane's size until taken. A task that left the queued phase while
+// listed is counted out where it left (ran_inline, lane_tasks_left_), and counted back in
+// `dropped` once its entry is taken: each task counts once, and not once it has left.
 std::size_t Scheduler::lane_tasks_queued() const noexcept {
   std::int64_t queued = -lane_tasks_left_.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < workers_; ++i) {
-    queued += lanes_[i].queued.load(std::memory_order_relaxed) -
+    queued += lanes_[i].size.load(std::memory_order_relaxed) +
+              lanes_[i].dropped.load(std::memory_order_relaxed) -
               lanes_[i].ran_inline.load(std::memory_order_relaxed);
   }
   return static_cast<std::size_t>(std::max<std::int64_t>(0, queued));
@@ -646,8 +646,10 @@ void Scheduler::cancel_lanes() {
   for (unsigned i = 0; i < workers_; ++i) {
     while (std::shared_ptr<TaskRecord> task = unlist(lanes_[i], false)) {
       auto queued = TaskRecord::Phase::queued;
-      if (!task->phase.compare_exchange_strong(queued, TaskRecord::Phase::finished)) continue;
-      lanes_[i].queued.fetch_sub(1, std::memory_order_relaxed);
+      if (!task->phase.compare_exchange_strong(queued, TaskRecord::Phase::finished)) {
+        lanes_[i].dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       cancelled_.fetch_add(1, std::memory_order_relaxed);
       task->fail_unrun(cancelled_error(*task, "the runtime shut down before it ran"));
     }

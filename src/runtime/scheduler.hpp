@@ -73,14 +73,14 @@ struct alignas(64) Lane {
   moodycamel::ProducerToken own_producer{tasks};
   moodycamel::ConsumerToken own_consumer{tasks};
   /// Entries listed; a hint, raised once an entry is listed and lowered once it is taken.
-  std::atomic<std::int64_t> size{0};
-  /// Tasks listed here, less those taken from here to run or cancelled at shutdown. One that
-  /// left the queued phase otherwise is counted in `ran_inline` of the worker that ran it, or
-  /// in Scheduler::lane_tasks_left_. Kept on the line `size` is on, which a submit
-  /// touches anyway.
-  std::atomic<std::int64_t> queued{0};
+  /// The one counter a submit moves, alone on its line with `dropped` (rarely written): the
+  /// worker's own fields below are not invalidated by each submit.
+  alignas(64) std::atomic<std::int64_t> size{0};
+  /// Entries taken whose task had left the queued phase already (run inline, or cancelled):
+  /// with `size`, counts the lane's queued tasks (see Scheduler::lane_tasks_queued).
+  std::atomic<std::int64_t> dropped{0};
   /// The worker's credit; touched only by that worker's fibers.
-  std::optional<Allocation> credit;
+  alignas(64) std::optional<Allocation> credit;
   /// Records of finished tasks this worker's runner ran, freed once it looks for work again,
   /// or kRetiredBatch at a time while it is busy (see Scheduler::retire); their arguments,
   /// function and result are gone already. Touched only by the worker's fibers.
@@ -422,7 +422,7 @@ class Scheduler final : public ContextOwner {
   std::shared_ptr<const ResourceRequest> unit_request_;  // {cpu: 1}; null below one CPU
   std::unique_ptr<Lane[]> lanes_;
   // Lane tasks that left the queued phase neither through a lane nor inline on a worker:
-  // cancelled (see Lane::queued).
+  // cancelled (see lane_tasks_queued).
   std::atomic<std::int64_t> lane_tasks_left_{0};
   std::atomic<unsigned> next_lane_{0};  // for submits from outside the workers
 
