@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <latch>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -491,14 +492,14 @@ TEST(Actor, CallsRacingAKillEachEndAndFailuresFollowSuccessesPerCaller) {
   auto actor = rt.actor<Counter>().remote();
   constexpr int kThreads = 3, kCalls = 3000;
   std::vector<std::vector<ObjectRef<int>>> refs(kThreads);
-  Gate calling, killed;
+  std::latch calling(1), killed(1);  // between plain threads: not fiber gates
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kCalls; ++i) {
         refs[t].push_back(actor.call(&Counter::increment));
         if (t == 0 && i == kCalls / 3) {  // caller 0 goes on calling once the kill is made
-          calling.open();
+          calling.count_down();
           killed.wait();
         }
       }
@@ -506,7 +507,7 @@ TEST(Actor, CallsRacingAKillEachEndAndFailuresFollowSuccessesPerCaller) {
   }
   calling.wait();
   rt.kill(actor, {.no_restart = true});
-  killed.open();
+  killed.count_down();
   for (auto& thread : threads) thread.join();
   int ran = 0;
   for (int t = 0; t < kThreads; ++t) {
