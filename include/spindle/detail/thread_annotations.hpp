@@ -3,16 +3,13 @@
 // function marked SPINDLE_REQUIRES(m) is called with it. Other compilers ignore the marks.
 //
 // std::mutex carries no annotations in libstdc++, so guarded state uses spindle's Mutex and
-// MutexLock, a mutex that spins briefly before it sleeps and a relockable scoped lock, with
-// the marks on.
+// MutexLock, which are std::mutex and a relockable scoped lock with the marks on.
 #pragma once
 
-#include <pthread.h>
 #include <sched.h>
 
 #include <atomic>
 #include <mutex>
-#include <system_error>
 
 #if defined(__clang__)
 #define SPINDLE_THREAD_ANNOTATION(x) __attribute__((x))
@@ -34,32 +31,20 @@
 
 namespace spindle::detail {
 
-/// @brief A mutex known to the thread safety analysis. Also a BasicLockable, so
+/// @brief std::mutex, known to the thread safety analysis. Also a BasicLockable, so
 /// std::condition_variable_any and Boost.Fiber's condition variables wait on it.
-///
-/// glibc's adaptive mutex: a thread that finds it held spins a little (reading, then trying)
-/// before it sleeps in the kernel. The sections it guards are short, and a caller and a worker
-/// often meet on one (an actor's queue of calls): std::mutex would put the caller to sleep at
-/// once and make the holder wake it with a system call, each time.
 class SPINDLE_CAPABILITY("mutex") Mutex {
  public:
   Mutex() = default;
-  ~Mutex() { pthread_mutex_destroy(&mutex_); }
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  void lock() SPINDLE_ACQUIRE() {
-    if (const int error = pthread_mutex_lock(&mutex_)) fail(error);
-  }
-  void unlock() SPINDLE_RELEASE() { pthread_mutex_unlock(&mutex_); }
-  bool try_lock() SPINDLE_TRY_ACQUIRE(true) { return pthread_mutex_trylock(&mutex_) == 0; }
+  void lock() SPINDLE_ACQUIRE() { mutex_.lock(); }
+  void unlock() SPINDLE_RELEASE() { mutex_.unlock(); }
+  bool try_lock() SPINDLE_TRY_ACQUIRE(true) { return mutex_.try_lock(); }
 
  private:
-  [[noreturn]] static void fail(int error) {
-    throw std::system_error(error, std::generic_category(), "spindle: pthread_mutex_lock");
-  }
-
-  pthread_mutex_t mutex_ = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
+  std::mutex mutex_;
 };
 
 /// @brief Holds a Mutex for a scope; may be released and taken again inside it.
