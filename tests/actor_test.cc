@@ -209,6 +209,11 @@ struct Concurrent {
     --overlap->running;
     return 1;
   }
+  int signal_then_hold(const std::shared_ptr<Gate>& in) {
+    in->open();
+    return hold();
+  }
+  [[nodiscard]] int read_limit() const { return limit; }
   int yield_once() {
     overlap->enter();
     this_task::yield();
@@ -232,6 +237,27 @@ TEST(Actor, MaxConcurrencyBoundsTheCallsRunningAtOnce) {
   release->open();
   EXPECT_EQ(get(refs), std::vector<int>(8, 1));
   EXPECT_EQ(overlap->peak.load(), 4);
+}
+
+// A call made while every runner is inside a call starts beside them when max_concurrency
+// allows (a call without a lock must not wait for a busy runner).
+TEST(Actor, ACallMadeWhileItsRunnerIsBusyStartsBesideIt) {
+  Runtime rt;
+  auto overlap = std::make_shared<Overlap>();
+  auto started = std::make_shared<Gate>(), release = std::make_shared<Gate>();
+  auto actor = rt.actor<Concurrent>()
+                   .options({.max_concurrency = 2})
+                   .remote(Concurrent{overlap, std::make_shared<Gate>(), release, 3});
+  ObjectRef<int> first = actor.call(&Concurrent::signal_then_hold, started);
+  started->wait();
+  int second = 0;  // made while the first still holds
+  try {
+    second = actor.call(&Concurrent::read_limit).get(30s);
+  } catch (const GetTimeoutError&) {
+  }
+  release->open();  // in any case: the runtime waits for the first call as it ends
+  EXPECT_EQ(second, 3) << "the call waited for the busy runner";
+  EXPECT_EQ(first.get(), 1);
 }
 
 TEST(Actor, DefaultConcurrencyRunsOneCallAtATimeEvenWhenCallsSuspend) {

@@ -74,9 +74,12 @@ void ActorCore::submit(std::shared_ptr<TaskRecord> call) {
   call->pending_dependencies.store(
       resolved ? 0 : static_cast<std::int32_t>(dependencies.size()) + 1, std::memory_order_relaxed);
   // Without the mutex when nothing needs counting or waiting for (see the class comment).
-  // Once pushed, the call may run and be gone at any moment: only runners_ is read after.
+  // Once pushed, the call may run and be gone at any moment: only counts are read after.
   if (resolved && spec->max_pending_calls < 0 && push_intake(call)) {
-    if (runners_.load() > 0) return;
+    // A runner between calls takes it; so does a busy one, once no other call may start.
+    const int runners = runners_.load();
+    const int busy = busy_.load();
+    if (runners > busy || (runners > 0 && busy >= spec->max_concurrency)) return;
     MutexLock lock(mutex_);
     wake_locked();
     return;
@@ -133,7 +136,8 @@ bool ActorCore::push_intake(std::shared_ptr<TaskRecord>& call) noexcept {
 }
 
 void ActorCore::drain_intake_locked(bool close) {
-  TaskRecord* newest = intake_.load(std::memory_order_relaxed);
+  // Sequentially consistent: it follows a change of runners_ or busy_ (see submit).
+  TaskRecord* newest = intake_.load();
   if (newest == closed_intake() || (newest == nullptr && !close)) return;
   // Only pushes change it meanwhile, and they leave it a list: closing is done here.
   newest = intake_.exchange(close ? closed_intake() : nullptr, std::memory_order_acq_rel);
@@ -189,6 +193,7 @@ std::shared_ptr<TaskRecord> ActorCore::take_locked() {
   call->phase = TaskRecord::Phase::running;
   ++call->attempts;
   running_.push_back(call.get());
+  busy_.store(static_cast<int>(running_.size()));  // before wake_locked reads the intake
   wake_locked();  // with max_concurrency > 1, the next call may start on another worker
   return call;
 }
@@ -256,6 +261,7 @@ void ActorCore::finish(std::shared_ptr<TaskRecord> call, unsigned worker) {
   {
     MutexLock lock(mutex_);
     std::erase(running_, call.get());
+    busy_.store(static_cast<int>(running_.size()));  // before this runner's next drain
     bool crash = error && is_crash(error, spec->crash_on_exception);
     if (crash && !crashed_) {
       crashed_ = true;

@@ -24,14 +24,16 @@ namespace spindle::detail {
 /// runs. One mutex guards the state; it is never held while user code runs or an object
 /// completes (completions run waiters' code, which may call this actor).
 ///
-/// A call whose arguments are ready, to an actor with no limit of pending calls and a runner
-/// in its loop, does not take the mutex: it is pushed on a lock-free intake, which whoever
-/// holds the mutex moves into the mailbox, in order, before looking at it. A runner leaves
-/// only after it has lowered `runners_` and then found the intake empty, and a push is
-/// followed by a read of `runners_`, both sequentially consistent: either the runner sees
-/// the call, or the caller sees no runner and takes the locked path, which starts one. An
-/// actor that dies or stops closes the intake, so that later calls take the locked path and
-/// are refused there.
+/// A call whose arguments are ready, to an actor with no limit of pending calls, is pushed
+/// on a lock-free intake, which whoever holds the mutex moves into the mailbox, in order,
+/// before looking at it. The caller then reads `runners_` and `busy_`: if a runner is between
+/// calls, or every call the actor may run at once is running, a runner takes the call, and
+/// the caller takes no lock; otherwise it takes the locked path, which starts a runner. A
+/// runner lowers `runners_` before its last look at the intake, and a call's start or end
+/// changes `busy_` before the runner's next look, all sequentially consistent with the push
+/// and the reads: either the runner sees the call, or the caller sees the change. An actor
+/// that dies or stops closes the intake, so that later calls take the locked path and are
+/// refused there.
 class ActorCore final : public Waiter, public std::enable_shared_from_this<ActorCore> {
  public:
   ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec,
@@ -113,6 +115,8 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
   std::vector<TaskRecord*> running_ SPINDLE_GUARDED_BY(mutex_);                 // calls running now
   // Runner fibers started or queued: changed under mutex_, read without it by submit.
   std::atomic<int> runners_{0};
+  // running_.size(), written under mutex_ as it changes, read without it by submit.
+  std::atomic<int> busy_{0};
   bool upkeep_running_ SPINDLE_GUARDED_BY(mutex_) = false;
   bool crashed_ SPINDLE_GUARDED_BY(mutex_) = false;     // rebuild (or die) once no call runs
   bool killed_ SPINDLE_GUARDED_BY(mutex_) = false;      // running calls fail; set with crashed_
