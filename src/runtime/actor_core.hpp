@@ -130,7 +130,7 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
   std::atomic<int> restarts_{0};
   std::atomic<std::uint64_t> events_{0};  // counts wake_locked calls, for a lingering runner
   // Calls pushed without the mutex, newest first, linked by TaskRecord::next_call; each
-  // owns itself through its queued_self. kClosedIntake once closed.
+  // owns itself through its queued_self. closed_intake() (actor.cc) once closed.
   std::atomic<TaskRecord*> intake_{nullptr};
 };
 
