@@ -179,9 +179,16 @@ int main(int argc, char** argv) {
   std::filesystem::remove(checkpoint);
 
   spindle::RuntimeStatus status = rt.status();
-  expect(status.waiting_for_dependencies == 0 && status.waiting_for_resources == 0 &&
-             status.running == 0 && status.blocked == 0,
-         "nothing is left queued, running or blocked");
+  const bool idle = status.waiting_for_dependencies == 0 && status.waiting_for_resources == 0 &&
+                    status.running == 0 && status.blocked == 0;
+  expect(idle, "nothing is left queued, running or blocked");
+  if (!idle) {
+    std::fprintf(stderr,
+                 "soak: %zu waiting for dependencies, %zu for resources, %zu running, %zu "
+                 "blocked\n",
+                 status.waiting_for_dependencies, status.waiting_for_resources, status.running,
+                 status.blocked);
+  }
   const double end = samples::resident_mib();
   const double growth = baseline > 0 ? (end - baseline) / baseline : 0;
   expect(growth < 0.02, "resident memory grew by less than 2% after the warm-up");

@@ -889,6 +889,20 @@ TEST(Actor, ThisActorOutsideAnActorIsEmpty) {
   EXPECT_FALSE(rt.task([] { return this_actor::in_actor(); }).remote().get());
 }
 
+// A runner counts as idle before its call's result is out: a caller holding every result
+// sees nothing running, each time.
+TEST(Actor, StatusShowsNothingRunningOnceTheCallsResultIsIn) {
+  Runtime rt;
+  auto actor = rt.actor<Counter>().remote();
+  int busy = 0;
+  for (int i = 0; i < 500; ++i) {
+    (void)actor.call(&Counter::increment).get();
+    const RuntimeStatus status = rt.status();
+    if (status.running != 0 || status.waiting_for_resources != 0) ++busy;
+  }
+  EXPECT_EQ(busy, 0) << "of 500 looks right after a call's result";
+}
+
 TEST(Actor, StatusAndTimelineShowActors) {
   Runtime rt({.timeline = true});
   auto actor = rt.actor<Counter>().options({.name = "shown"}).remote();

@@ -198,18 +198,32 @@ std::shared_ptr<TaskRecord> ActorCore::take_locked() {
   return call;
 }
 
+// Between calls a runner runs nothing: status() counts it idle (the scheduler's lingering
+// count) from before its call's result is published until it starts another call or upkeep,
+// or has left, so that a caller that got every result sees nothing running.
 void ActorCore::run(unsigned worker) {
   MutexLock lock(mutex_);
   int calls = 0;
+  bool idle = false;
+  auto set_idle = [&](bool now) {
+    if (now != idle) scheduler.count_lingering(now ? 1 : -1);
+    idle = now;
+  };
   for (;;) {
     if (std::shared_ptr<TaskRecord> call = take_locked()) {
+      set_idle(false);
       lock.unlock();
-      finish(std::move(call), worker);  // the call is released here, outside the lock
+      // The call is released here, outside the lock; once its result is out, the runner is
+      // idle.
+      idle = finish(std::move(call), worker);
       if (++calls % kCallsBetweenYields == 0) yield_fiber();
       lock.lock();
     } else if (upkeep_due_locked()) {
+      set_idle(false);
       upkeep();
-    } else if (!linger()) {
+    } else {
+      set_idle(true);
+      if (linger()) continue;
       // Leaves only if no call was pushed meanwhile (see the class comment).
       runners_.fetch_sub(1);
       if (intake_holds_calls()) {
@@ -218,6 +232,7 @@ void ActorCore::run(unsigned worker) {
       }
       lock.unlock();
       scheduler.actor_run_done();
+      set_idle(false);  // after: it may count below what runs for a moment, never above
       return;
     }
   }
@@ -230,14 +245,12 @@ bool ActorCore::linger() {
   if (state_ != State::alive) return false;
   const std::uint64_t seen = events_.load(std::memory_order_acquire);
   mutex_.unlock();
-  scheduler.count_lingering(1);
   // It runs on its worker's runner: other queued work ends the wait.
   spin_briefly([&] {
     yield_fiber();
     return intake_holds_calls() || events_.load(std::memory_order_acquire) != seen ||
            scheduler.has_queued_work();
   });
-  scheduler.count_lingering(-1);
   mutex_.lock();
   drain_intake_locked();
   return may_start_locked() || upkeep_due_locked();
@@ -248,7 +261,7 @@ std::exception_ptr ActorCore::execute(TaskRecord& call, unsigned worker) {
   return scheduler.run_task(call, worker, allocation_ ? &*allocation_ : nullptr);
 }
 
-void ActorCore::finish(std::shared_ptr<TaskRecord> call, unsigned worker) {
+bool ActorCore::finish(std::shared_ptr<TaskRecord> call, unsigned worker) {
   std::exception_ptr error;   // what the method threw
   std::exception_ptr result;  // what the caller sees instead of a value
   if (std::optional<ArgumentFailure> failure = call->failed_argument()) {
@@ -298,15 +311,17 @@ void ActorCore::finish(std::shared_ptr<TaskRecord> call, unsigned worker) {
     }
     if (!retried) call->phase = TaskRecord::Phase::finished;
   }
-  if (retried) return;
+  if (retried) return false;
   scheduler.count_call(result != nullptr);
   call->release_arguments();
+  scheduler.count_lingering(1);  // idle from now on (see run)
   if (result) {
     call->result().fail(result);
   } else {
     call->publish();
   }
   scheduler.drop_finished(std::move(call));
+  return true;
 }
 
 bool ActorCore::may_rebuild_locked() const {

@@ -88,8 +88,9 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
   void wake_locked() SPINDLE_REQUIRES(mutex_);
   /// Runs the method; returns what it threw.
   std::exception_ptr execute(TaskRecord& call, unsigned worker);
-  /// Runs a taken call and completes its object (or queues it again after a crash).
-  void finish(std::shared_ptr<TaskRecord> call, unsigned worker);
+  /// Runs a taken call and completes its object (or queues it again after a crash). True when
+  /// it completed it: the runner was counted idle before (see run).
+  bool finish(std::shared_ptr<TaskRecord> call, unsigned worker);
   /// Called and left with mutex_ held; releases it while the instance is built or destroyed.
   void upkeep() SPINDLE_REQUIRES(mutex_);
   /// Waits briefly for more work before a runner leaves; true if there is some.

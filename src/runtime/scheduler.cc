@@ -1262,7 +1262,7 @@ RuntimeStatus Scheduler::status() const {
   }
   status.waiting_for_dependencies = waiting_.load();
   status.waiting_for_resources = queued_ + lane_queued;
-  // A snapshot: lingering runners (read without the lock) are running_ but run nothing, and
+  // A snapshot: runners between calls (read without the lock) are running_ but run nothing, and
   // workers' credits are CPUs held for tasks to come.
   auto running = static_cast<std::int64_t>(running_ + reacquire_.size()) -
                  static_cast<std::int64_t>(settling_.load() + idle_credits) -

@@ -187,7 +187,7 @@ class Scheduler final : public ContextOwner {
   void actor_run_done();
   /// The actor died: gives back what it held and forgets it (and its name).
   void actor_died(ActorCore& actor, std::optional<Allocation> allocation);
-  /// A runner waits briefly for more calls (+1) or stops waiting (-1): not counted as running.
+  /// An actor's runner is between calls (+1) or starts one again (-1): not counted as running.
   void count_lingering(int change) noexcept {
     lingering_.fetch_add(change, std::memory_order_relaxed);
   }
