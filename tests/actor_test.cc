@@ -543,7 +543,7 @@ TEST(Actor, CallsRacingAKillEachEndAndFailuresFollowSuccessesPerCaller) {
         (void)ref.get(30s);
         EXPECT_FALSE(failed) << "caller " << t << ": a call ran after an earlier one failed";
         ++ran;
-      } catch (const ActorDiedError& error) {
+      } catch (const ActorDiedError&) {
         failed = true;
       }
     }

@@ -546,6 +546,16 @@ void Scheduler::list_in_lane(Lane& lane, std::shared_ptr<TaskRecord> task, bool 
   lane.size.fetch_add(1);
 }
 
+std::shared_ptr<TaskRecord> Scheduler::claim(Lane& lane, bool own, TaskRecord::Phase to) {
+  // Null when none is left, being listed still, or taken by another worker.
+  while (std::shared_ptr<TaskRecord> task = unlist(lane, own)) {
+    auto queued = TaskRecord::Phase::queued;  // else cancelled, or run inline: dropped
+    if (task->phase.compare_exchange_strong(queued, to)) return task;
+    lane.dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+  return nullptr;
+}
+
 std::shared_ptr<TaskRecord> Scheduler::unlist(Lane& lane, bool own) {
   TaskRecord* entry = nullptr;
   if (!(own ? lane.tasks.try_dequeue(lane.own_consumer, entry) : lane.tasks.try_dequeue(entry))) {
@@ -574,12 +584,9 @@ std::shared_ptr<TaskRecord> Scheduler::take_from_lanes(unsigned worker) {
   if (stopping()) return nullptr;  // what is queued now is cancelled, not run
   for (unsigned k = 0; k < workers_; ++k) {
     Lane& lane = lanes_[(worker + k) % workers_];
-    while (lane.size.load(std::memory_order_relaxed) > 0) {
-      std::shared_ptr<TaskRecord> task = unlist(lane, k == 0);
-      if (!task) break;  // being listed still, or taken by another worker
-      auto queued = TaskRecord::Phase::queued;  // else cancelled, or run inline: dropped
-      if (task->phase.compare_exchange_strong(queued, TaskRecord::Phase::running)) return task;
-      lane.dropped.fetch_add(1, std::memory_order_relaxed);
+    if (lane.size.load(std::memory_order_relaxed) <= 0) continue;
+    if (std::shared_ptr<TaskRecord> task = claim(lane, k == 0, TaskRecord::Phase::running)) {
+      return task;
     }
   }
   return nullptr;
@@ -644,12 +651,8 @@ Lane& Scheduler::own_lane() const noexcept {
 
 void Scheduler::cancel_lanes() {
   for (unsigned i = 0; i < workers_; ++i) {
-    while (std::shared_ptr<TaskRecord> task = unlist(lanes_[i], false)) {
-      auto queued = TaskRecord::Phase::queued;
-      if (!task->phase.compare_exchange_strong(queued, TaskRecord::Phase::finished)) {
-        lanes_[i].dropped.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
+    while (std::shared_ptr<TaskRecord> task =
+               claim(lanes_[i], false, TaskRecord::Phase::finished)) {
       cancelled_.fetch_add(1, std::memory_order_relaxed);
       task->fail_unrun(cancelled_error(*task, "the runtime shut down before it ran"));
     }

@@ -340,6 +340,9 @@ class Scheduler final : public ContextOwner {
   void list_in_lane(Lane& lane, std::shared_ptr<TaskRecord> task, bool own);
   /// Takes an entry of `lane` and the ownership it held; null when none. `own` as above.
   static std::shared_ptr<TaskRecord> unlist(Lane& lane, bool own);
+  /// Takes `lane`'s next entry whose task is still queued, moving it to phase `to`; entries
+  /// of tasks that left the queued phase meanwhile are dropped, and counted in `dropped`.
+  static std::shared_ptr<TaskRecord> claim(Lane& lane, bool own, TaskRecord::Phase to);
   /// Lane tasks in the queued phase now.
   [[nodiscard]] std::size_t lane_tasks_queued() const noexcept;
   /// Counts in the lane of the worker that ran it a lane task run inline (one writer).
