@@ -387,7 +387,6 @@ class Scheduler final : public ContextOwner {
   std::vector<ShapeQueue> shapes_ SPINDLE_GUARDED_BY(mutex_);
   std::deque<Reacquire> reacquire_ SPINDLE_GUARDED_BY(mutex_);
   std::vector<BlockedWait*> blocked_ SPINDLE_GUARDED_BY(mutex_);
-  std::atomic<std::uint64_t> next_id_{0};
   std::deque<std::shared_ptr<ActorCore>> actor_runs_ SPINDLE_GUARDED_BY(mutex_);
   ActorCore* live_actors_ SPINDLE_GUARDED_BY(mutex_) = nullptr;  // intrusive list, to stop them
   std::size_t actors_ SPINDLE_GUARDED_BY(mutex_) = 0;
@@ -402,37 +401,45 @@ class Scheduler final : public ContextOwner {
   std::unordered_map<std::string, NamedActor> names_ SPINDLE_GUARDED_BY(mutex_);
   // Whether a remote actor an entry names (locked) is alive: its creation there did not fail.
   static bool alive(const std::shared_ptr<const RemoteActor>& remote);
-  std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
-  std::atomic<int> lingering_{0};
   std::vector<IdleWorker> idle_workers_
       SPINDLE_GUARDED_BY(mutex_);           // a stack: the most recently idle is woken first
-  std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size(), for has_idle_worker
-  std::atomic<int> lane_pollers_{0};         // workers polling the lanes (see poll_lanes)
-  std::atomic<int> poller_cpu_{-1};          // where the latest poller polls
-  std::atomic<int> outside_cpu_{-1};         // where the latest submit from outside the workers ran
-  // queued_ + actor_runs_ + reacquire_: work a lane-running worker should look at
-  std::atomic<std::size_t> queued_work_{0};
-  std::atomic<bool> stopping_{false};
   // Guarded by mutex_: running_ counts tasks that hold their CPU and run, and workers' credits.
   std::size_t queued_ SPINDLE_GUARDED_BY(mutex_) = 0;
   std::size_t running_ SPINDLE_GUARDED_BY(mutex_) = 0;
   std::size_t blocked_timed_ SPINDLE_GUARDED_BY(mutex_) = 0;
   std::size_t blocked_untimed_ SPINDLE_GUARDED_BY(mutex_) = 0;
   std::size_t blocked_remote_ SPINDLE_GUARDED_BY(mutex_) = 0;  // on other ranks' answers
-  // Kept without the lock, so that a lane task takes it nowhere.
-  std::atomic<std::size_t> waiting_{0}, finished_{0}, failed_{0}, cancelled_{0};
-  std::atomic<std::size_t> settling_{0};  // counted in running_ until their objects complete
   std::shared_ptr<const ResourceRequest> unit_request_;  // {cpu: 1}; null below one CPU
   std::unique_ptr<Lane[]> lanes_;
+
+  // The atomics a task or a call moves, grouped by who writes them, each group on lines of its
+  // own: a line that one side writes for every task is not one that the other side reads for
+  // every task, nor one that holds what both only read (the lanes, the unit request).
+  // Written by each submit (from outside the workers, for the lane).
+  alignas(64) std::atomic<std::uint64_t> next_id_{0};
+  std::atomic<unsigned> next_lane_{0};  // for submits from outside the workers
+  std::atomic<int> outside_cpu_{-1};    // where the latest submit from outside the workers ran
+  // Read by each submit; written when a worker goes idle, polls, or other work queues.
+  alignas(64) std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size()
+  std::atomic<int> lane_pollers_{0};  // workers polling the lanes (see poll_lanes)
+  std::atomic<int> poller_cpu_{-1};   // where the latest poller polls
+  // queued_ + actor_runs_ + reacquire_: work a lane-running worker should look at
+  std::atomic<std::size_t> queued_work_{0};
+  std::atomic<bool> stopping_{false};
+  // Written as tasks and calls end. Kept without the lock, so that a lane task takes it
+  // nowhere.
+  alignas(64) std::atomic<std::size_t> waiting_{0}, finished_{0}, failed_{0}, cancelled_{0};
+  std::atomic<std::size_t> settling_{0};  // counted in running_ until their objects complete
+  std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
+  std::atomic<int> lingering_{0};
   // Lane tasks that left the queued phase neither through a lane nor inline on a worker:
   // cancelled (see lane_tasks_queued).
   std::atomic<std::int64_t> lane_tasks_left_{0};
-  std::atomic<unsigned> next_lane_{0};  // for submits from outside the workers
 
   // Tasks waiting on objects another runtime (or no task) will complete: that runtime may
   // outlive this one, so such objects reach the task through a link that stop() cuts before
   // it fails the task (see ForeignWaits).
-  std::shared_ptr<ForeignWaits> foreign_;
+  alignas(64) std::shared_ptr<ForeignWaits> foreign_;  // on a line after the atomics above
   std::shared_ptr<Waiter> foreign_link(const std::shared_ptr<TaskRecord>& task);
   void fail_foreign_waits();
 
