@@ -515,7 +515,9 @@ void Scheduler::push_lane(std::shared_ptr<TaskRecord> task) {
   // A worker of this runtime keeps what it makes; other threads spread what they submit.
   WorkerAlgorithm* algorithm = worker_algorithm();
   const bool own = algorithm && algorithm->owner() == this;
-  unsigned index = own ? algorithm->index() : next_lane_.fetch_add(1, std::memory_order_relaxed);
+  // Round robin per submitting thread: no locked instruction, no line another thread writes.
+  thread_local unsigned next_lane = 0;
+  const unsigned index = own ? algorithm->index() : next_lane++;
   int here = -1;  // a worker's submit never shares its core with the poller
   if (!own) {
     here = sched_getcpu();

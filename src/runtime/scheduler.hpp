@@ -417,7 +417,6 @@ class Scheduler final : public ContextOwner {
   // every task, nor one that holds what both only read (the lanes, the unit request).
   // Written by each submit (from outside the workers, for the lane).
   alignas(64) std::atomic<std::uint64_t> next_id_{0};
-  std::atomic<unsigned> next_lane_{0};  // for submits from outside the workers
   std::atomic<int> outside_cpu_{-1};    // where the latest submit from outside the workers ran
   // Read by each submit; written when a worker goes idle, polls, or other work queues.
   alignas(64) std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size()
