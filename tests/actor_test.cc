@@ -9,6 +9,7 @@
 #include <latch>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <sstream>
 #include <thread>
@@ -609,6 +610,57 @@ TEST(Actor, AKillWithRestartKeepsQueuedCallsAndRetriesTheRunningOne) {
     for (int i = 0; i < 3; ++i) EXPECT_EQ(queued[i].get(30s), i + 1);  // on the new instance
     EXPECT_EQ(probe->built.load(), 2);
   }
+}
+
+// Calls that a kill with restart interrupts go back to the front of the queue, in call order:
+// the rebuilt instance starts them before the calls that were queued behind them.
+TEST(Actor, InterruptedCallsRunAgainFirstInCallOrder) {
+  Runtime rt;
+  struct Log {
+    std::mutex mutex;
+    std::vector<int> starts;  // labels, in the order the calls started
+    std::latch both_running{2};
+    Gate release;
+    std::atomic<int> rerun{0};
+    Gate both_rerun;  // so that neither rerun ends, freeing a slot, before both have started
+  };
+  struct Logged {
+    int call(int label, const std::shared_ptr<Log>& log) {
+      bool first = false;
+      {
+        std::lock_guard lock(log->mutex);
+        first = std::ranges::count(log->starts, label) == 0;
+        log->starts.push_back(label);
+      }
+      if (label <= 2 && first) {
+        log->both_running.count_down();
+        log->release.wait();
+      } else if (label <= 2) {
+        if (++log->rerun == 2) log->both_rerun.open();
+        log->both_rerun.wait();
+      }
+      return label;
+    }
+  };
+  auto log = std::make_shared<Log>();
+  auto actor = rt.actor<Logged>()
+                   .options({.max_concurrency = 2, .max_restarts = 1, .max_task_retries = 1})
+                   .remote();
+  std::vector<ObjectRef<int>> refs;
+  for (int label = 1; label <= 2; ++label) refs.push_back(actor.call(&Logged::call, label, log));
+  log->both_running.wait();
+  for (int label = 3; label <= 4; ++label) refs.push_back(actor.call(&Logged::call, label, log));
+  rt.kill(actor, {.no_restart = false});
+  log->release.open();
+  for (int label = 1; label <= 4; ++label) EXPECT_EQ(refs[label - 1].get(30s), label);
+  std::lock_guard lock(log->mutex);
+  ASSERT_EQ(log->starts.size(), 6U);
+  // Two run at once, so each pair may start in either order; the queued two come last.
+  using ::testing::UnorderedElementsAre;
+  const std::vector<int>& starts = log->starts;
+  EXPECT_THAT(std::vector(starts.begin(), starts.begin() + 2), UnorderedElementsAre(1, 2));
+  EXPECT_THAT(std::vector(starts.begin() + 2, starts.begin() + 4), UnorderedElementsAre(1, 2));
+  EXPECT_THAT(std::vector(starts.begin() + 4, starts.end()), UnorderedElementsAre(3, 4));
 }
 
 // A call its caller cancelled is not run again when a kill with restart interrupts it.

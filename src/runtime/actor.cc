@@ -49,6 +49,71 @@ TaskRecord* closed_intake() noexcept { return reinterpret_cast<TaskRecord*>(std:
 
 }  // namespace
 
+CallList::CallList(CallList&& other) noexcept
+    : head_(std::exchange(other.head_, nullptr)),
+      tail_(std::exchange(other.tail_, nullptr)),
+      size_(std::exchange(other.size_, 0)) {}
+
+CallList& CallList::operator=(CallList&& other) noexcept {
+  CallList dropped(std::move(*this));
+  head_ = std::exchange(other.head_, nullptr);
+  tail_ = std::exchange(other.tail_, nullptr);
+  size_ = std::exchange(other.size_, 0);
+  return *this;
+}
+
+CallList::~CallList() {
+  while (pop_front()) {
+  }
+}
+
+void CallList::push_back(std::shared_ptr<TaskRecord> call) noexcept {
+  TaskRecord* record = call.get();
+  record->queued_self = std::move(call);
+  append_owned(record, record, 1);
+}
+
+void CallList::append_owned(TaskRecord* oldest, TaskRecord* newest, std::size_t count) noexcept {
+  if (!oldest) return;
+  newest->next_call = nullptr;
+  (tail_ ? tail_->next_call : head_) = oldest;
+  tail_ = newest;
+  size_ += count;
+}
+
+std::shared_ptr<TaskRecord> CallList::pop_front() noexcept {
+  if (!head_) return nullptr;
+  TaskRecord* record = std::exchange(head_, head_->next_call);
+  if (!head_) tail_ = nullptr;
+  --size_;
+  record->next_call = nullptr;
+  return std::move(record->queued_self);
+}
+
+void CallList::insert_by_id(std::shared_ptr<TaskRecord> call) noexcept {
+  TaskRecord* record = call.get();
+  TaskRecord** link = &head_;  // past every call whose id is not greater
+  while (*link && (*link)->id <= record->id) link = &(*link)->next_call;
+  record->queued_self = std::move(call);
+  record->next_call = *link;
+  *link = record;
+  if (!record->next_call) tail_ = record;
+  ++size_;
+}
+
+std::shared_ptr<TaskRecord> CallList::remove(const TaskRecord& call) noexcept {
+  TaskRecord* before = nullptr;
+  for (TaskRecord* at = head_; at; before = at, at = at->next_call) {
+    if (at != &call) continue;
+    (before ? before->next_call : head_) = at->next_call;
+    if (tail_ == at) tail_ = before;
+    --size_;
+    at->next_call = nullptr;
+    return std::move(at->queued_self);
+  }
+  return nullptr;
+}
+
 ActorCore::ActorCore(Scheduler& scheduler, std::shared_ptr<const ActorSpec> spec,
                      std::unique_ptr<ActorInstance> instance)
     : scheduler(scheduler),
@@ -141,16 +206,15 @@ void ActorCore::drain_intake_locked(bool close) {
   if (newest == closed_intake() || (newest == nullptr && !close)) return;
   // Only pushes change it meanwhile, and they leave it a list: closing is done here.
   newest = intake_.exchange(close ? closed_intake() : nullptr, std::memory_order_acq_rel);
+  TaskRecord* const last = newest;
   TaskRecord* oldest = nullptr;
+  std::size_t count = 0;
   while (newest) {  // newest first: reversed, into call order
     TaskRecord* next = std::exchange(newest->next_call, oldest);
     oldest = std::exchange(newest, next);
+    ++count;
   }
-  while (oldest) {
-    TaskRecord* next = std::exchange(oldest->next_call, nullptr);
-    mailbox_.push_back(std::move(oldest->queued_self));
-    oldest = next;
-  }
+  mailbox_.append_owned(oldest, last, count);
 }
 
 bool ActorCore::intake_holds_calls() const noexcept {
@@ -171,7 +235,7 @@ bool ActorCore::upkeep_due_locked() const {
 bool ActorCore::may_start_locked() const {
   return state_ == State::alive && !crashed_ && !upkeep_running_ &&
          running_.size() < static_cast<std::size_t>(spec->max_concurrency) && !mailbox_.empty() &&
-         mailbox_.front()->pending_dependencies.load(std::memory_order_acquire) == 0;
+         mailbox_.front().pending_dependencies.load(std::memory_order_acquire) == 0;
 }
 
 // A runner is started only when every runner is busy in a call: an idle one (queued, or
@@ -188,8 +252,7 @@ void ActorCore::wake_locked() {
 std::shared_ptr<TaskRecord> ActorCore::take_locked() {
   drain_intake_locked();
   if (!may_start_locked()) return nullptr;
-  std::shared_ptr<TaskRecord> call = std::move(mailbox_.front());
-  mailbox_.pop_front();
+  std::shared_ptr<TaskRecord> call = mailbox_.pop_front();
   call->phase = TaskRecord::Phase::running;
   ++call->attempts;
   running_.push_back(call.get());
@@ -288,8 +351,7 @@ bool ActorCore::finish(std::shared_ptr<TaskRecord> call, unsigned worker) {
         call->phase = TaskRecord::Phase::waiting;
         call->cancel_requested = false;  // what the kill asked of the last attempt
         // First in line for the rebuilt instance, among the other retried calls by call order.
-        auto later = std::ranges::find_if(mailbox_, [&](const auto& c) { return c->id > call->id; });
-        mailbox_.insert(later, call);
+        mailbox_.insert_by_id(call);
         retried = true;
       } else if (killed_) {
         result = died_error("was killed while this call ran", nullptr);
@@ -376,7 +438,7 @@ void ActorCore::upkeep() {
   } else {
     cause = died_error("was destroyed: no handle to it was left", nullptr);
   }
-  std::vector<std::shared_ptr<TaskRecord>> unstarted = die_locked(cause);
+  CallList unstarted = die_locked(cause);
   mutex_.unlock();
   bury(std::move(unstarted), cause);
   mutex_.lock();
@@ -384,30 +446,26 @@ void ActorCore::upkeep() {
 
 // Closes the intake: later calls take the locked path, which refuses them if they may not
 // queue, so that none is left in the intake unseen.
-std::vector<std::shared_ptr<TaskRecord>> ActorCore::take_mailbox_locked() {
+CallList ActorCore::take_mailbox_locked() {
   drain_intake_locked(true);
-  std::vector<std::shared_ptr<TaskRecord>> calls(std::make_move_iterator(mailbox_.begin()),
-                                               std::make_move_iterator(mailbox_.end()));
-  mailbox_.clear();
-  for (const auto& call : calls) call->phase = TaskRecord::Phase::finished;
+  CallList calls(std::move(mailbox_));
+  calls.for_each([](TaskRecord& call) { call.phase = TaskRecord::Phase::finished; });
   return calls;
 }
 
-std::vector<std::shared_ptr<TaskRecord>> ActorCore::die_locked(std::exception_ptr cause) {
+CallList ActorCore::die_locked(std::exception_ptr cause) {
   state_ = State::dead;
   cause_ = std::move(cause);
   return take_mailbox_locked();
 }
 
-void ActorCore::fail_unstarted(std::vector<std::shared_ptr<TaskRecord>> calls,
-                               std::exception_ptr error) noexcept {
-  for (const auto& call : calls) fail_call(*call, error);
+void ActorCore::fail_unstarted(CallList calls, std::exception_ptr error) noexcept {
+  while (std::shared_ptr<TaskRecord> call = calls.pop_front()) fail_call(*call, error);
 }
 
 // After death: fails what never started, returns the resources, and breaks the link from
 // the creation back to the actor.
-void ActorCore::bury(std::vector<std::shared_ptr<TaskRecord>> unstarted,
-                     std::exception_ptr cause) noexcept {
+void ActorCore::bury(CallList unstarted, std::exception_ptr cause) noexcept {
   fail_unstarted(std::move(unstarted), cause);
   std::optional<Allocation> allocation = std::move(allocation_);
   allocation_.reset();
@@ -431,7 +489,7 @@ void ActorCore::adopt(Allocation allocation) noexcept { allocation_ = std::move(
 
 void ActorCore::on_complete() noexcept {
   std::exception_ptr error = created->error();
-  std::vector<std::shared_ptr<TaskRecord>> unstarted;
+  CallList unstarted;
   std::exception_ptr cause;
   {
     MutexLock lock(mutex_);
@@ -455,10 +513,8 @@ void ActorCore::cancel(TaskRecord& call) noexcept {
     call.cancelled_by_caller = true;
     if (call.phase != TaskRecord::Phase::waiting) return;
     drain_intake_locked();
-    auto queued = std::ranges::find_if(mailbox_, [&](const auto& c) { return c.get() == &call; });
-    if (queued == mailbox_.end()) return;
-    removed = std::move(*queued);
-    mailbox_.erase(queued);
+    removed = mailbox_.remove(call);
+    if (!removed) return;
     call.phase = TaskRecord::Phase::finished;
     wake_locked();  // the next call may now be first in line
   }
@@ -468,7 +524,7 @@ void ActorCore::cancel(TaskRecord& call) noexcept {
 }
 
 void ActorCore::kill(bool no_restart) noexcept {
-  std::vector<std::shared_ptr<TaskRecord>> unstarted;
+  CallList unstarted;
   std::exception_ptr error;
   bool cancel_creation = false;
   {
@@ -497,7 +553,7 @@ void ActorCore::handles_gone() noexcept {
 }
 
 void ActorCore::shutdown() noexcept {
-  std::vector<std::shared_ptr<TaskRecord>> unstarted;
+  CallList unstarted;
   {
     MutexLock lock(mutex_);
     if (state_ == State::dead) return;
@@ -506,7 +562,7 @@ void ActorCore::shutdown() noexcept {
     for (TaskRecord* call : running_) call->cancel_requested = true;
     wake_locked();
   }
-  for (const auto& call : unstarted) {
+  while (std::shared_ptr<TaskRecord> call = unstarted.pop_front()) {
     fail_call(*call, cancelled_error(*call, "the runtime shut down before it ran"));
   }
 }

@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +14,42 @@
 #include "spindle/detail/thread_annotations.hpp"
 
 namespace spindle::detail {
+
+/// Calls not started, in call order: a list linked through TaskRecord::next_call, each record
+/// owning itself through its queued_self while listed (as in the intake). Queuing, draining the
+/// intake into it, and handing it all over allocate nothing, so that a kill or a shutdown,
+/// which may not throw, cannot lose calls to a failed allocation.
+class CallList {
+ public:
+  CallList() = default;
+  CallList(CallList&& other) noexcept;  // takes the other's calls
+  CallList& operator=(CallList&& other) noexcept;  // drops its own calls first
+  CallList(const CallList&) = delete;
+  CallList& operator=(const CallList&) = delete;
+  ~CallList();  // drops the calls still listed
+
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] TaskRecord& front() const noexcept { return *head_; }
+  void push_back(std::shared_ptr<TaskRecord> call) noexcept;
+  /// Appends a chain, oldest first, of `count` records that own themselves already.
+  void append_owned(TaskRecord* oldest, TaskRecord* newest, std::size_t count) noexcept;
+  /// Null when empty.
+  std::shared_ptr<TaskRecord> pop_front() noexcept;
+  /// Before the first call with a greater id: retried calls go back in call order.
+  void insert_by_id(std::shared_ptr<TaskRecord> call) noexcept;
+  /// Takes `call` out; null if it is not listed.
+  std::shared_ptr<TaskRecord> remove(const TaskRecord& call) noexcept;
+  template <typename Visit>
+  void for_each(Visit visit) const {
+    for (TaskRecord* call = head_; call; call = call->next_call) visit(*call);
+  }
+
+ private:
+  TaskRecord* head_ = nullptr;
+  TaskRecord* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
 
 /// The untyped part of an actor: its queue of calls, its state, and its upkeep.
 ///
@@ -95,12 +130,11 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
   void upkeep() SPINDLE_REQUIRES(mutex_);
   /// Waits briefly for more work before a runner leaves; true if there is some.
   bool linger() SPINDLE_REQUIRES(mutex_);
-  std::vector<std::shared_ptr<TaskRecord>> die_locked(std::exception_ptr cause) SPINDLE_REQUIRES(mutex_);
-  void bury(std::vector<std::shared_ptr<TaskRecord>> unstarted, std::exception_ptr cause) noexcept;
-  void fail_unstarted(std::vector<std::shared_ptr<TaskRecord>> calls,
-                      std::exception_ptr error) noexcept;
+  CallList die_locked(std::exception_ptr cause) SPINDLE_REQUIRES(mutex_);
+  void bury(CallList unstarted, std::exception_ptr cause) noexcept;
+  void fail_unstarted(CallList calls, std::exception_ptr error) noexcept;
   void fail_call(TaskRecord& call, std::exception_ptr error) noexcept;
-  std::vector<std::shared_ptr<TaskRecord>> take_mailbox_locked() SPINDLE_REQUIRES(mutex_);
+  CallList take_mailbox_locked() SPINDLE_REQUIRES(mutex_);
   /// Pushes a call on the intake; false once it is closed.
   bool push_intake(std::shared_ptr<TaskRecord>& call) noexcept;
   /// Moves the intake's calls to the end of the mailbox, oldest first; `close` closes it.
@@ -112,12 +146,8 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
 
   Mutex mutex_;
   State state_ SPINDLE_GUARDED_BY(mutex_) = State::creating;
-  std::deque<std::shared_ptr<TaskRecord>> mailbox_ SPINDLE_GUARDED_BY(mutex_);  // not started, in order
-  std::vector<TaskRecord*> running_ SPINDLE_GUARDED_BY(mutex_);                 // calls running now
-  // Runner fibers started or queued: changed under mutex_, read without it by submit.
-  std::atomic<int> runners_{0};
-  // running_.size(), written under mutex_ as it changes, read without it by submit.
-  std::atomic<int> busy_{0};
+  CallList mailbox_ SPINDLE_GUARDED_BY(mutex_);                  // not started, in order
+  std::vector<TaskRecord*> running_ SPINDLE_GUARDED_BY(mutex_);  // calls running now
   bool upkeep_running_ SPINDLE_GUARDED_BY(mutex_) = false;
   bool crashed_ SPINDLE_GUARDED_BY(mutex_) = false;     // rebuild (or die) once no call runs
   bool killed_ SPINDLE_GUARDED_BY(mutex_) = false;      // running calls fail; set with crashed_
@@ -130,9 +160,15 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
   std::optional<Allocation> allocation_;
   std::atomic<int> restarts_{0};
   std::atomic<std::uint64_t> events_{0};  // counts wake_locked calls, for a lingering runner
+  // What a call made without the mutex moves and reads, on a line of its own, away from what
+  // the runner changes under the mutex for every call.
   // Calls pushed without the mutex, newest first, linked by TaskRecord::next_call; each
   // owns itself through its queued_self. closed_intake() (actor.cc) once closed.
-  std::atomic<TaskRecord*> intake_{nullptr};
+  alignas(64) std::atomic<TaskRecord*> intake_{nullptr};
+  // Runner fibers started or queued: changed under mutex_, read without it by submit.
+  std::atomic<int> runners_{0};
+  // running_.size(), written under mutex_ as it changes, read without it by submit.
+  std::atomic<int> busy_{0};
 };
 
 }  // namespace spindle::detail

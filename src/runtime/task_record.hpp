@@ -101,10 +101,12 @@ class TaskRecord final : public ExecutionContext,
   /// The actor this task creates, or whose method it calls; null for plain tasks. A creation
   /// drops it once it completes, so that actor and creation do not own each other.
   std::shared_ptr<ActorCore> actor;
-  /// While it is listed in a lane or an actor's intake (whose entries are plain pointers),
-  /// the record owns itself through this; whoever takes the entry takes the ownership.
+  /// While it is listed in a lane, or in an actor's intake or mailbox (whose entries are plain
+  /// pointers), the record owns itself through this; whoever takes the entry takes the
+  /// ownership.
   std::shared_ptr<TaskRecord> queued_self;
-  /// An actor call in its actor's intake (ActorCore::submit): the next one, pushed before it.
+  /// An actor call in its actor's intake (ActorCore::submit): the next one, pushed before it;
+  /// in its mailbox (CallList): the next one in call order.
   TaskRecord* next_call = nullptr;
   /// A codelet's: the bytes of its arguments, and the run time placement expected (0 when
   /// the model had no estimate).
