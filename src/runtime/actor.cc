@@ -55,6 +55,7 @@ CallList::CallList(CallList&& other) noexcept
       size_(std::exchange(other.size_, 0)) {}
 
 CallList& CallList::operator=(CallList&& other) noexcept {
+  if (this == &other) return *this;
   CallList dropped(std::move(*this));
   head_ = std::exchange(other.head_, nullptr);
   tail_ = std::exchange(other.tail_, nullptr);

@@ -17,8 +17,8 @@ namespace spindle::detail {
 
 /// Calls not started, in call order: a list linked through TaskRecord::next_call, each record
 /// owning itself through its queued_self while listed (as in the intake). Queuing, draining the
-/// intake into it, and handing it all over allocate nothing, so that a kill or a shutdown,
-/// which may not throw, cannot lose calls to a failed allocation.
+/// intake into it, and handing it all over allocate nothing: the mailbox never throws inside a
+/// kill or a shutdown, which may not (their error texts still allocate).
 class CallList {
  public:
   CallList() = default;
@@ -160,8 +160,9 @@ class ActorCore final : public Waiter, public std::enable_shared_from_this<Actor
   std::optional<Allocation> allocation_;
   std::atomic<int> restarts_{0};
   std::atomic<std::uint64_t> events_{0};  // counts wake_locked calls, for a lingering runner
-  // What a call made without the mutex moves and reads, on a line of its own, away from what
-  // the runner changes under the mutex for every call.
+  // What a call made without the mutex moves (the intake) and reads (the counts, which the
+  // runner changes as calls start and end), together on a line of their own: away from the
+  // mutex, the mailbox and the rest of what only the runner touches for every call.
   // Calls pushed without the mutex, newest first, linked by TaskRecord::next_call; each
   // owns itself through its queued_self. closed_intake() (actor.cc) once closed.
   alignas(64) std::atomic<TaskRecord*> intake_{nullptr};
