@@ -415,9 +415,10 @@ class Scheduler final : public ContextOwner {
   // The atomics a task or a call moves, grouped by who writes them, each group on lines of its
   // own: a line that one side writes for every task is not one that the other side reads for
   // every task, nor one that holds what both only read (the lanes, the unit request).
-  // Written by each submit (from outside the workers, for the lane).
+  // Written by submits: each one's id, and where a thread outside the workers submits from
+  // when that changes.
   alignas(64) std::atomic<std::uint64_t> next_id_{0};
-  std::atomic<int> outside_cpu_{-1};    // where the latest submit from outside the workers ran
+  std::atomic<int> outside_cpu_{-1};  // where the latest submit from outside the workers ran
   // Read by each submit; written when a worker goes idle, polls, or other work queues.
   alignas(64) std::atomic<std::size_t> idle_count_{0};  // idle_workers_.size()
   std::atomic<int> lane_pollers_{0};  // workers polling the lanes (see poll_lanes)
@@ -425,8 +426,8 @@ class Scheduler final : public ContextOwner {
   // queued_ + actor_runs_ + reacquire_: work a lane-running worker should look at
   std::atomic<std::size_t> queued_work_{0};
   std::atomic<bool> stopping_{false};
-  // Written as tasks and calls end. Kept without the lock, so that a lane task takes it
-  // nowhere.
+  // Written as tasks wait, end or are cancelled, and as calls end. Kept without the lock, so
+  // that a lane task takes it nowhere.
   alignas(64) std::atomic<std::size_t> waiting_{0}, finished_{0}, failed_{0}, cancelled_{0};
   std::atomic<std::size_t> settling_{0};  // counted in running_ until their objects complete
   std::atomic<std::size_t> calls_finished_{0}, calls_failed_{0};
