@@ -249,7 +249,14 @@ SPINDLE_REMOTE(named_exists);
 
 // Makes a Counter called `name` on this rank (or, with get_if_exists, takes the live one) and
 // adds `k`: "<sum> on rank <rank>", or the error's text. With `keep`, it is kept here.
-std::vector<spindle::ActorHandle<Counter>> kept_counters;
+// Tasks on one rank may run at once on its workers: the kept handles are locked, and a handle
+// is used or dropped outside the lock.
+std::mutex kept_mutex;
+std::vector<spindle::ActorHandle<Counter>> kept_counters;  // guarded by kept_mutex
+void keep_counter(const spindle::ActorHandle<Counter>& counter) {
+  std::lock_guard lock(kept_mutex);
+  kept_counters.push_back(counter);
+}
 std::string make_named(std::string name, bool get_if_exists, int k, bool keep) {
   try {
     auto counter =
@@ -257,7 +264,7 @@ std::string make_named(std::string name, bool get_if_exists, int k, bool keep) {
             .actor<Counter>()
             .options({.name = name, .get_if_exists = get_if_exists, .rank = spindle::this_rank()})
             .remote(100);
-    if (keep) kept_counters.push_back(counter);
+    if (keep) keep_counter(counter);
     return std::to_string(counter.call(&Counter::add, k).get()) + " on rank " +
            std::to_string(counter.rank());
   } catch (const spindle::InvalidArgumentError& error) {
@@ -266,7 +273,11 @@ std::string make_named(std::string name, bool get_if_exists, int k, bool keep) {
 }
 SPINDLE_REMOTE(make_named);
 
-void drop_kept_counters() { kept_counters.clear(); }
+void drop_kept_counters() {
+  std::vector<spindle::ActorHandle<Counter>> dropped;
+  std::lock_guard lock(kept_mutex);
+  dropped.swap(kept_counters);
+}
 SPINDLE_REMOTE(drop_kept_counters);
 
 // Kills the Counter called `name` (found by its name: made on another rank) for good, then
@@ -290,13 +301,18 @@ SPINDLE_REMOTE(hand_back);
 bool is_valid(spindle::ActorHandle<Placeholder> handle) { return handle.valid(); }
 SPINDLE_REMOTE(is_valid);
 
-void keep_handle(spindle::ActorHandle<Counter> counter) { kept_counters.push_back(counter); }
+void keep_handle(spindle::ActorHandle<Counter> counter) { keep_counter(counter); }
 SPINDLE_REMOTE(keep_handle);
 
 // Adds `k` through the handle kept last: its sum, or -1 once its actor has ended.
 int add_to_kept(int k) {
   try {
-    return kept_counters.back().call(&Counter::add, k).get();
+    spindle::ActorHandle<Counter> last;
+    {
+      std::lock_guard lock(kept_mutex);
+      last = kept_counters.back();
+    }
+    return last.call(&Counter::add, k).get();
   } catch (const spindle::ActorDiedError&) {
     return -1;
   }
